@@ -1,0 +1,1 @@
+"""Training pipeline: one package per DVC stage, shared helpers in `pipeline.common`."""

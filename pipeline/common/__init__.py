@@ -1,0 +1,1 @@
+"""Helpers shared by every stage: configuration, atomic file output, logging, errors."""

@@ -1,0 +1,18 @@
+"""Fixed locations every stage agrees on. DVC tracks these paths, so they never carry timestamps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def repo_root() -> Path:
+    """The project root: the directory that holds `configs/` (walks up from the working dir)."""
+    here = Path.cwd().resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / "configs" / "config.yaml").is_file():
+            return candidate
+    return here
+
+
+CONFIG_DIR = "configs"
+PARAMS_FILE = "params.yaml"
