@@ -53,7 +53,7 @@ def to_container(cfg: DictConfig) -> dict[str, Any]:
 
 
 def validate(node: Any, schema: type[T], name: str) -> T:
-    """Validate one config group against its dataclass; unknown or mistyped keys fail in one line."""
+    """Validate a config group against its dataclass; unknown or mistyped keys fail in one line."""
     try:
         merged = OmegaConf.merge(OmegaConf.structured(schema), node)
         obj = OmegaConf.to_object(merged)

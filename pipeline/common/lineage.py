@@ -1,0 +1,81 @@
+"""Where a model came from: the git commit (and whether the tree was dirty) and input hashes.
+
+Input hashes are computed the way DVC 3 computes them, so a tag on an MLflow run can be matched
+against `dvc.lock` or `dvc data status`: a file's hash is the md5 of its bytes; a directory's is
+the md5 of the JSON list of `{"md5", "relpath"}` entries sorted by relative path, suffixed with
+`.dir`. They are computed from the files on disk rather than read from `dvc.lock`, because a stage
+run by hand (`python -m pipeline.<stage>`) may read inputs that `dvc.lock` does not describe yet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+_CHUNK = 1 << 20
+_GIT_TIMEOUT_S = 10
+
+
+def file_md5(path: Path) -> str:
+    """md5 of a file's bytes, read in chunks."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def dir_md5(path: Path) -> str:
+    """DVC-style directory hash: md5 of the sorted `{"md5", "relpath"}` manifest + `.dir`."""
+    entries = [
+        {"md5": file_md5(child), "relpath": child.relative_to(path).as_posix()}
+        for child in sorted(path.rglob("*"))
+        if child.is_file()
+    ]
+    entries.sort(key=lambda entry: entry["relpath"])
+    manifest = json.dumps(entries, sort_keys=True).encode("utf-8")
+    return hashlib.md5(manifest, usedforsecurity=False).hexdigest() + ".dir"
+
+
+def input_hash(path: Path) -> str:
+    """DVC-style md5 of a file or directory; "missing" when it does not exist."""
+    path = Path(path)
+    if path.is_dir():
+        return dir_md5(path)
+    if path.is_file():
+        return file_md5(path)
+    return "missing"
+
+
+def _git(args: list[str], cwd: Path) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", *args],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=_GIT_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def git_state(cwd: Path | None = None) -> dict[str, Any]:
+    """`{"git_commit": sha | None, "git_dirty": bool | None}`; None outside a git checkout."""
+    where = Path(cwd or Path.cwd())
+    commit = _git(["rev-parse", "HEAD"], where)
+    if commit is None:
+        return {"git_commit": None, "git_dirty": None}
+    status = _git(["status", "--porcelain"], where)
+    return {"git_commit": commit, "git_dirty": None if status is None else bool(status)}
+
+
+def lineage(inputs: Iterable[Path], cwd: Path | None = None) -> dict[str, Any]:
+    """Git state plus the DVC-style hash of each input path (keyed by the path as given)."""
+    return {**git_state(cwd), "data": {Path(p).as_posix(): input_hash(Path(p)) for p in inputs}}

@@ -1,0 +1,278 @@
+"""MLflow tracking for training stages: one run per stage, lineage tags, model registry.
+
+The embedded default is a SQLite file in the repo root (`tracking.uri`); `MLFLOW_TRACKING_URI`
+points every stage at a server instead. A tracking failure fails the stage, unless
+`tracking.optional=true` says on purpose that training may go on without MLflow (then a warning is
+logged and `start_run` yields None). Non-zero DDP ranks never track.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from pipeline.common.config import flatten, to_container, validate
+from pipeline.common.errors import PipelineError
+from pipeline.common.lineage import lineage
+
+log = logging.getLogger(__name__)
+
+_MAX_PARAM_CHARS = 6000  # MLflow rejects longer param values
+_RANK_VARS = ("RANK", "LOCAL_RANK", "SLURM_PROCID")  # first one set wins
+_HEALTH_TIMEOUT_S = 5.0
+
+
+@dataclass
+class TrackingConfig:
+    """`configs/tracking/`: where runs go and how strict tracking is."""
+
+    uri: str = "sqlite:///mlflow.db"  # MLFLOW_TRACKING_URI, when set, wins over this
+    experiment: str = "pipeline"
+    # false: a tracking failure fails the stage; true: warn and train without MLflow.
+    optional: bool = False
+    register: bool = True  # register each model in the Model Registry
+
+
+def tracking_uri(cfg: TrackingConfig) -> str:
+    """The URI in effect: the environment variable, else the config."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or cfg.uri
+
+
+def process_rank(rank: int | None = None) -> int:
+    """This process's global rank: the explicit argument, else RANK / LOCAL_RANK / SLURM_PROCID."""
+    if rank is not None:
+        return rank
+    for var in _RANK_VARS:
+        value = os.environ.get(var)
+        if value not in (None, ""):
+            return int(value)
+    return 0
+
+
+class Run:
+    """A live MLflow run; every call fails loudly (as PipelineError) when MLflow does."""
+
+    def __init__(self, run_id: str, experiment_id: str, uri: str, register_models: bool) -> None:
+        self.run_id = run_id
+        self.experiment_id = experiment_id
+        self.tracking_uri = uri
+        self.register_models = register_models
+        self.registered_model: str | None = None
+        self.version: str | None = None
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Log flat params; values are stringified and cut to MLflow's length limit."""
+        import mlflow
+
+        clean = {k: str(v)[:_MAX_PARAM_CHARS] for k, v in params.items()}
+        with _loud("log params"):
+            mlflow.log_params(clean, run_id=self.run_id)
+
+    def log_metrics(self, metrics: Mapping[str, Mapping[str, float]]) -> None:
+        """Log `{"val": {"roc_auc": ...}}` as flat `val_roc_auc` metrics."""
+        import mlflow
+
+        flat = {f"{split}_{k}": float(v) for split, ms in metrics.items() for k, v in ms.items()}
+        with _loud("log metrics"):
+            mlflow.log_metrics(flat, run_id=self.run_id)
+
+    def log_artifacts(self, path: Path, artifact_path: str | None = None) -> None:
+        """Upload a file or a directory's content."""
+        import mlflow
+
+        path = Path(path)
+        with _loud(f"log artifacts from {path}"):
+            if path.is_dir():
+                mlflow.log_artifacts(str(path), artifact_path, run_id=self.run_id)
+            else:
+                mlflow.log_artifact(str(path), artifact_path, run_id=self.run_id)
+
+    def log_dict(self, payload: Mapping[str, Any], artifact_file: str) -> None:
+        """Store a JSON/YAML document as an artifact."""
+        import mlflow
+
+        with _loud(f"log {artifact_file}"):
+            mlflow.log_dict(dict(payload), artifact_file, run_id=self.run_id)
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        """Set run tags (stringified)."""
+        import mlflow
+
+        with _loud("set tags"):
+            client = mlflow.MlflowClient()
+            for key, value in tags.items():
+                client.set_tag(self.run_id, key, str(value))
+
+    def register(self, model_uri_or_logged_model: Any, name: str) -> str:
+        """Register a logged model (a URI or the ModelInfo of log_model); returns the version."""
+        import mlflow
+
+        uri = getattr(model_uri_or_logged_model, "model_uri", model_uri_or_logged_model)
+        with _loud(f"register model {name}"):
+            version = mlflow.register_model(str(uri), name)
+        self.registered_model, self.version = name, str(version.version)
+        return self.version
+
+    def log_sklearn_model(self, model: Any, input_example: Any, name: str) -> Any:
+        """Log a fitted scikit-learn estimator (skops format, predict_proba signature).
+
+        Registers it as `name` when `tracking.register` is true; returns MLflow's ModelInfo.
+        """
+        import mlflow
+        import mlflow.sklearn
+        import skops.io
+        from mlflow.models import infer_signature
+
+        # The model was fitted in this process, so every type in it is trusted for reloading.
+        trusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+        signature = infer_signature(input_example, model.predict_proba(input_example))
+        active = mlflow.active_run()
+        if active is None or active.info.run_id != self.run_id:
+            raise RuntimeError("log_sklearn_model must be called inside its start_run block")
+        with _loud(f"log model {name}"):
+            info = mlflow.sklearn.log_model(
+                model,
+                name="model",
+                serialization_format="skops",
+                skops_trusted_types=trusted,
+                signature=signature,
+                input_example=input_example,
+                pyfunc_predict_fn="predict_proba",
+            )
+        if self.register_models:
+            self.register(info, name)
+        return info
+
+    @contextmanager
+    def child(self, name: str) -> Iterator[Run]:
+        """A nested run (one Optuna trial, say) under this run."""
+        import mlflow
+
+        with _loud(f"start nested run {name}"):
+            active = mlflow.start_run(run_name=name, experiment_id=self.experiment_id, nested=True)
+        with active:
+            yield Run(active.info.run_id, self.experiment_id, self.tracking_uri, False)
+
+    def summary(self) -> dict[str, Any]:
+        """The content of `models/<name>/run.json`."""
+        return {
+            "run_id": self.run_id,
+            "experiment_id": self.experiment_id,
+            "tracking_uri": self.tracking_uri,
+            "registered_model": self.registered_model,
+            "version": self.version,
+        }
+
+
+@contextmanager
+def _loud(action: str) -> Iterator[None]:
+    """Turn MLflow and connection failures into a one-line PipelineError."""
+    try:
+        yield
+    except PipelineError:
+        raise
+    except Exception as exc:
+        from mlflow.exceptions import MlflowException
+
+        if not isinstance(exc, MlflowException | OSError | ConnectionError):
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PipelineError(
+            f"MLflow failed to {action}: {first}",
+            where=os.environ.get("MLFLOW_TRACKING_URI") or "tracking",
+            fix="check the tracking server / MLFLOW_TRACKING_URI, or set tracking.optional=true "
+            "to train without tracking",
+        ) from exc
+
+
+def _check_reachable(uri: str) -> None:
+    """Fail fast on an unreachable server instead of MLflow's minutes of retries."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=_HEALTH_TIMEOUT_S):
+            pass
+    except (urllib.error.URLError, OSError) as exc:
+        raise PipelineError(
+            f"MLflow tracking server unreachable ({exc})",
+            where=uri,
+            fix="start the server, fix MLFLOW_TRACKING_URI, or set tracking.optional=true",
+        ) from None
+
+
+def _artifact_location(uri: str) -> str | None:
+    # With the embedded SQLite store, keep artifacts beside the database (not in the cwd).
+    if not uri.startswith("sqlite:///"):
+        return None
+    db = Path(uri.removeprefix("sqlite:///"))
+    return (db.resolve().parent / "mlartifacts").as_uri()
+
+
+def _experiment_id(name: str, uri: str) -> str:
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return str(found.experiment_id)
+    return str(client.create_experiment(name, artifact_location=_artifact_location(uri)))
+
+
+def _open(cfg: TrackingConfig, uri: str, stage: str) -> tuple[Any, str]:
+    import mlflow
+
+    _check_reachable(uri)
+    with _loud("open the tracking store"):
+        mlflow.set_tracking_uri(uri)
+        experiment_id = _experiment_id(cfg.experiment, uri)
+        active = mlflow.start_run(run_name=stage, experiment_id=experiment_id)
+    return active, experiment_id
+
+
+@contextmanager
+def start_run(
+    cfg: DictConfig, stage: str, inputs: Sequence[Path], rank: int | None = None
+) -> Iterator[Run | None]:
+    """Open the stage's MLflow run with config params and lineage tags; None when not tracking.
+
+    None means: a non-zero DDP rank, or `tracking.optional` and the store could not be opened.
+    An exception inside the block marks the run FAILED and propagates.
+    """
+    tcfg = validate(cfg.get("tracking", {}), TrackingConfig, "tracking")
+    if process_rank(rank) != 0:
+        yield None
+        return
+    uri = tracking_uri(tcfg)
+    try:
+        active, experiment_id = _open(tcfg, uri, stage)
+    except PipelineError as exc:
+        if not tcfg.optional:
+            raise
+        log.warning("tracking disabled for this run (tracking.optional=true): %s", exc)
+        yield None
+        return
+    with active:
+        run = Run(active.info.run_id, experiment_id, uri, tcfg.register)
+        info = lineage(inputs)
+        tags: dict[str, Any] = {
+            "pipeline.stage": stage,
+            "git_commit": info["git_commit"] or "none",
+            "git_dirty": info["git_dirty"],
+        }
+        if info["git_commit"]:
+            tags["mlflow.source.git.commit"] = info["git_commit"]
+        tags.update({f"data.md5.{path}": md5 for path, md5 in info["data"].items()})
+        run.set_tags(tags)
+        run.log_params(flatten(to_container(cfg)))
+        run.log_dict(info, "lineage.json")
+        log.info("MLflow run %s (%s) in %s", run.run_id, stage, uri)
+        yield run

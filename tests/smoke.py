@@ -1,0 +1,112 @@
+"""`make smoke`: the whole pipeline on the tiny profile in a temporary copy of the project.
+
+The copy is a fresh git repository holding exactly the project's files (tracked, plus untracked
+ones git does not ignore), so nothing from the working tree's outputs or caches leaks in. The
+end-to-end test uses the same helpers.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def project_files(root: Path = ROOT) -> list[str]:
+    """Files git tracks, plus untracked files it does not ignore."""
+    out = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=root,
+        check=True,
+        capture_output=True,
+    ).stdout.decode()
+    return sorted({f for f in out.split("\0") if f and (root / f).is_file()})
+
+
+def git(cwd: Path, *args: str) -> str:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "smoke", "GIT_AUTHOR_EMAIL": "smoke@localhost"}
+    env |= {"GIT_COMMITTER_NAME": "smoke", "GIT_COMMITTER_EMAIL": "smoke@localhost"}
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True, env=env
+    ).stdout
+
+
+def make_copy(dest: Path, profile: str | None = "tiny") -> Path:
+    """Copy the project into `dest` as a new git repo, selecting a config profile."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for rel in project_files():
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, target)
+    if profile:
+        select_profile(dest, profile)
+    git(dest, "init", "-q")
+    git(dest, "add", "-A")
+    git(dest, "commit", "-qm", "copy")
+    return dest
+
+
+def select_profile(project: Path, profile: str) -> None:
+    """Point the `profile` entry of configs/config.yaml at `profile`."""
+    config = project / "configs" / "config.yaml"
+    text, n = re.subn(r"(?m)^(\s*- profile:)\s*\S+", rf"\1 {profile}", config.read_text())
+    if n != 1:
+        raise RuntimeError(f"{config}: no '- profile:' entry in the defaults list")
+    config.write_text(text)
+
+
+def pipeline_env(project: Path) -> dict[str, str]:
+    """Environment for running the pipeline in a copy: its own MLflow DB, the venv on PATH."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{project / 'mlflow.db'}"
+    env["HF_HUB_OFFLINE"] = "1"
+    env["PYTHONHASHSEED"] = "0"
+    return env
+
+
+def dvc_repro(project: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    """Run `dvc repro` in the copy; returns the completed process (output captured)."""
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "dvc"), "repro", *args],
+        cwd=project,
+        env=pipeline_env(project),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def stages_run(output: str) -> list[str]:
+    """Names of the stages DVC actually ran, from its output."""
+    return re.findall(r"Running stage '([^']+)'", output)
+
+
+def main() -> int:
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="pipeline-smoke-") as tmp:
+        project = make_copy(Path(tmp) / "project")
+        print(f"smoke: tiny profile in {project}", flush=True)
+        result = dvc_repro(project)
+        sys.stdout.write(result.stdout[-4000:])
+        if result.returncode != 0:
+            sys.stderr.write(result.stderr[-4000:])
+            print(f"smoke: FAILED after {time.perf_counter() - started:.0f}s", file=sys.stderr)
+            return 1
+        ran = stages_run(result.stdout)
+        again = dvc_repro(project)
+        noop = again.returncode == 0 and not stages_run(again.stdout)
+        print(f"smoke: ran {', '.join(ran)}; second repro no-op: {noop}")
+        print(f"smoke: OK in {time.perf_counter() - started:.0f}s")
+        return 0 if noop else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
