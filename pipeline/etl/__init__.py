@@ -1,0 +1,1 @@
+"""Stage `etl`: the data contract in, validated and cleaned train/val/test Parquet splits out."""

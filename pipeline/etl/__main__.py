@@ -1,0 +1,9 @@
+"""`python -m pipeline.etl [overrides]`: write data/processed/ and metrics/etl.json."""
+
+import sys
+
+from pipeline.common.stage import run_stage
+from pipeline.etl.core import etl_entry
+
+if __name__ == "__main__":
+    sys.exit(run_stage("etl", etl_entry))

@@ -1,0 +1,216 @@
+"""The ETL: DuckDB reads and validates, Polars cleans and derives, Parquet splits come out.
+
+1. DuckDB reads the input (file, glob or downloaded URL) once into a typed staging file in the
+   spill directory, under `memory_limit` (larger inputs spill to disk).
+2. Aggregates over the staging file validate it and decide labels, spellings, duplicates and
+   split cuts (`plan.py`).
+3. Polars cleans, derives and splits it batch by batch (`clean.py`); Arrow hands the batches over
+   without copies, and each split is appended to its Parquet file as it goes.
+Outputs are written into a temporary directory swapped in whole, so a failed or killed run
+leaves the previous `data/processed` untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+from omegaconf import DictConfig
+from tqdm import tqdm
+
+from pipeline.common.config import validate
+from pipeline.common.dataset import LABEL, PROCESSED_DIR, PROFILE_FILE, SPLITS, Profile
+from pipeline.common.errors import PipelineError
+from pipeline.common.io import atomic_dir, write_json
+from pipeline.common.logs import progress_enabled
+from pipeline.etl.clean import SPLIT, feature_spec, transform
+from pipeline.etl.contract import DataContract, EtlConfig
+from pipeline.etl.plan import Plan, check_columns, make_plan
+from pipeline.etl.profile import StatsAccumulator
+from pipeline.etl.source import connect, open_source, reader_error
+from pipeline.etl.staging import row_pass_sql, stage
+from serving.features import FeatureSpec
+
+log = logging.getLogger(__name__)
+METRICS_FILE = Path("metrics/etl.json")
+REJECTED_FILE = "rejected.parquet"
+
+
+@dataclass
+class EtlResult:
+    """What one ETL run produced."""
+
+    profile: Profile
+    metrics: dict[str, Any]
+
+
+def run_etl(
+    contract: DataContract,
+    cfg: EtlConfig,
+    seed: int,
+    out_dir: Path = PROCESSED_DIR,
+    metrics_path: Path = METRICS_FILE,
+) -> EtlResult:
+    """Read, validate, clean, derive and split the data; write splits, profile and metrics."""
+    started = time.perf_counter()
+    work = Path(cfg.spill_dir) / "run"
+    shutil.rmtree(work, ignore_errors=True)
+    con = connect(cfg)
+    try:
+        source = open_source(con, contract, cfg)
+        check_columns(source, contract)
+        log.info("reading %d %s file(s): %s", len(source.files), source.format, source.label)
+        stage(con, source, contract, work)
+        plan = make_plan(con, source, contract, cfg, seed)
+        log.info("validated and planned in %.1fs", time.perf_counter() - started)
+        spec = feature_spec(contract, plan)
+        with atomic_dir(out_dir) as tmp:
+            try:
+                batches = con.sql(row_pass_sql(con)).to_arrow_reader(cfg.batch_rows)
+                stats, nulled = _write_splits(batches, tmp, contract, cfg, plan, spec, seed)
+            except duckdb.Error as exc:
+                raise reader_error(exc, source.files, contract) from None
+            profile = _profile(contract, cfg, plan, spec, stats, source.format, source.label, seed)
+            write_json(tmp / PROFILE_FILE, profile.to_json())
+    finally:
+        con.close()
+        shutil.rmtree(work, ignore_errors=True)
+    metrics = {
+        "rows_in": plan.rows_in,
+        **{f"rows_{k}": v for k, v in profile.rows.items()},
+        "duplicates": plan.rejected.get("duplicate row", 0),
+        "values_nulled": sum(nulled.values()),
+        "duration_s": round(time.perf_counter() - started, 3),
+    }
+    write_json(metrics_path, metrics)
+    return EtlResult(profile, metrics)
+
+
+def _write_splits(
+    batches: pa.RecordBatchReader,
+    out: Path,
+    contract: DataContract,
+    cfg: EtlConfig,
+    plan: Plan,
+    spec: FeatureSpec,
+    seed: int,
+) -> tuple[StatsAccumulator, dict[str, int]]:
+    stats = StatsAccumulator(
+        [*spec.numeric, *spec.derived], spec.categorical, spec.datetime, spec.text
+    )
+    writers: dict[str, pq.ParquetWriter] = {}
+    nulled: dict[str, int] = {}
+    rejected_parts: list[pl.DataFrame] = []
+    progress = tqdm(total=plan.rows_in, unit="rows", desc="etl", disable=not progress_enabled())
+    try:
+        for record_batch in batches:
+            progress.update(record_batch.num_rows)
+            frame = pl.from_arrow(record_batch)
+            assert isinstance(frame, pl.DataFrame)
+            result = transform(frame, contract, plan, spec, seed)
+            rejected_parts.append(result.rejected)
+            for col, n in result.nulled.items():
+                nulled[col] = nulled.get(col, 0) + n
+            for code, split in enumerate(SPLITS):
+                part = result.kept.filter(pl.col(SPLIT) == code).drop(SPLIT)
+                table = part.to_arrow()
+                if split not in writers:
+                    writers[split] = pq.ParquetWriter(
+                        out / f"{split}.parquet",
+                        table.schema,
+                        compression=cfg.compression,
+                        use_dictionary=spec.categorical,  # free text gains nothing from it
+                    )
+                writers[split].write_table(table)
+                stats.update(part, split)
+    finally:
+        progress.close()
+        for writer in writers.values():
+            writer.close()
+    rejected = pl.concat(rejected_parts) if rejected_parts else pl.DataFrame()
+    rejected.write_parquet(out / "rejected.parquet")
+    if nulled:
+        log.info(
+            "impossible or unreadable values set to null: %s",
+            {k: v for k, v in nulled.items() if v},
+        )
+    return stats, nulled
+
+
+def _profile(
+    contract: DataContract,
+    cfg: EtlConfig,
+    plan: Plan,
+    spec: FeatureSpec,
+    stats: StatsAccumulator,
+    fmt: str,
+    label: str,
+    seed: int,
+) -> Profile:
+    counts = {s: sum(stats.labels[s].values()) for s in SPLITS}
+    for split, n in counts.items():
+        if n == 0:
+            raise PipelineError(
+                f"the {split} split is empty",
+                where=label,
+                fix="add rows or change the split fractions in the data config",
+            )
+    schema = {
+        plan.id: "id",
+        **dict.fromkeys(spec.numeric, "numeric"),
+        **dict.fromkeys(spec.categorical, "categorical"),
+        **dict.fromkeys(spec.datetime, "datetime"),
+        **({spec.text: "text"} if spec.text else {}),
+        **dict.fromkeys(spec.derived, "derived"),
+    }
+    return Profile(
+        task=plan.task,
+        target=contract.target,
+        id=plan.id,
+        labels=plan.labels,
+        numeric=spec.numeric,
+        categorical=spec.categorical,
+        text=spec.text,
+        datetime=spec.datetime,
+        derived=spec.derived,
+        rows={**counts, "rejected": sum(plan.rejected.values())},
+        columns=stats.columns(schema, cfg.max_levels),
+        label_distribution=stats.label_distribution(plan.labels),
+        extra={
+            "feature_spec": spec.to_json(),
+            "data": contract.name,
+            "source": label,
+            "format": fmt,
+            "rows_in": plan.rows_in,
+            "rejected_reasons": plan.rejected,
+            "seed": seed,
+            "split": {
+                "method": contract.split.method,
+                "train": contract.split.train,
+                "val": contract.split.val,
+                "test": contract.split.test,
+                "time_column": contract.split.time_column,
+            },
+            "label_column": LABEL,
+        },
+    )
+
+
+def etl_entry(cfg: DictConfig) -> str:
+    """Stage entry: validate `data` and `etl`, run the ETL, return a one-line summary."""
+    contract = validate(cfg.data, DataContract, "data")
+    etl_cfg = validate(cfg.etl, EtlConfig, "etl")
+    result = run_etl(contract, etl_cfg, int(cfg.seed))
+    r = result.profile.rows
+    return (
+        f"{result.metrics['rows_in']:,} rows in → train {r['train']:,} / val {r['val']:,} / "
+        f"test {r['test']:,}, rejected {r['rejected']:,} → {PROCESSED_DIR}"
+    )

@@ -1,0 +1,90 @@
+"""Column statistics accumulated batch by batch (the whole table never sits in memory)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+from pipeline.common.dataset import LABEL, SPLITS
+
+
+@dataclass
+class StatsAccumulator:
+    """Running per-column statistics over every written row."""
+
+    numeric: list[str]
+    categorical: list[str]
+    datetime: list[str]
+    text: str | None
+    rows: int = 0
+    nulls: Counter[str] = field(default_factory=Counter)
+    sums: dict[str, list[float]] = field(default_factory=dict)  # col → [count, sum, sumsq, lo, hi]
+    levels: dict[str, Counter[str]] = field(default_factory=dict)
+    times: dict[str, list[Any]] = field(default_factory=dict)
+    empty_text: int = 0
+    labels: dict[str, Counter[int]] = field(default_factory=lambda: {s: Counter() for s in SPLITS})
+
+    def update(self, frame: pl.DataFrame, split: str) -> None:
+        """Add one batch of kept rows belonging to `split`."""
+        self.rows += frame.height
+        for col, n in zip(frame.columns, frame.null_count().row(0), strict=True):
+            self.nulls[col] += int(n)
+        for col in self.numeric:
+            s = frame[col].drop_nulls()
+            if s.len():
+                acc = self.sums.setdefault(col, [0.0, 0.0, 0.0, float("inf"), float("-inf")])
+                acc[0] += s.len()
+                acc[1] += float(s.sum())
+                acc[2] += float((s * s).sum())
+                acc[3] = min(acc[3], float(s.min()))  # type: ignore[arg-type]
+                acc[4] = max(acc[4], float(s.max()))  # type: ignore[arg-type]
+        for col in self.categorical:
+            counts = frame[col].drop_nulls().value_counts()
+            self.levels.setdefault(col, Counter()).update(dict(counts.iter_rows()))
+        for col in self.datetime:
+            s = frame[col].drop_nulls()
+            if s.len():
+                span = self.times.setdefault(col, [s.min(), s.max()])
+                span[0], span[1] = min(span[0], s.min()), max(span[1], s.max())
+        if self.text:
+            self.empty_text += int((frame[self.text] == "").sum())
+        self.labels[split].update(dict(frame[LABEL].value_counts().iter_rows()))
+
+    def columns(self, schema: dict[str, str], max_levels: int) -> dict[str, dict[str, Any]]:
+        """Profile `columns`: dtype, null rate and what each kind of column needs downstream."""
+        out: dict[str, dict[str, Any]] = {}
+        n = max(self.rows, 1)
+        for col, dtype in schema.items():
+            info: dict[str, Any] = {"dtype": dtype, "null_rate": self.nulls[col] / n}
+            if col in self.sums:
+                count, total, sq, lo, hi = self.sums[col]
+                mean = total / count
+                info |= {
+                    "min": lo,
+                    "max": hi,
+                    "mean": mean,
+                    "std": max(sq / count - mean * mean, 0.0) ** 0.5,
+                }
+            if col in self.levels:
+                # Ties broken by name: batch order must not change the profile.
+                top = sorted(self.levels[col].items(), key=lambda kv: (-kv[1], kv[0]))[:max_levels]
+                info |= {
+                    "n_levels": len(self.levels[col]),
+                    "levels": [k for k, _ in top],
+                    "level_counts": {k: v for k, v in top},
+                }
+            if col in self.times:
+                info |= {"min": str(self.times[col][0]), "max": str(self.times[col][1])}
+            if col == self.text:
+                info |= {"empty_rate": self.empty_text / n}
+            out[col] = info
+        return out
+
+    def label_distribution(self, labels: list[str]) -> dict[str, dict[str, int]]:
+        """Split → class name → rows."""
+        return {
+            s: {labels[i]: int(c[i]) for i in range(len(labels))} for s, c in self.labels.items()
+        }

@@ -1,0 +1,1 @@
+"""Stage `generate`: deterministic, realistic demo data (support tickets) as Parquet part files."""

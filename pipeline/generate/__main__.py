@@ -1,0 +1,9 @@
+"""`python -m pipeline.generate [overrides]`: write data/raw/demo/part-*.parquet."""
+
+import sys
+
+from pipeline.common.stage import run_stage
+from pipeline.generate.core import generate_entry
+
+if __name__ == "__main__":
+    sys.exit(run_stage("generate", generate_entry))

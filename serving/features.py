@@ -1,0 +1,288 @@
+"""Raw-field normalisation and derived features: the one definition the ETL and the server share.
+
+The ETL calls these functions on NumPy arrays pulled from its data frames; the server calls
+`prepare_columns` on the raw JSON values a caller sends. Both therefore see the same model inputs
+for the same raw values (no train/serve skew). NumPy and the standard library only: the
+inference server imports this module.
+
+Conventions: missing numbers are NaN, missing categories/texts are None, missing datetimes NaT.
+Derived features are float64 and never NaN for text statistics (a missing text has length 0).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+import numpy as np
+
+DATETIME_PARTS = ("year", "month", "day", "dayofweek", "hour")
+TEXT_STATS = ("chars", "words", "exclaims", "digits")
+DERIVED_SEP = "__"  # derived column = f"{source}{DERIVED_SEP}{part}", e.g. created_at__hour
+
+# Words are runs of characters other than ASCII whitespace; text is stripped of ASCII whitespace.
+ASCII_SPACE = " \t\n\r\x0b\x0c"
+WORD_PATTERN = r"[^ \t\n\r\x0b\x0c]+"  # the same definition as a regex (tests, pandas bench)
+DIGIT_PATTERN = r"[0-9]"
+_TRUE = {"true", "t", "yes", "y", "1"}
+_FALSE = {"false", "f", "no", "n", "0"}
+
+
+@dataclass
+class FeatureSpec:
+    """Which raw columns get which treatment; stored in the profile and the serving contract."""
+
+    numeric: list[str] = field(default_factory=list)
+    boolean: list[str] = field(default_factory=list)  # numeric columns that arrive as true/false
+    bounds: dict[str, list[float | None]] = field(default_factory=dict)  # [lo, hi], inclusive
+    categorical: list[str] = field(default_factory=list)
+    datetime: list[str] = field(default_factory=list)
+    datetime_parts: list[str] = field(default_factory=lambda: list(DATETIME_PARTS))
+    text: str | None = None
+    text_stats: list[str] = field(default_factory=lambda: list(TEXT_STATS))
+
+    def __post_init__(self) -> None:
+        unknown = [p for p in self.datetime_parts if p not in DATETIME_PARTS]
+        unknown += [s for s in self.text_stats if s not in TEXT_STATS]
+        if unknown:
+            raise ValueError(
+                f"unknown derived features {unknown}; known: {DATETIME_PARTS + TEXT_STATS}"
+            )
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-serialisable dict (round-trips through `from_json`)."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, payload: Mapping[str, Any]) -> FeatureSpec:
+        """Rebuild the spec from `to_json` output; unknown keys are ignored."""
+        known = {k: v for k, v in payload.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+    @property
+    def derived(self) -> list[str]:
+        """Names of the derived numeric features, in a stable order."""
+        names = [f"{c}{DERIVED_SEP}{p}" for c in self.datetime for p in self.datetime_parts]
+        if self.text:
+            names += [f"{self.text}{DERIVED_SEP}{s}" for s in self.text_stats]
+        return names
+
+
+# --- single values -------------------------------------------------------------------------
+
+
+def normalise_category(value: Any) -> str | None:
+    """Category spelling: collapse whitespace, strip, casefold; empty or missing → None."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    text = " ".join(str(value).split()).casefold()
+    return text or None
+
+
+def parse_datetime(value: Any) -> np.datetime64:
+    """ISO-8601 string / datetime / date → naive UTC datetime64[us]; missing or invalid → NaT."""
+    if value is None or value == "":
+        return np.datetime64("NaT", "us")
+    if isinstance(value, np.datetime64):
+        return value.astype("datetime64[us]")
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip())
+        except ValueError:
+            return np.datetime64("NaT", "us")
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return np.datetime64(value, "us")
+    if isinstance(value, date):
+        return np.datetime64(value, "D").astype("datetime64[us]")
+    return np.datetime64("NaT", "us")
+
+
+def to_number(value: Any, *, boolean: bool = False) -> float:
+    """A JSON value → float: numbers as is, booleans as 0/1, null → NaN; anything else raises."""
+    if value is None:
+        return math.nan
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    if isinstance(value, int | float | np.integer | np.floating):
+        return float(value)
+    if isinstance(value, str):
+        word = value.strip().casefold()
+        if boolean and word in _TRUE | _FALSE:
+            return 1.0 if word in _TRUE else 0.0
+        try:
+            return float(word)
+        except ValueError:
+            pass
+    raise ValueError(f"expected a number{' or boolean' if boolean else ''}, found {value!r}")
+
+
+# --- arrays --------------------------------------------------------------------------------
+
+
+def normalise_categories(values: Iterable[Any]) -> np.ndarray:
+    """`normalise_category` over an array; each distinct value is normalised once."""
+    arr = np.asarray(list(values) if not isinstance(values, np.ndarray) else values, dtype=object)
+    cache: dict[Any, str | None] = {}
+    out = np.empty(arr.shape, dtype=object)
+    for i, v in enumerate(arr):
+        key = v if isinstance(v, str) else repr(v)
+        if key not in cache:
+            cache[key] = normalise_category(v)
+        out[i] = cache[key]
+    return out
+
+
+def apply_bounds(values: np.ndarray, lo: float | None, hi: float | None) -> np.ndarray:
+    """Impossible numbers (outside [lo, hi], or ±inf) → NaN; returns a new float64 array."""
+    x = np.array(values, dtype=np.float64, copy=True)
+    bad = ~np.isfinite(x)
+    if lo is not None:
+        bad |= x < lo
+    if hi is not None:
+        bad |= x > hi
+    x[bad] = np.nan
+    return x
+
+
+def parse_datetimes(values: Iterable[Any]) -> np.ndarray:
+    """`parse_datetime` over an array → datetime64[us] array."""
+    if isinstance(values, np.ndarray) and np.issubdtype(values.dtype, np.datetime64):
+        return values.astype("datetime64[us]")
+    return np.array([parse_datetime(v) for v in values], dtype="datetime64[us]")
+
+
+def clean_text(values: Iterable[Any]) -> np.ndarray:
+    """Free text with ASCII whitespace stripped at both ends; missing stays None."""
+    return np.array(
+        [None if v is None else str(v).strip(ASCII_SPACE) for v in values], dtype=object
+    )
+
+
+def datetime_parts(values: np.ndarray, parts: Sequence[str] = DATETIME_PARTS) -> dict[str, Any]:
+    """Calendar parts of datetime64 values as float64 (NaT → NaN); dayofweek 0 = Monday."""
+    dt = np.asarray(values).astype("datetime64[us]")
+    missing = np.isnat(dt)
+    days = dt.astype("datetime64[D]")
+    months = dt.astype("datetime64[M]")
+    calc = {
+        "year": lambda: dt.astype("datetime64[Y]").astype(np.int64) + 1970,
+        "month": lambda: months.astype(np.int64) % 12 + 1,
+        "day": lambda: (days - months.astype("datetime64[D]")).astype(np.int64) + 1,
+        # 1970-01-01 was a Thursday (3 when Monday is 0).
+        "dayofweek": lambda: (days.astype(np.int64) + 3) % 7,
+        "hour": lambda: (dt.astype("datetime64[h]") - days).astype(np.int64),
+    }
+    out: dict[str, Any] = {}
+    for part in parts:
+        col = calc[part]().astype(np.float64)
+        col[missing] = np.nan
+        out[part] = col
+    return out
+
+
+def text_stats_utf8(
+    data: np.ndarray,
+    offsets: np.ndarray,
+    stats: Sequence[str] = TEXT_STATS,
+    missing: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """Text statistics of UTF-8 texts laid out like an Arrow string array (bytes + offsets).
+
+    Byte-level and exact: UTF-8 never uses ASCII bytes inside multi-byte characters, so ASCII
+    whitespace, digits and "!" can be counted per byte, and characters are the bytes that do
+    not continue a multi-byte sequence. The ETL passes Arrow buffers here without a copy;
+    `missing` marks null texts (whatever bytes their slots span), which count as empty.
+    """
+    offsets = np.asarray(offsets, dtype=np.int64)
+    data = np.asarray(data, dtype=np.uint8)[offsets[0] : offsets[-1]]
+    offsets = offsets - offsets[0]
+
+    def per_text(flags: np.ndarray) -> np.ndarray:
+        # Flagged positions are sorted, so each text's count is a difference of two ranks.
+        return np.diff(np.searchsorted(np.flatnonzero(flags), offsets)).astype(np.float64)
+
+    calc = {
+        "chars": lambda: np.diff(offsets) - per_text((data & 0xC0) == 0x80),
+        "exclaims": lambda: per_text(data == ord("!")),
+        "digits": lambda: per_text((data >= ord("0")) & (data <= ord("9"))),
+        "words": lambda: per_text(_word_starts(data, offsets[:-1])),
+    }
+    out = {s: calc[s]() for s in stats}
+    if missing is not None and missing.any():
+        for values in out.values():
+            values[missing] = 0.0
+    return out
+
+
+def _word_starts(data: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """True on each byte that begins a run of non-whitespace (a word)."""
+    space = (data == ord(" ")) | ((data >= 9) & (data <= 13))  # ASCII_SPACE: \t\n\x0b\x0c\r
+    before = np.ones_like(space)
+    before[1:] = space[:-1]
+    before[starts[starts < len(data)]] = True  # a text's first byte has no byte before it
+    return ~space & before
+
+
+def text_stats(values: Iterable[Any], stats: Sequence[str] = TEXT_STATS) -> dict[str, Any]:
+    """Per-text statistics as float64; a missing text counts as empty (all zeros)."""
+    encoded = [b"" if v is None else str(v).encode("utf-8") for v in values]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+    np.cumsum([len(b) for b in encoded], out=offsets[1:])
+    data = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+    return text_stats_utf8(data, offsets, stats)
+
+
+def derive_features(columns: Mapping[str, Any], spec: FeatureSpec) -> dict[str, np.ndarray]:
+    """Derived features from cleaned columns (datetime64 arrays, cleaned texts), named per spec."""
+    out: dict[str, np.ndarray] = {}
+    for col in spec.datetime:
+        for part, arr in datetime_parts(columns[col], spec.datetime_parts).items():
+            out[f"{col}{DERIVED_SEP}{part}"] = arr
+    if spec.text:
+        for stat, arr in text_stats(columns[spec.text], spec.text_stats).items():
+            out[f"{spec.text}{DERIVED_SEP}{stat}"] = arr
+    return out
+
+
+def prepare_columns(raw: Mapping[str, Sequence[Any]], spec: FeatureSpec) -> dict[str, np.ndarray]:
+    """Raw JSON values per column → cleaned raw inputs plus derived features, as in the splits.
+
+    Numbers come back float64 (NaN for missing or impossible), categories and text as object
+    arrays (None for missing), datetimes as datetime64[us]. Raises ValueError naming the column
+    when a value cannot be read (e.g. a string where a number is expected).
+    """
+    out: dict[str, np.ndarray] = {}
+    for col in spec.numeric:
+        is_bool = col in spec.boolean
+        try:
+            numbers = np.array([to_number(v, boolean=is_bool) for v in raw[col]], dtype=float)
+        except ValueError as exc:
+            raise ValueError(f"{col}: {exc}") from None
+        lo, hi = spec.bounds.get(col, [None, None])
+        out[col] = apply_bounds(numbers, lo, hi)
+    for col in spec.categorical:
+        out[col] = normalise_categories(raw[col])
+    for col in spec.datetime:
+        values = list(raw[col])
+        parsed = parse_datetimes(values)
+        bad = [
+            v for v, p in zip(values, parsed, strict=True) if np.isnat(p) and v not in (None, "")
+        ]
+        if bad:
+            raise ValueError(f"{col}: expected an ISO-8601 datetime, found {bad[0]!r}")
+        out[col] = parsed
+    if spec.text:
+        out[spec.text] = clean_text(raw[spec.text])
+    out.update(derive_features(out, spec))
+    return out
+
+
+def prepare_records(records: Sequence[Mapping[str, Any]], spec: FeatureSpec) -> dict[str, Any]:
+    """`prepare_columns` for row-oriented JSON records; absent fields count as null."""
+    names = [*spec.numeric, *spec.categorical, *spec.datetime, *([spec.text] if spec.text else [])]
+    return prepare_columns({n: [r.get(n) for r in records] for n in names}, spec)
