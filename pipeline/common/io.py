@@ -19,6 +19,18 @@ _TMP_TAG = ".tmp-"
 _OLD_TAG = ".old-"
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _publishable(path: Path, directory: bool) -> None:
+    # mkstemp/mkdtemp create 0600/0700 entries; outputs are read by other users (a server
+    # running as its own user, a CI artifact upload), so give them the usual umask modes.
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
 def _fsync_dir(path: Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -40,6 +52,7 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        _publishable(tmp, directory=False)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, target)
@@ -69,6 +82,7 @@ def atomic_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}{_TMP_TAG}", dir=target.parent))
     try:
         yield tmp
+        _publishable(tmp, directory=True)
         old = target.with_name(f".{target.name}{_OLD_TAG}{os.getpid()}")
         if target.exists():
             os.replace(target, old)

@@ -1,0 +1,1 @@
+"""Stage `export`: every trained model to ONNX, with proven parity, a serving contract, lineage."""
