@@ -16,18 +16,40 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def dvc_outputs(dvc_yaml: Path) -> list[str]:
+    """Every path dvc.yaml declares as a stage output (outs, metrics, plots)."""
+    stages = (yaml.safe_load(dvc_yaml.read_text(encoding="utf-8")) or {}).get("stages", {})
+    paths = []
+    for stage in stages.values():
+        for kind in ("outs", "metrics", "plots"):
+            for entry in stage.get(kind) or []:
+                paths.append(str(next(iter(entry)) if isinstance(entry, dict) else entry))
+    return [p.rstrip("/") for p in paths]
+
+
 def project_files(root: Path = ROOT) -> list[str]:
-    """Files git tracks, plus untracked files it does not ignore."""
+    """Files git tracks plus untracked ones it does not ignore, minus stage outputs.
+
+    Outputs are left out so that every stage runs in the copy: a stage run by hand (not through
+    DVC) leaves outputs that git does not ignore yet, and DVC refuses to own a path git tracks.
+    """
     out = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
         cwd=root,
         check=True,
         capture_output=True,
     ).stdout.decode()
-    return sorted({f for f in out.split("\0") if f and (root / f).is_file()})
+    outputs = [o for o in dvc_outputs(root / "dvc.yaml") if o != "params.yaml"]
+    return sorted(
+        f
+        for f in set(out.split("\0"))
+        if f and (root / f).is_file() and not any(f == o or f.startswith(o + "/") for o in outputs)
+    )
 
 
 def git(cwd: Path, *args: str) -> str:
@@ -38,13 +60,13 @@ def git(cwd: Path, *args: str) -> str:
     ).stdout
 
 
-def make_copy(dest: Path, profile: str | None = "tiny") -> Path:
+def make_copy(dest: Path, profile: str | None = "tiny", src: Path = ROOT) -> Path:
     """Copy the project into `dest` as a new git repo, selecting a config profile."""
     dest.mkdir(parents=True, exist_ok=True)
-    for rel in project_files():
+    for rel in project_files(src):
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / rel, target)
+        shutil.copy2(src / rel, target)
     if profile:
         select_profile(dest, profile)
     git(dest, "init", "-q")
@@ -58,7 +80,7 @@ def select_profile(project: Path, profile: str) -> None:
     config = project / "configs" / "config.yaml"
     text, n = re.subn(r"(?m)^(\s*- profile:)\s*\S+", rf"\1 {profile}", config.read_text())
     if n != 1:
-        raise RuntimeError(f"{config}: no '- profile:' entry in the defaults list")
+        raise SystemExit(f"{config}: no '- profile:' entry in the defaults list")
     config.write_text(text)
 
 
