@@ -208,7 +208,9 @@ def write_plots(
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(loc="best", fontsize="small")
             fig.suptitle(title, fontsize="small")
-            fig.tight_layout()
+            # Fixed margins instead of tight_layout, which renders every figure twice.
+            left = 0.4 if kind == "feature_importance" else 0.14
+            fig.subplots_adjust(left=left, right=0.96, bottom=0.14, top=0.88)
             path = Path(plots_dir) / f"{kind}.png"
             # No Software/date metadata: same predictions give byte-identical PNGs.
             fig.savefig(path, dpi=100, metadata={"Software": None})

@@ -29,6 +29,13 @@ log = logging.getLogger(__name__)
 _MAX_PARAM_CHARS = 6000  # MLflow rejects longer param values
 _RANK_VARS = ("RANK", "LOCAL_RANK", "SLURM_PROCID")  # first one set wins
 _HEALTH_TIMEOUT_S = 5.0
+_SKLEARN_REQUIREMENTS = ("scikit-learn", "skops", "numpy", "scipy", "pandas")
+
+
+def _pins(packages: Sequence[str]) -> list[str]:
+    from importlib.metadata import version
+
+    return [f"{package}=={version(package)}" for package in dict.fromkeys(packages)]
 
 
 @dataclass
@@ -122,10 +129,14 @@ class Run:
         self.registered_model, self.version = name, str(version.version)
         return self.version
 
-    def log_sklearn_model(self, model: Any, input_example: Any, name: str) -> Any:
+    def log_sklearn_model(
+        self, model: Any, input_example: Any, name: str, requirements: Sequence[str] = ()
+    ) -> Any:
         """Log a fitted scikit-learn estimator (skops format, predict_proba signature).
 
-        Registers it as `name` when `tracking.register` is true; returns MLflow's ModelInfo.
+        `requirements` names extra packages the model needs (e.g. "lightgbm"); versions are
+        pinned to the installed ones. Registers the model as `name` when `tracking.register` is
+        true; returns MLflow's ModelInfo.
         """
         import mlflow
         import mlflow.sklearn
@@ -147,6 +158,8 @@ class Run:
                 signature=signature,
                 input_example=input_example,
                 pyfunc_predict_fn="predict_proba",
+                # Explicit pins: MLflow's inference of them re-imports the model (seconds).
+                pip_requirements=_pins([*_SKLEARN_REQUIREMENTS, *requirements]),
             )
         if self.register_models:
             self.register(info, name)

@@ -1,0 +1,1 @@
+"""Stage `lightgbm`: gradient-boosted trees on upstream-encoded features, early-stopped on val."""
