@@ -49,9 +49,23 @@ class TrackingConfig:
     register: bool = True  # register each model in the Model Registry
 
 
-def tracking_uri(cfg: TrackingConfig) -> str:
-    """The URI in effect: the environment variable, else the config."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or cfg.uri
+def tracking_uri(cfg: TrackingConfig, cwd: Path | None = None) -> str:
+    """The URI in effect: the environment variable, else the config.
+
+    A relative SQLite path is anchored at the project root. `dvc exp run --queue` runs each
+    experiment in a throwaway copy under `<project>/.dvc/tmp/exps/`; anchored there, the runs
+    would vanish with the copy, so they go to the project's own database instead.
+    """
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or cfg.uri
+    if not uri.startswith("sqlite:///") or uri.startswith("sqlite:////"):
+        return uri
+    root = (cwd or Path.cwd()).resolve()
+    parts = root.parts
+    for i in range(1, len(parts) - 2):
+        if parts[i : i + 3] == (".dvc", "tmp", "exps"):
+            root = Path(*parts[:i])
+            break
+    return f"sqlite:///{root / uri.removeprefix('sqlite:///')}"
 
 
 def process_rank(rank: int | None = None) -> int:

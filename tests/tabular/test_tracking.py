@@ -112,3 +112,18 @@ def test_environment_uri_wins_over_config(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_uri)
     with start_run(_server_cfg(False), "env", []) as run:
         assert run is not None and run.tracking_uri == tracking_uri
+
+
+def test_relative_sqlite_uri_is_anchored_at_the_project_not_a_queued_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline.common.tracking import TrackingConfig, tracking_uri
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cfg = TrackingConfig(uri="sqlite:///mlflow.db")
+    queued = tmp_path / "proj" / ".dvc" / "tmp" / "exps" / "tmpk3j2"
+    assert tracking_uri(cfg, tmp_path / "proj") == f"sqlite:///{tmp_path}/proj/mlflow.db"
+    assert tracking_uri(cfg, queued) == f"sqlite:///{tmp_path}/proj/mlflow.db"
+    assert tracking_uri(TrackingConfig(uri="sqlite:////srv/m.db"), queued) == "sqlite:////srv/m.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    assert tracking_uri(cfg, queued) == "http://127.0.0.1:5000"
