@@ -23,6 +23,7 @@ def _generate(cwd: Path, *overrides: str) -> subprocess.Popen[bytes]:
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        start_new_session=True,  # its own process group: the kill reaches its worker processes
     )
 
 
@@ -45,7 +46,7 @@ def test_sigkill_mid_stage_keeps_previous_output_and_rerun_recovers(tmp_path: Pa
         assert proc.poll() is None, "the large run finished before it could be killed"
         assert time.monotonic() < deadline, "the large run never started writing"
         time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
+    os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
 
     assert _snapshot(out) == previous, "a killed run changed the previous output"

@@ -5,11 +5,8 @@ no-op, a LightGBM hyperparameter re-runs only what depends on it, and the export
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +15,7 @@ import polars as pl
 import pytest
 import yaml
 
+from tests.e2e.serve import predict, serving
 from tests.smoke import dvc_repro, make_copy, pipeline_env, stages_run
 
 ALL_STAGES = ["config", "generate", "etl", "baseline", "lightgbm", "text_model", "export", "report"]
@@ -76,20 +74,6 @@ def test_second_repro_runs_nothing(project: Path) -> None:
     assert stages_run(again.stdout) == []
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _get(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read()
-
-
 def test_served_predictions_match_offline_predictions(project: Path) -> None:
     contract = json.loads((project / "models" / "export" / "contract.json").read_text())
     test = pl.read_parquet(project / "data" / "processed" / "test.parquet").head(50)
@@ -98,52 +82,15 @@ def test_served_predictions_match_offline_predictions(project: Path) -> None:
         {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
         for row in test.select(fields).to_dicts()
     ]
-    port = _free_port()
-    models = str(project / "models" / "export")
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "serving",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--models",
-            models,
-        ],
-        cwd=project,
-        env=pipeline_env(project),
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if _get(f"http://127.0.0.1:{port}/health/ready")[0] == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.5)
-        else:
-            pytest.fail("server never became ready")
+    with serving(project) as base:
         for model in MODELS:
-            body = json.dumps({"records": records, "model": model}).encode()
-            req = urllib.request.Request(
-                f"http://127.0.0.1:{port}/v1/predict",
-                data=body,
-                headers={"Content-Type": "application/json"},
-            )
-            with urllib.request.urlopen(req, timeout=60) as resp:
-                served = json.loads(resp.read())
+            served = predict(base, records, model)
             offline = pl.read_parquet(project / "models" / model / "predictions_test.parquet")
             offline = offline.head(50)
             labels = contract["labels"]
             got = np.array([[p["probabilities"][c] for c in labels] for p in served["predictions"]])
             want = offline.select([f"proba_{i}" for i in range(len(labels))]).to_numpy()
             np.testing.assert_allclose(got, want, atol=1e-5, err_msg=model)
-    finally:
-        server.terminate()
-        assert server.wait(timeout=30) == 0
 
 
 def test_lightgbm_param_change_reruns_only_downstream(project: Path) -> None:
