@@ -17,6 +17,8 @@ _NOISY_WARNINGS: list[tuple[str, str]] = [
     (r".*You are using a CUDA device .* that has Tensor Cores.*", "lightning"),
     # MLflow warns when the git binary can't describe a temporary copy of the repo.
     (r".*Failed to import Git.*", "mlflow"),
+    # Lightning 2.6 on torch 2.13: a torch-internal pytree deprecation, on every fit and export.
+    (r".*isinstance\(treespec, LeafSpec\).*", "torch"),
     # Pydantic serializer chatter emitted by MLflow's model signature code.
     (r".*Pydantic serializer warnings.*", "pydantic"),
 ]

@@ -106,9 +106,8 @@ def export_text_model(model: Any, target: Path, opset: int) -> None:
     axes = {0: batch, 1: sequence}
     with torch.no_grad(), warnings.catch_warnings():
         # Both inputs share the batch and sequence Dims on purpose, which the exporter notes once
-        # per axis; and torch's own pytree deprecation surfaces through the exporter.
+        # per axis.
         warnings.filterwarnings("ignore", message=r".*shares the same shape constraints.*")
-        warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
         program = torch.onnx.export(
             module,
             (example, example.clone()),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-import warnings
 from pathlib import Path
 from typing import Any, cast
 
@@ -94,8 +93,6 @@ def build_trainer(
     config: TextModelConfig, trainer_config: TrainerConfig, run_id: str | None
 ) -> tuple[L.Trainer, ModelCheckpoint]:
     """A Trainer with early stopping and best/last checkpoints on `val_loss`."""
-    # Lightning 2.6 on torch 2.13 warns about a torch-internal deprecation on every fit.
-    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     checkpoint = ModelCheckpoint(
         dirpath=config.checkpoint_dir,
         filename="best-{step}",
