@@ -170,8 +170,7 @@ def bench_tabular(threads: int, budget: float, work: Path) -> dict[str, Any]:
         }
         booster = getattr(pipeline.steps[-1][1], "booster_", None)
         if booster is not None:  # the tree model alone, on already-encoded features
-            enc1 = np.asarray(pipeline[:-1].transform(x1), dtype=np.float64)
-            encn = np.asarray(pipeline[:-1].transform(xn), dtype=np.float64)
+            enc1, encn = _encoded(pipeline, x1), _encoded(pipeline, xn)
             kw = {"num_threads": threads}
             result["booster_batch1"] = timed(
                 lambda e=enc1, b=booster, k=kw: b.predict(e, **k), budget
@@ -181,6 +180,16 @@ def bench_tabular(threads: int, budget: float, work: Path) -> dict[str, Any]:
             )
         out[name] = _ratios(result, "sklearn" if booster is None else "booster")
     return out
+
+
+def _encoded(pipeline: Any, frame: pd.DataFrame) -> Any:
+    """The features the booster sees; TF-IDF makes them sparse, which Booster.predict takes."""
+    import scipy.sparse
+
+    encoded = pipeline[:-1].transform(frame)
+    if scipy.sparse.issparse(encoded):
+        return scipy.sparse.csr_matrix(encoded, dtype=np.float64)
+    return np.asarray(encoded, dtype=np.float64)
 
 
 def _ratios(result: dict[str, Any], native: str) -> dict[str, Any]:
