@@ -64,6 +64,14 @@ def main() -> int:
     }
     if "peak_rss_bytes" in run:
         result["peak_rss_over_limit"] = round(run["peak_rss_bytes"] / limit, 2)
+        result["summary"] = {
+            "rows": args.rows,
+            "memory_limit": args.memory_limit,
+            "data_over_limit": result["data_over_limit"],
+            "etl_s": round(run.get("seconds", float("nan")), 1),
+            "peak_rss_mib": round(run["peak_rss_bytes"] / (1024 * 1024)),
+            "peak_rss_over_limit": result["peak_rss_over_limit"],
+        }
     path = write_result("etl_out_of_core", result)
     print(
         f"etl_out_of_core rows={args.rows:,} data={data_bytes / 1e9:.2f}GB "

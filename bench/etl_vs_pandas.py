@@ -37,6 +37,16 @@ def main() -> int:
     }
     if "seconds" in ours and "seconds" in pandas:
         result["speed_ratio"] = round(pandas["seconds"] / ours["seconds"], 2)
+        mib = 1024 * 1024
+        result["summary"] = {
+            "rows": args.rows,
+            "ours_s": round(ours["seconds"], 1),
+            "pandas_s": round(pandas["seconds"], 1),
+            "speed_ratio": result["speed_ratio"],
+            "target_ratio": 5.0,
+            "ours_peak_mib": round(ours.get("peak_rss_bytes", 0) / mib),
+            "pandas_peak_mib": round(pandas.get("peak_rss_bytes", 0) / mib),
+        }
     path = write_result("etl_vs_pandas", result)
     mib = 1024 * 1024
     print(
