@@ -10,11 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from sklearn.base import is_classifier
 from sklearn.compose import ColumnTransformer
-from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
@@ -23,7 +21,7 @@ from sklearn.utils import get_tags
 from pipeline.common.config import validate
 from pipeline.common.dataset import PROCESSED_DIR, Profile, load_profile
 from pipeline.common.errors import PipelineError
-from pipeline.common.tabular import ModelPaths, Splits, save_model
+from pipeline.common.tabular import ModelPaths, Splits, TfidfConfig, build_tfidf, save_model
 from pipeline.common.tracking import Run, start_run
 
 NAME = "baseline"
@@ -49,18 +47,6 @@ class OneHotConfig:
     # zeros (handle_unknown="ignore": the only unknown handling skl2onnx converts).
     min_frequency: int = 5
     max_categories: int = 100
-
-
-@dataclass
-class TfidfConfig:
-    max_features: int = 20000
-    min_df: int = 2
-    ngram_range: list[int] = field(default_factory=lambda: [1, 2])
-    # ASCII words of any length: what skl2onnx's Tokenizer matches. scikit-learn's default drops
-    # one-letter words, the ONNX graph keeps them, and the bigrams of the two then differ.
-    token_pattern: str = "[a-zA-Z0-9_]+"
-    # false: skl2onnx 1.20 converts sublinear_tf=True with up to 0.03 error per TF-IDF value.
-    sublinear_tf: bool = False
 
 
 @dataclass
@@ -115,15 +101,8 @@ def build_preprocessor(
         )
         parts.append(("categorical", onehot, profile.categorical))
     if profile.text:
-        tfidf = TfidfVectorizer(
-            max_features=config.tfidf.max_features,
-            min_df=config.tfidf.min_df,
-            ngram_range=(config.tfidf.ngram_range[0], config.tfidf.ngram_range[1]),
-            token_pattern=config.tfidf.token_pattern,
-            sublinear_tf=config.tfidf.sublinear_tf,
-            dtype=np.float64,
-        )
-        parts.append(("text", tfidf, profile.text))  # a name, not a list: TF-IDF wants 1-D
+        # The column as a name, not a list: TF-IDF wants 1-D input.
+        parts.append(("text", build_tfidf(config.tfidf), profile.text))
     return ColumnTransformer(parts, sparse_threshold=0.0 if dense else 0.3)
 
 

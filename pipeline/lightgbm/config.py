@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pipeline.common.tabular import TfidfConfig
+
 ENCODINGS = ("auto", "target", "ordinal")
 SEARCH_METRICS = {  # metric → optimisation direction
     "roc_auc": "maximize",
@@ -37,18 +39,6 @@ class LGBMParams:
 
 
 @dataclass
-class TfidfConfig:
-    """TfidfVectorizer arguments for the text column (kept small: trees need few text columns)."""
-
-    max_features: int = 2000
-    min_df: int = 5
-    ngram_range: list[int] = field(default_factory=lambda: [1, 2])
-    # ASCII words of any length: what skl2onnx's Tokenizer matches. scikit-learn's default drops
-    # one-letter words, the ONNX graph keeps them, and the bigrams of the two then differ.
-    token_pattern: str = "[a-zA-Z0-9_]+"
-
-
-@dataclass
 class OptunaConfig:
     """Optional hyperparameter search; each trial is a nested MLflow run."""
 
@@ -70,5 +60,6 @@ class LightGBMConfig:
     # ordinal. LightGBM's native categorical splits are avoided: onnxmltools cannot export them.
     categorical_encoding: str = "auto"
     min_frequency: int = 5  # ordinal: rarer levels in train share one code
-    tfidf: TfidfConfig = field(default_factory=TfidfConfig)
+    # Kept small: trees need few text columns.
+    tfidf: TfidfConfig = field(default_factory=lambda: TfidfConfig(max_features=2000, min_df=5))
     optuna: OptunaConfig = field(default_factory=OptunaConfig)

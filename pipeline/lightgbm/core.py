@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 from sklearn.compose import ColumnTransformer
-from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OrdinalEncoder, TargetEncoder
@@ -21,7 +20,7 @@ from pipeline.common.config import validate
 from pipeline.common.dataset import PROCESSED_DIR, Profile, load_profile
 from pipeline.common.errors import PipelineError
 from pipeline.common.io import write_json
-from pipeline.common.tabular import ModelPaths, Splits, save_model
+from pipeline.common.tabular import ModelPaths, Splits, build_tfidf, save_model
 from pipeline.common.tracking import Run, start_run
 from pipeline.lightgbm.config import ENCODINGS, SEARCH_METRICS, LightGBMConfig
 
@@ -49,14 +48,8 @@ def build_preprocessor(profile: Profile, config: LightGBMConfig, seed: int) -> C
             )
         parts.append(("categorical", encoder, profile.categorical))
     if profile.text:
-        tfidf = TfidfVectorizer(
-            max_features=config.tfidf.max_features,
-            min_df=config.tfidf.min_df,
-            ngram_range=(config.tfidf.ngram_range[0], config.tfidf.ngram_range[1]),
-            token_pattern=config.tfidf.token_pattern,
-            dtype=np.float64,
-        )
-        parts.append(("text", tfidf, profile.text))  # a name, not a list: TF-IDF wants 1-D
+        # The column as a name, not a list: TF-IDF wants 1-D input.
+        parts.append(("text", build_tfidf(config.tfidf), profile.text))
     return ColumnTransformer(parts)
 
 
