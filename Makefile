@@ -46,7 +46,7 @@ format: setup ## Apply ruff's formatting and safe fixes
 smoke: setup ## Whole pipeline on the tiny profile in a temporary copy (a couple of minutes)
 	$(BIN)/python -m tests.smoke
 
-serve: setup ## Start the inference API on $(HOST):$(PORT) from models/export
+serve: setup ## Start the inference API on HOST:PORT (default 127.0.0.1:8000) from models/export
 	$(BIN)/python -m serving --host $(HOST) --port $(PORT) --models $(MODELS)
 
 ui: setup ## MLflow UI for the embedded tracking database, on 127.0.0.1:5000
