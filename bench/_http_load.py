@@ -7,6 +7,7 @@ server each get their own core:
 - a Python one (uvloop + raw keep-alive HTTP/1.1 over asyncio streams), always available.
 
 Both report the same JSON: requests, errors (non-2xx or socket errors), rps, p50/p99 in ms.
+BODY_FILE holds one request body per line; with several lines the clients cycle through them.
 
     python bench/_http_load.py URL BODY_FILE --concurrency 32 --duration 10
 """
@@ -28,7 +29,17 @@ from urllib.parse import urlsplit
 _WRK_SCRIPT = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
-local f = io.open("%(body)s", "rb"); wrk.body = f:read("*a"); f:close()
+local bodies = {}
+for line in io.lines("%(body)s") do bodies[#bodies + 1] = line end
+if #bodies == 1 then
+  wrk.body = bodies[1]  -- one body: wrk reuses one prepared request (the fastest path)
+else
+  local i = 0
+  request = function()
+    i = i %% #bodies + 1
+    return wrk.format(nil, nil, nil, bodies[i])
+  end
+end
 done = function(summary, latency, requests)
   local errors = summary.errors.connect + summary.errors.read + summary.errors.write
     + summary.errors.status + summary.errors.timeout
@@ -39,23 +50,34 @@ end
 """
 
 
-def _request(url: str, body: bytes) -> tuple[str, int, bytes]:
+def _requests(url: str, bodies: list[bytes]) -> tuple[str, int, list[bytes]]:
     parts = urlsplit(url)
-    head = (
-        f"POST {parts.path or '/'} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-    )
-    return parts.hostname or "127.0.0.1", parts.port or 80, head.encode() + body
+    out = []
+    for body in bodies:
+        head = (
+            f"POST {parts.path or '/'} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        out.append(head.encode() + body)
+    return parts.hostname or "127.0.0.1", parts.port or 80, out
 
 
 async def _client(
-    host: str, port: int, request: bytes, stop_at: float, latencies: list[float], errors: list[int]
+    host: str,
+    port: int,
+    requests: list[bytes],
+    first: int,
+    stop_at: float,
+    latencies: list[float],
+    errors: list[int],
 ) -> None:
     reader, writer = await asyncio.open_connection(host, port)
+    sent = first
     try:
         while time.perf_counter() < stop_at:
             start = time.perf_counter()
-            writer.write(request)
+            writer.write(requests[sent % len(requests)])
+            sent += 1
             head = await reader.readuntil(b"\r\n\r\n")
             length = 0
             for line in head.split(b"\r\n"):
@@ -72,16 +94,16 @@ async def _client(
 
 
 async def _python_load(
-    url: str, body: bytes, concurrency: int, duration_s: float
+    url: str, bodies: list[bytes], concurrency: int, duration_s: float
 ) -> dict[str, Any]:
-    host, port, request = _request(url, body)
+    host, port, requests = _requests(url, bodies)
     latencies: list[float] = []
     errors = [0]
     started = time.perf_counter()
     await asyncio.gather(
         *(
-            _client(host, port, request, started + duration_s, latencies, errors)
-            for _ in range(concurrency)
+            _client(host, port, requests, i, started + duration_s, latencies, errors)
+            for i in range(concurrency)
         )
     )
     elapsed = time.perf_counter() - started
@@ -103,13 +125,22 @@ def _finish(result: dict[str, Any], tool: str) -> dict[str, Any]:
 
 
 def run_load(
-    url: str, body: bytes, *, concurrency: int, duration_s: float, tool: str = "auto"
+    url: str,
+    body: bytes | list[bytes],
+    *,
+    concurrency: int,
+    duration_s: float,
+    tool: str = "auto",
 ) -> dict[str, Any]:
-    """Drive POST `url` with `body` from a separate process; tool is auto | wrk | python."""
+    """Drive POST `url` from a separate process with `body` (or cycle through several bodies,
+    each one line of JSON); tool is auto | wrk | python."""
+    bodies = [body] if isinstance(body, bytes) else body
+    if not bodies or any(b"\n" in b for b in bodies):
+        raise ValueError("bodies must be one or more single-line payloads")
     use_wrk = tool == "wrk" or (tool == "auto" and shutil.which("wrk") is not None)
     with tempfile.TemporaryDirectory() as tmp:
         body_file = Path(tmp) / "body.json"
-        body_file.write_bytes(body)
+        body_file.write_bytes(b"\n".join(bodies) + b"\n")
         if use_wrk:
             script = Path(tmp) / "post.lua"
             script.write_text(_WRK_SCRIPT % {"body": body_file})
@@ -166,7 +197,9 @@ def main() -> None:
     except ImportError:
         runner = asyncio.run
     result = runner(
-        _python_load(args.url, args.body_file.read_bytes(), args.concurrency, args.duration)
+        _python_load(
+            args.url, args.body_file.read_bytes().splitlines(), args.concurrency, args.duration
+        )
     )
     print(json.dumps(_finish(result, "python")))
 

@@ -5,7 +5,10 @@ then measured in interleaved rounds so that all see the same machine load; ratio
 medians of per-round ratios):
 1. a bare ASGI endpoint that only echoes JSON (uvicorn + uvloop + httptools), concurrency 32;
 2. single-record tabular predictions on the same stack, concurrency 32;
-3. the text model with dynamic batching vs batch-1 serving (max_batch_size=1), concurrency 16.
+3. the text model with dynamic batching vs batch-1 serving (max_batch_size=1), concurrency 16,
+   every request the same record (all texts one length: batching's best case);
+4. the same pair on a mix of real records (the test split's, cycled), whose texts differ in
+   length: what a batch saves here depends on the server grouping texts by length.
 Targets (issue 7): (2) reaches >= 1/3 of (1)'s requests/s with p99 <= 10 ms; in (3) batching
 gives >= 2x the throughput of batch-1 with p99 <= 2x batch-1's p99.
 
@@ -39,6 +42,8 @@ sys.path.insert(0, str(ROOT))
 from bench._http_load import run_load  # noqa: E402
 from serving.contract import load_contract  # noqa: E402
 from serving.runtime import warmup_records  # noqa: E402
+
+MIXED_RECORDS = 256  # distinct records cycled in the mixed-length text scenarios
 
 OUT = ROOT / "bench" / "out" / "http_serving.json"
 LOG = ROOT / "bench" / "out" / "http_serving.servers.log"
@@ -115,10 +120,17 @@ def _scenarios(models: Path) -> list[tuple[str, list[str], str, int, str]]:
     ]
     text = next((n for n, k in kinds.items() if k == "text"), None)
     if text is not None:
-        out += [
-            ("text_batched", ["-m", "serving", *TEXT_BATCHED], "/v1/predict", 16, text),
-            ("text_batch1", ["-m", "serving", *TEXT_BATCH1], "/v1/predict", 16, text),
-        ]
+        for suffix in ("", "_mixed"):
+            out += [
+                (
+                    f"text_batched{suffix}",
+                    ["-m", "serving", *TEXT_BATCHED],
+                    "/v1/predict",
+                    16,
+                    text,
+                ),
+                (f"text_batch1{suffix}", ["-m", "serving", *TEXT_BATCH1], "/v1/predict", 16, text),
+            ]
     return out
 
 
@@ -127,7 +139,9 @@ def run(models: Path, seconds: float, rounds: int, tool: str) -> dict[str, Any]:
 
     All servers start first (idle ones cost nothing); each round then loads one at a time.
     """
-    record = warmup_records(load_contract(models))[0]
+    contract = load_contract(models)
+    record = warmup_records(contract)[0]
+    mixed = _mixed_records(contract, record)
     scenarios = _scenarios(models)
     measured: dict[str, list[dict[str, Any]]] = {name: [] for name, *_ in scenarios}
     with ExitStack() as stack:
@@ -152,7 +166,9 @@ def run(models: Path, seconds: float, rounds: int, tool: str) -> dict[str, Any]:
             stack.enter_context(_process(args, ready))
             urls[name] = f"http://127.0.0.1:{port}{path}"
         bodies = {
-            name: json.dumps({"records": [record], "model": model}).encode()
+            name: [json.dumps({"records": [r], "model": model}).encode() for r in mixed]
+            if name.endswith("_mixed")
+            else json.dumps({"records": [record], "model": model}).encode()
             for name, _, _, _, model in scenarios
         }
         for name, _, _, concurrency, _ in scenarios:  # warm-up
@@ -164,10 +180,39 @@ def run(models: Path, seconds: float, rounds: int, tool: str) -> dict[str, Any]:
                 )
     results = {name: _summarise(rounds_) for name, rounds_ in measured.items()}
     results["tabular"]["model"] = scenarios[1][4]
-    for name, settings in (("text_batched", TEXT_BATCHED), ("text_batch1", TEXT_BATCH1)):
-        if name in results:
+    for name in results:
+        if name.startswith("text_"):
+            settings = TEXT_BATCHED if name.startswith("text_batched") else TEXT_BATCH1
             results[name]["settings"] = " ".join(settings)
     return results
+
+
+def _mixed_source() -> str:
+    test = ROOT / "data" / "processed" / "test.parquet"
+    return str(test.relative_to(ROOT)) if test.is_file() else "the warm-up record, texts cut short"
+
+
+def _mixed_records(contract: Any, record: dict[str, Any]) -> list[dict[str, Any]]:
+    """Records whose texts vary in length like real ones: the test split's when the pipeline
+    has run (the same project as the models), else the warm-up record with its text cut to
+    1..len words."""
+    fields = [f.name for f in contract.input_schema]
+    test = ROOT / "data" / "processed" / "test.parquet"
+    if test.is_file():
+        import polars as pl
+
+        frame = pl.read_parquet(test)
+        if set(fields) <= set(frame.columns):
+            rows = frame.select(fields).head(MIXED_RECORDS).to_dicts()
+            return [
+                {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
+                for row in rows
+            ]
+    text = next((f.name for f in contract.input_schema if f.type == "text"), None)
+    if text is None:
+        return []
+    words = str(record[text]).split()
+    return [{**record, text: " ".join(words[: 1 + i % len(words)])} for i in range(len(words))]
 
 
 def verdict(results: dict[str, Any]) -> dict[str, Any]:
@@ -183,6 +228,13 @@ def verdict(results: dict[str, Any]) -> dict[str, Any]:
         out["text_p99_ratio"] = _paired(results, "text_batched", "text_batch1", "p99_ms")
         out["text_throughput_ok"] = out["text_throughput_ratio"] >= 2.0
         out["text_p99_ok"] = out["text_p99_ratio"] <= 2.0
+    if "text_batched_mixed" in results:
+        out["text_mixed_throughput_ratio"] = _paired(
+            results, "text_batched_mixed", "text_batch1_mixed", "rps"
+        )
+        out["text_mixed_p99_ratio"] = _paired(
+            results, "text_batched_mixed", "text_batch1_mixed", "p99_ms"
+        )
     out["errors"] = sum(r["errors"] for r in results.values())
     out["no_errors_ok"] = out["errors"] == 0
     return out
@@ -202,6 +254,12 @@ def summary(results: dict[str, Any], checks: dict[str, Any]) -> str:
             f" | text batched {b['rps']:.0f} rps vs batch-1 {s['rps']:.0f} rps = "
             f"{checks['text_throughput_ratio']:.2f}x, p99 {b['p99_ms']:.1f} vs "
             f"{s['p99_ms']:.1f} ms ({checks['text_p99_ratio']:.2f}x)"
+        )
+    if "text_batched_mixed" in results:
+        b, s = results["text_batched_mixed"], results["text_batch1_mixed"]
+        line += (
+            f" | mixed-length texts: batched {b['rps']:.0f} vs batch-1 {s['rps']:.0f} rps = "
+            f"{checks['text_mixed_throughput_ratio']:.2f}x"
         )
     failed = [k for k, v in checks.items() if k.endswith("_ok") and not v]
     line += f" | {checks['errors']} errors"
@@ -259,11 +317,14 @@ def main() -> None:
             text_batched_vs_batch1=checks["text_throughput_ratio"],
             text_p99_ratio=checks["text_p99_ratio"],
         )
+    if "text_mixed_throughput_ratio" in checks:
+        headline.update(text_mixed_batched_vs_batch1=checks["text_mixed_throughput_ratio"])
     report = {
         "summary": headline,
         "results": results,
         "checks": checks,
         "models": source,
+        "mixed_records_source": _mixed_source(),
         "load_generator": results["echo"]["tool"],
         "machine": {
             "cpus": os.cpu_count(),

@@ -13,6 +13,7 @@ from tokenizers import Tokenizer
 from serving import inputs
 from serving.contract import Contract, ContractError, ModelSpec, verified_bytes
 from serving.features import FeatureSpec
+from serving.text_batches import length_groups, pad
 from serving.text_input import validate_spec
 
 Records = list[dict[str, Any]]
@@ -96,6 +97,8 @@ class TextModel:
     text_spec: Mapping[str, Any]
     features: FeatureSpec
     feed_names: list[str]
+    pad_id: int
+    pad_left: bool
 
     kind = "text"
 
@@ -112,24 +115,31 @@ class TextModel:
                 f"models.{spec.name}.postprocess: only 'softmax' is supported, "
                 f"found {spec.raw['postprocess']!r}"
             )
-        tokenizer = _tokenizer(contract, spec)
+        tokenizer, pad_id, pad_left = _tokenizer(contract, spec)
         feed_names = [i.name for i in session.get_inputs()]
         if not {"input_ids", "attention_mask"} >= set(feed_names):
             raise ContractError(
                 f"{spec.file}: expected inputs input_ids/attention_mask, found {feed_names}"
             )
-        return cls(spec, session, tokenizer, text_spec, _features(contract), feed_names)
+        return cls(
+            spec, session, tokenizer, text_spec, _features(contract), feed_names, pad_id, pad_left
+        )
 
     def predict(self, records: Records) -> np.ndarray:
         """Class probabilities [N, C] (float64) for validated raw records."""
         texts = inputs.model_texts(records, self.features, self.text_spec)
-        encodings = self.tokenizer.encode_batch(texts)
-        arrays = {
-            "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
-            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
-        }
-        (logits,) = self.session.run([self.spec.output], {n: arrays[n] for n in self.feed_names})
-        return softmax(np.asarray(logits, dtype=np.float64))
+        ids = [e.ids for e in self.tokenizer.encode_batch(texts)]
+        logits: np.ndarray | None = None
+        # Texts of similar length share a call, so short texts don't pay for a long one's padding.
+        for group in length_groups([len(i) for i in ids]):
+            input_ids, mask = pad([ids[k] for k in group], self.pad_id, self.pad_left)
+            arrays = {"input_ids": input_ids, "attention_mask": mask}
+            (out,) = self.session.run([self.spec.output], {n: arrays[n] for n in self.feed_names})
+            if logits is None:
+                logits = np.empty((len(ids), out.shape[1]), dtype=np.float64)
+            logits[group] = out
+        assert logits is not None
+        return softmax(logits)
 
 
 def _features(contract: Contract) -> FeatureSpec:
@@ -139,7 +149,8 @@ def _features(contract: Contract) -> FeatureSpec:
         raise ContractError(f"{contract.path}: key 'features': {exc}; fix: re-run export") from None
 
 
-def _tokenizer(contract: Contract, spec: ModelSpec) -> Tokenizer:
+def _tokenizer(contract: Contract, spec: ModelSpec) -> tuple[Tokenizer, int, bool]:
+    """The truncating tokenizer, without padding (`text_batches.pad` pads), its pad id and side."""
     path = contract.directory / str(spec.raw.get("tokenizer", "tokenizer/tokenizer.json"))
     if not path.is_file():
         raise ContractError(f"{path} (tokenizer of {spec.name}) not found; fix: re-run export")
@@ -149,9 +160,8 @@ def _tokenizer(contract: Contract, spec: ModelSpec) -> Tokenizer:
     padding = tokenizer.padding or {}
     pad_token = padding.get("pad_token", "[PAD]")
     pad_id = padding.get("pad_id", tokenizer.token_to_id(pad_token) or 0)
-    # Pad to the longest text in the batch, never to a fixed length: batch-1 stays short.
-    tokenizer.enable_padding(pad_id=pad_id, pad_token=pad_token)
-    return tokenizer
+    tokenizer.no_padding()
+    return tokenizer, int(pad_id), padding.get("direction") == "left"
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
