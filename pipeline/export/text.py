@@ -91,7 +91,21 @@ def _logits_module(model: Any) -> Any:
     return LogitsOnly(model).eval()
 
 
-def export_text_model(model: Any, target: Path, opset: int) -> None:
+def export_module(model: Any, cls_only: bool) -> Any:
+    """The module to export: the last layer pruned to [CLS] where the layout allows it."""
+    from pipeline.export.clshead import cls_only_module, supports_cls_only
+
+    if cls_only and supports_cls_only(model):
+        return cls_only_module(model)
+    if cls_only:
+        logging.getLogger(__name__).info(
+            "%s: not a BERT-layout classifier, exporting every position of the last layer",
+            type(model).__name__,
+        )
+    return _logits_module(model)
+
+
+def export_text_model(model: Any, target: Path, opset: int, cls_only: bool = True) -> None:
     """Export with torch.onnx's dynamo exporter: dynamic batch and sequence, one file."""
     import torch
 
@@ -100,7 +114,7 @@ def export_text_model(model: Any, target: Path, opset: int) -> None:
     # onnx_ir's optimiser logs one INFO line per de-duplicated initializer (hundreds).
     logging.getLogger("onnx_ir").setLevel(logging.WARNING)
     logging.getLogger("onnxscript").setLevel(logging.WARNING)
-    module = _logits_module(model)
+    module = export_module(model, cls_only)
     example = torch.ones(_EXAMPLE_SHAPE, dtype=torch.long)
     batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
     axes = {0: batch, 1: sequence}

@@ -51,7 +51,7 @@ def _write_graph(
     import onnx
 
     raw = target.with_name(".raw-" + target.name)
-    text.export_text_model(loaded.model, raw, cfg.text_opset)
+    text.export_text_model(loaded.model, raw, cfg.text_opset, cfg.cls_only)
     if cfg.optimize != "none":
         optimized = target.with_name(".opt-" + target.name)
         _optimize(raw, optimized, cfg.optimize)
