@@ -407,6 +407,7 @@ def run_all(
     dvc_root: Path | None = ROOT,
     dvc_timeout: float = 3600,
     profile: str | None = None,
+    keep_copy: bool = False,
 ) -> dict[str, Any]:
     """Run the benchmarks (and the `dvc repro` timing unless `dvc_root` is None)."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -420,7 +421,7 @@ def run_all(
     dvc = None
     if dvc_root is not None:
         print("[bench] dvc repro in a fresh copy ...", file=sys.stderr, flush=True)
-        dvc = bench_dvc(dvc_root, dvc_timeout, profile=profile)
+        dvc = bench_dvc(dvc_root, dvc_timeout, keep=keep_copy, profile=profile)
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": _git_commit(bench_dir.parent),
@@ -447,6 +448,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--skip-dvc", action="store_true", help="do not time `dvc repro`")
     parser.add_argument("--dvc-timeout", type=float, default=3600)
     parser.add_argument("--profile", help="time `dvc repro` with a config profile (e.g. tiny)")
+    parser.add_argument(
+        "--keep-dvc-copy",
+        action="store_true",
+        help="keep the fresh copy `dvc repro` ran in (its path is under dvc.workdir in the JSON)",
+    )
     args = parser.parse_args(argv)
     names = args.only or list(BENCHMARKS)
     timeouts = {n: args.timeout for n in names} if args.timeout else None
@@ -456,6 +462,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         dvc_root=None if args.skip_dvc else ROOT,
         dvc_timeout=args.dvc_timeout,
         profile=args.profile,
+        keep_copy=args.keep_dvc_copy,
     )
     results["benchmarks"] += not_selected(names)
     write_outputs(results, OUT_DIR, RESULTS_MD)
