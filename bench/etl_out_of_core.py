@@ -1,4 +1,4 @@
-"""Benchmark: the ETL on 10M demo rows under a DuckDB memory limit smaller than the data.
+"""Benchmark: the ETL on 10M demo rows under a memory limit smaller than the data.
 
     nice -n 10 .venv/bin/python bench/etl_out_of_core.py [--rows 10000000] [--memory-limit 512MB]
 

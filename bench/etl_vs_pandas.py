@@ -20,7 +20,7 @@ from bench.etl_common import OUT, child_main, demo_data, measure, uncompressed_b
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=5_000_000)
-    parser.add_argument("--memory-limit", default="2GB", help="DuckDB memory limit for ours")
+    parser.add_argument("--memory-limit", default="2GB", help="memory limit of our whole ETL")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per run")
     parser.add_argument("--work", type=Path, default=OUT / "etl-work")
     args = parser.parse_args()

@@ -11,6 +11,7 @@ Derived features are float64 and never NaN for text statistics (a missing text h
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -199,33 +200,60 @@ def text_stats_utf8(
     `missing` marks null texts (whatever bytes their slots span), which count as empty.
     """
     offsets = np.asarray(offsets, dtype=np.int64)
-    data = np.asarray(data, dtype=np.uint8)[offsets[0] : offsets[-1]]
-    offsets = offsets - offsets[0]
-
-    def per_text(flags: np.ndarray) -> np.ndarray:
-        # Flagged positions are sorted, so each text's count is a difference of two ranks.
-        return np.diff(np.searchsorted(np.flatnonzero(flags), offsets)).astype(np.float64)
-
-    calc = {
-        "chars": lambda: np.diff(offsets) - per_text((data & 0xC0) == 0x80),
-        "exclaims": lambda: per_text(data == ord("!")),
-        "digits": lambda: per_text((data >= ord("0")) & (data <= ord("9"))),
-        "words": lambda: per_text(_word_starts(data, offsets[:-1])),
-    }
-    out = {s: calc[s]() for s in stats}
+    data = np.asarray(data, dtype=np.uint8)
+    n = len(offsets) - 1
+    # Blocks of whole texts, about 1 MB each, keep the per-byte flags in the CPU cache: twice
+    # as fast as flagging all bytes at once.
+    block_starts = np.searchsorted(offsets, np.arange(offsets[0], offsets[-1], _BLOCK_BYTES))
+    edges = np.unique(np.concatenate([[0], block_starts, [n]]))
+    blocks = [_block_stats(data, offsets[a : b + 1], stats) for a, b in itertools.pairwise(edges)]
+    out = {s: np.concatenate([blk[s] for blk in blocks]) if blocks else np.zeros(0) for s in stats}
     if missing is not None and missing.any():
         for values in out.values():
             values[missing] = 0.0
     return out
 
 
+_BLOCK_BYTES = 1 << 20
+
+
+def _block_stats(data: np.ndarray, offsets: np.ndarray, stats: Sequence[str]) -> dict[str, Any]:
+    data = data[offsets[0] : offsets[-1]]
+    offsets = offsets - offsets[0]
+    calc = {
+        # Continuation bytes (0b10xxxxxx) are -128..-65 as signed bytes.
+        "chars": lambda: np.diff(offsets) - _per_text(data.view(np.int8) < -64, offsets),
+        "exclaims": lambda: _per_text(data == ord("!"), offsets),
+        "digits": lambda: _per_text(data - np.uint8(ord("0")) < 10, offsets),  # wraps below 0
+        "words": lambda: _per_text(_word_starts(data, offsets[:-1]), offsets),
+    }
+    return {s: calc[s]().astype(np.float64) for s in stats}
+
+
+def _per_text(flags: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Flagged bytes per text, as integers (`flags`: one bool per byte of the texts)."""
+    if np.count_nonzero(flags) * 8 < len(flags):
+        # Few flagged bytes: each text's count is a difference of two ranks among them.
+        return np.diff(np.searchsorted(np.flatnonzero(flags), offsets))
+    starts, filled = offsets[:-1], np.diff(offsets) > 0
+    sums = np.zeros(len(starts), dtype=np.int64)
+    small = len(flags) < 2**31  # int32 sums are about twice as fast and cannot overflow here
+    sums[filled] = np.add.reduceat(
+        flags.view(np.uint8), starts[filled], dtype=np.int32 if small else np.int64
+    )
+    return sums
+
+
 def _word_starts(data: np.ndarray, starts: np.ndarray) -> np.ndarray:
     """True on each byte that begins a run of non-whitespace (a word)."""
-    space = (data == ord(" ")) | ((data >= 9) & (data <= 13))  # ASCII_SPACE: \t\n\x0b\x0c\r
-    before = np.ones_like(space)
-    before[1:] = space[:-1]
-    before[starts[starts < len(data)]] = True  # a text's first byte has no byte before it
-    return ~space & before
+    # ASCII_SPACE is " " and bytes 9-13 (\t\n\x0b\x0c\r); uint8 arithmetic wraps below 9.
+    space = (data == ord(" ")) | (data - np.uint8(9) < 5)
+    out = np.empty_like(space)
+    out[:1] = ~space[:1]
+    np.less(space[1:], space[:-1], out=out[1:])  # a non-space byte right after a space
+    first = starts[starts < len(data)]  # a text's first byte has no byte before it
+    out[first] = ~space[first]
+    return out
 
 
 def text_stats(values: Iterable[Any], stats: Sequence[str] = TEXT_STATS) -> dict[str, Any]:

@@ -16,7 +16,6 @@ from pipeline.common.dataset import LABEL
 from pipeline.etl.contract import DataContract
 from pipeline.etl.derive import derive
 from pipeline.etl.plan import Plan
-from pipeline.etl.split import assign, uniform
 from serving import features
 
 SPLIT = "__split__"
@@ -64,22 +63,17 @@ def _reasons(contract: DataContract, plan: Plan) -> pl.Expr:
     return pl.coalesce([*reasons, dup]).alias("__why")
 
 
-def _split_codes(kept: pl.DataFrame, contract: DataContract, plan: Plan, seed: int) -> np.ndarray:
+def _split_codes(kept: pl.DataFrame, contract: DataContract, plan: Plan) -> np.ndarray:
     s = contract.split
-    if s.method == "time":
-        assert plan.split_cuts is not None and s.time_column is not None
-        t = kept[s.time_column].cast(pl.Datetime("us")).cast(pl.Int64).to_numpy()
-        pos = kept["__pos"].to_numpy()
-        (t1, p1), (t2, p2) = plan.split_cuts
-        upto1 = (t < t1) | ((t == t1) & (pos <= p1))
-        upto2 = (t < t2) | ((t == t2) & (pos <= p2))
-        return np.where(upto1, 0, np.where(upto2, 1, 2)).astype(np.int8)
-    keys = kept[plan.id].cast(pl.String).to_arrow()
-    if s.method == "hash":
-        return assign(uniform(keys, salt=0), s.train, s.train + s.val)
-    assert plan.split_cuts is not None
-    cls = kept[LABEL].to_numpy()
-    return assign(uniform(keys, salt=seed), plan.split_cuts[cls, 0], plan.split_cuts[cls, 1])
+    if plan.codes is not None:  # hash-keyed splits were decided per position in the plan
+        return plan.codes[kept["__pos"].to_numpy()]
+    assert plan.split_cuts is not None and s.time_column is not None
+    t = kept[s.time_column].cast(pl.Datetime("us")).cast(pl.Int64).to_numpy()
+    pos = kept["__pos"].to_numpy()
+    (t1, p1), (t2, p2) = plan.split_cuts
+    upto1 = (t < t1) | ((t == t1) & (pos <= p1))
+    upto2 = (t < t2) | ((t == t2) & (pos <= p2))
+    return np.where(upto1, 0, np.where(upto2, 1, 2)).astype(np.int8)
 
 
 def _with_parsed_datetimes(frame: pl.DataFrame, plan: Plan) -> pl.DataFrame:
@@ -127,7 +121,7 @@ def _cleaned(
 
 
 def transform(
-    batch: pl.DataFrame, contract: DataContract, plan: Plan, spec: features.FeatureSpec, seed: int
+    batch: pl.DataFrame, contract: DataContract, plan: Plan, spec: features.FeatureSpec
 ) -> BatchResult:
     """Clean, derive, label and split one batch of staged rows."""
     frame = _with_parsed_datetimes(batch, plan).with_columns(_reasons(contract, plan))
@@ -141,7 +135,7 @@ def transform(
     kept = frame.filter(~bad)
     cleaned, nulled = _cleaned(kept, contract, plan, spec)
     kept = derive(kept.with_columns(cleaned), spec)
-    kept = kept.with_columns(pl.Series(SPLIT, _split_codes(kept, contract, plan, seed)))
+    kept = kept.with_columns(pl.Series(SPLIT, _split_codes(kept, contract, plan)))
     text = [spec.text] if spec.text else []
     columns = [plan.id, *spec.numeric, *spec.categorical, *spec.datetime, *text, *spec.derived]
     return BatchResult(kept.select(*columns, LABEL, SPLIT), rejected, nulled)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,14 +120,46 @@ class DataContract:
 class EtlConfig:
     """Resources and thresholds of the ETL (`configs/etl/`)."""
 
-    memory_limit: str = "2GB"  # DuckDB's limit; larger inputs spill to spill_dir
+    memory_limit: str = "2GB"  # the whole ETL's budget, e.g. 512MB or 4GiB; bigger data spills
+    duckdb_share: float = 0.4  # of memory_limit for DuckDB; the rest: interpreter, batches, plan
     spill_dir: str = ".tmp/etl"  # DuckDB temp_directory, staging files and URL downloads
     threads: int = 2
-    batch_rows: int = 200_000  # rows per Polars batch when cleaning and writing splits
+    batch_rows: int = 200_000  # most rows per batch when cleaning and writing splits
     compression: str = "snappy"  # Parquet codec of the splits (snappy: fast; zstd: smaller)
     max_rejected_fraction: float = 0.2  # fail when more rows than this are rejected
     max_levels: int = 10_000  # category levels kept in the profile (most frequent first)
     download_timeout_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        memory_bytes(self.memory_limit)  # fails early, naming the key, when it is no size
+        if not 0 < self.duckdb_share < 1:
+            raise PipelineError(
+                f"duckdb_share must be between 0 and 1, found {self.duckdb_share}",
+                where="configs/etl: duckdb_share",
+                fix="e.g. 0.5 (half of memory_limit for DuckDB)",
+            )
+
+    @property
+    def duckdb_bytes(self) -> int:
+        """DuckDB's part of the memory budget."""
+        return int(memory_bytes(self.memory_limit) * self.duckdb_share)
+
+
+_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+_UNITS |= {"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+
+
+def memory_bytes(limit: str) -> int:
+    """'512MB' → 512_000_000: DuckDB's units (KB, MB, GB: powers of 1000; KiB...: of 1024)."""
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?)\s*([A-Za-z]*)\s*", str(limit))
+    unit = match.group(2).upper() if match else None
+    if match is None or unit not in _UNITS:
+        raise PipelineError(
+            f"memory_limit must be a size like 512MB or 4GiB, found {limit!r}",
+            where="configs/etl: memory_limit",
+            fix="write a number and one of the units B, KB, MB, GB, TB, KiB, MiB, GiB, TiB",
+        )
+    return int(float(match.group(1)) * _UNITS[unit])
 
 
 def _bad(where: str, key: str, found: object, allowed: tuple[str, ...]) -> PipelineError:

@@ -5,7 +5,8 @@
 2. Aggregates over the staging file validate it and decide labels, spellings, duplicates and
    split cuts (`plan.py`).
 3. Polars cleans, derives and splits it batch by batch (`clean.py`); Arrow hands the batches over
-   without copies, and each split is appended to its Parquet file as it goes.
+   without copies, and each split is appended to its Parquet file as it goes (`rows.py`: reading,
+   cleaning and writing run in overlapping threads).
 Outputs are written into a temporary directory swapped in whole, so a failed or killed run
 leaves the previous `data/processed` untouched.
 """
@@ -20,28 +21,23 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import polars as pl
-import pyarrow as pa
-import pyarrow.parquet as pq
 from omegaconf import DictConfig
-from tqdm import tqdm
 
 from pipeline.common.config import validate
 from pipeline.common.dataset import LABEL, PROCESSED_DIR, PROFILE_FILE, SPLITS, Profile
 from pipeline.common.errors import PipelineError
 from pipeline.common.io import atomic_dir, write_json
-from pipeline.common.logs import progress_enabled
-from pipeline.etl.clean import SPLIT, feature_spec, transform
+from pipeline.etl.clean import feature_spec
 from pipeline.etl.contract import DataContract, EtlConfig
 from pipeline.etl.plan import Plan, check_columns, make_plan
 from pipeline.etl.profile import StatsAccumulator
+from pipeline.etl.rows import batch_rows, write_splits
 from pipeline.etl.source import connect, open_source, reader_error
 from pipeline.etl.staging import row_pass_sql, stage
 from serving.features import FeatureSpec
 
 log = logging.getLogger(__name__)
 METRICS_FILE = Path("metrics/etl.json")
-REJECTED_FILE = "rejected.parquet"
 
 
 @dataclass
@@ -74,8 +70,11 @@ def run_etl(
         spec = feature_spec(contract, plan)
         with atomic_dir(out_dir) as tmp:
             try:
-                batches = con.sql(row_pass_sql(con)).to_arrow_reader(cfg.batch_rows)
-                stats, nulled = _write_splits(batches, tmp, contract, cfg, plan, spec, seed)
+                # The row pass's cleaning and writing threads keep two cores busy themselves.
+                con.execute(f"SET threads = {max(1, cfg.threads - 2)}")
+                sql = row_pass_sql(con)
+                batches = con.sql(sql).to_arrow_reader(batch_rows(con, sql, cfg))
+                stats, nulled = write_splits(batches, tmp, contract, cfg.compression, plan, spec)
             except duckdb.Error as exc:
                 raise reader_error(exc, source.files, contract) from None
             profile = _profile(contract, cfg, plan, spec, stats, source.format, source.label, seed)
@@ -92,57 +91,6 @@ def run_etl(
     }
     write_json(metrics_path, metrics)
     return EtlResult(profile, metrics)
-
-
-def _write_splits(
-    batches: pa.RecordBatchReader,
-    out: Path,
-    contract: DataContract,
-    cfg: EtlConfig,
-    plan: Plan,
-    spec: FeatureSpec,
-    seed: int,
-) -> tuple[StatsAccumulator, dict[str, int]]:
-    stats = StatsAccumulator(
-        [*spec.numeric, *spec.derived], spec.categorical, spec.datetime, spec.text
-    )
-    writers: dict[str, pq.ParquetWriter] = {}
-    nulled: dict[str, int] = {}
-    rejected_parts: list[pl.DataFrame] = []
-    progress = tqdm(total=plan.rows_in, unit="rows", desc="etl", disable=not progress_enabled())
-    try:
-        for record_batch in batches:
-            progress.update(record_batch.num_rows)
-            frame = pl.from_arrow(record_batch)
-            assert isinstance(frame, pl.DataFrame)
-            result = transform(frame, contract, plan, spec, seed)
-            rejected_parts.append(result.rejected)
-            for col, n in result.nulled.items():
-                nulled[col] = nulled.get(col, 0) + n
-            for code, split in enumerate(SPLITS):
-                part = result.kept.filter(pl.col(SPLIT) == code).drop(SPLIT)
-                table = part.to_arrow()
-                if split not in writers:
-                    writers[split] = pq.ParquetWriter(
-                        out / f"{split}.parquet",
-                        table.schema,
-                        compression=cfg.compression,
-                        use_dictionary=spec.categorical,  # free text gains nothing from it
-                    )
-                writers[split].write_table(table)
-                stats.update(part, split)
-    finally:
-        progress.close()
-        for writer in writers.values():
-            writer.close()
-    rejected = pl.concat(rejected_parts) if rejected_parts else pl.DataFrame()
-    rejected.write_parquet(out / "rejected.parquet")
-    if nulled:
-        log.info(
-            "impossible or unreadable values set to null: %s",
-            {k: v for k, v in nulled.items() if v},
-        )
-    return stats, nulled
 
 
 def _profile(

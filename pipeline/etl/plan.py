@@ -2,31 +2,35 @@
 
 Validation (target present, ids unique, not too many rejected rows), the class labels and task,
 the category and datetime spellings (normalised once per distinct value by `serving.features`),
-which rows are duplicates, and the split cuts. Aggregates run in DuckDB, which spills to disk.
+which rows are duplicates, and the split (cuts in time, or a code per row for the hash-keyed
+methods). Aggregates run in DuckDB, which spills to disk.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
 import numpy as np
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.common.errors import PipelineError
-from pipeline.etl.contract import DataContract, EtlConfig
+from pipeline.etl.contract import DataContract, EtlConfig, SplitConfig
 from pipeline.etl.source import Source, reader_error, sql_ident, sql_string
-from pipeline.etl.split import stratified_cuts, uniform
+from pipeline.etl.split import codes_by_position, stratified_cuts, uniform
 from pipeline.etl.staging import BOOLEAN_WORD_PREFIX
 from serving import features
 
 log = logging.getLogger(__name__)
 MAX_CLASSES = 100  # more distinct targets than this looks like a regression target
 ROW_ID = "row_id"
+KEY_BATCH_ROWS = 1 << 18  # ids hashed per batch while planning (a few MB of temporaries)
 
 
 @dataclass
@@ -41,7 +45,8 @@ class Plan:
     category_maps: dict[str, tuple[list[str], list[str | None]]]
     datetime_maps: dict[str, tuple[list[str], np.ndarray]]  # string columns: raw → parsed
     losers: np.ndarray  # positions of duplicate copies (the first copy is kept)
-    split_cuts: np.ndarray | None  # stratified: [n_classes, 2]; time: [[µs, pos]] x 2; hash: None
+    split_cuts: np.ndarray | None  # time: [[µs, pos]] x 2; otherwise None
+    codes: np.ndarray | None  # stratified and hash: int8 split code per input position (-1: none)
     rejected: dict[str, int] = field(default_factory=dict)  # reason → rows
 
 
@@ -163,6 +168,13 @@ def _plan(
     )
     rejected = _rejections(con, rows_in, source, cfg)
     labels, task = _labels(con, contract, source)
+    s = contract.split
+    losers = np.asarray(
+        con.execute("SELECT __pos FROM losers ORDER BY 1").fetchnumpy()["__pos"], dtype=np.int64
+    )
+    cuts = _time_cuts(con, (s.train, s.val)) if s.method == "time" else None
+    keys = None if cuts is not None else _keys(con, s.method, labels, losers, rows_in, seed)
+    drop_tables(con)  # DuckDB's memory is free again before NumPy's is needed for the cuts
     return Plan(
         rows_in=rows_in,
         labels=labels,
@@ -171,14 +183,18 @@ def _plan(
         boolean=_booleans(con, contract, source.types),
         category_maps=_category_maps(con, contract),
         datetime_maps=maps,
-        losers=np.sort(
-            np.asarray(
-                [r[0] for r in con.execute("SELECT __pos FROM losers").fetchall()], dtype=np.int64
-            )
-        ),
-        split_cuts=_split_cuts(con, contract, labels, seed),
+        losers=losers,
+        split_cuts=cuts,
+        codes=None if keys is None else _codes(*keys, s, len(labels)),
         rejected=rejected,
     )
+
+
+def drop_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Free the plan's temporary tables: the row pass needs DuckDB's memory for reading."""
+    con.execute("DROP VIEW IF EXISTS valid")
+    for table in ("checked", "repeated", "losers"):
+        con.execute(f"DROP TABLE IF EXISTS {table}")
 
 
 def _rejections(
@@ -317,27 +333,54 @@ def _category_maps(
     return maps
 
 
-def _split_cuts(
-    con: duckdb.DuckDBPyConnection, contract: DataContract, labels: list[str], seed: int
-) -> np.ndarray | None:
-    s = contract.split
-    fractions = (s.train, s.val)
+def _keys(
+    con: duckdb.DuckDBPyConnection,
+    method: str,
+    labels: list[str],
+    losers: np.ndarray,
+    rows_in: int,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(random key, class index) per input position; NaN and -1 where no row is kept.
+
+    Each kept row's id is hashed once, here, for the hash-keyed split methods; the row pass
+    only looks its split code up. 9 bytes per input row, for as long as the cuts take.
+    """
+    keys = np.full(rows_in, np.nan)
+    classes = np.full(rows_in, -1, dtype=np.int8)  # at most MAX_CLASSES (100) classes
+    index = pa.array(labels, pa.string())
+    salt = 0 if method == "hash" else seed
+    # Rows that pass the checks, duplicates included (cheaper than the anti-join of `valid`).
+    sql = "SELECT __pos, __id, __target FROM checked WHERE __why IS NULL"
+
+    def store(batch: pa.RecordBatch) -> None:
+        pos = batch.column(0).to_numpy()
+        # The id's text as Polars spells it: the row pass hashed exactly this text before.
+        text = pl.Series(batch.column(1)).cast(pl.String).to_arrow()
+        keys[pos] = uniform(text, salt=salt)
+        classes[pos] = pc.index_in(batch.column(2), value_set=index).to_numpy(zero_copy_only=False)
+
+    # Two threads hash batches at once (NumPy and Polars release the GIL); batches fill
+    # disjoint positions, and at most three are alive.
+    with ThreadPoolExecutor(2, thread_name_prefix="etl-keys") as pool:
+        pending: deque[Future[None]] = deque()
+        for batch in con.sql(sql).to_arrow_reader(KEY_BATCH_ROWS):
+            pending.append(pool.submit(store, batch))
+            if len(pending) > 2:
+                pending.popleft().result()
+        for done in pending:
+            done.result()
+    keys[losers], classes[losers] = np.nan, -1
+    return keys, classes
+
+
+def _codes(keys: np.ndarray, classes: np.ndarray, s: SplitConfig, n_classes: int) -> np.ndarray:
+    """Split code per input position (-1 where no row is kept)."""
     if s.method == "hash":
-        return None
-    if s.method == "time":
-        return _time_cuts(con, (s.train, s.val))
-    index = {label: i for i, label in enumerate(labels)}
-    by_class: dict[int, list[np.ndarray]] = defaultdict(list)
-    reader = con.sql("SELECT CAST(__id AS VARCHAR) AS k, __target FROM valid").to_arrow_reader(
-        1_000_000
-    )
-    for batch in reader:
-        u = uniform(batch.column(0), salt=seed)
-        cls = _class_index(batch.column(1), index)
-        for c in np.unique(cls):
-            by_class[int(c)].append(u[cls == c])
-    merged = {c: np.concatenate(parts) for c, parts in by_class.items()}
-    return stratified_cuts(merged, fractions, len(labels))
+        cuts = np.tile([s.train, s.train + s.val], (n_classes, 1))
+    else:
+        cuts = stratified_cuts(keys, classes, (s.train, s.val), n_classes)
+    return codes_by_position(keys, classes, cuts)
 
 
 def _time_cuts(con: duckdb.DuckDBPyConnection, fractions: tuple[float, float]) -> np.ndarray:
@@ -353,8 +396,3 @@ def _time_cuts(con: duckdb.DuckDBPyConnection, fractions: tuple[float, float]) -
             ).fetchall()[0]
             cuts[i] = row
     return cuts
-
-
-def _class_index(targets: pa.Array, index: dict[str, int]) -> np.ndarray:
-    codes = pc.index_in(targets, value_set=pa.array(list(index), pa.string()))
-    return np.asarray(codes.to_numpy(zero_copy_only=False), dtype=np.int64)

@@ -27,31 +27,37 @@ class StatsAccumulator:
     empty_text: int = 0
     labels: dict[str, Counter[int]] = field(default_factory=lambda: {s: Counter() for s in SPLITS})
 
-    def update(self, frame: pl.DataFrame, split: str) -> None:
-        """Add one batch of kept rows belonging to `split`."""
+    def update(self, frame: pl.DataFrame, split_codes: str) -> None:
+        """Add one batch of kept rows; column `split_codes` holds each row's index in SPLITS."""
         self.rows += frame.height
         for col, n in zip(frame.columns, frame.null_count().row(0), strict=True):
             self.nulls[col] += int(n)
+        aggregates = frame.select(
+            *(e for col in self.numeric for e in _moments(col)),
+            *(e for col in self.datetime for e in _span(col)),
+            *([(pl.col(self.text) == "").sum().alias("empty_text")] if self.text else []),
+        ).row(0, named=True)
         for col in self.numeric:
-            s = frame[col].drop_nulls()
-            if s.len():
+            count, total, sq, lo, hi = (aggregates[f"{col}|{k}"] for k in _MOMENTS)
+            if count:
                 acc = self.sums.setdefault(col, [0.0, 0.0, 0.0, float("inf"), float("-inf")])
-                acc[0] += s.len()
-                acc[1] += float(s.sum())
-                acc[2] += float((s * s).sum())
-                acc[3] = min(acc[3], float(s.min()))  # type: ignore[arg-type]
-                acc[4] = max(acc[4], float(s.max()))  # type: ignore[arg-type]
+                acc[0] += count
+                acc[1] += float(total)
+                acc[2] += float(sq)
+                acc[3] = min(acc[3], float(lo))
+                acc[4] = max(acc[4], float(hi))
+        for col in self.datetime:
+            lo, hi = aggregates[f"{col}|min"], aggregates[f"{col}|max"]
+            if lo is not None:
+                span = self.times.setdefault(col, [lo, hi])
+                span[0], span[1] = min(span[0], lo), max(span[1], hi)
+        if self.text:
+            self.empty_text += int(aggregates["empty_text"])
         for col in self.categorical:
             counts = frame[col].drop_nulls().value_counts()
             self.levels.setdefault(col, Counter()).update(dict(counts.iter_rows()))
-        for col in self.datetime:
-            s = frame[col].drop_nulls()
-            if s.len():
-                span = self.times.setdefault(col, [s.min(), s.max()])
-                span[0], span[1] = min(span[0], s.min()), max(span[1], s.max())
-        if self.text:
-            self.empty_text += int((frame[self.text] == "").sum())
-        self.labels[split].update(dict(frame[LABEL].value_counts().iter_rows()))
+        for code, label, n in frame.group_by(split_codes, LABEL).len().iter_rows():
+            self.labels[SPLITS[code]][label] += n
 
     def columns(self, schema: dict[str, str], max_levels: int) -> dict[str, dict[str, Any]]:
         """Profile `columns`: dtype, null rate and what each kind of column needs downstream."""
@@ -88,3 +94,16 @@ class StatsAccumulator:
         return {
             s: {labels[i]: int(c[i]) for i in range(len(labels))} for s, c in self.labels.items()
         }
+
+
+_MOMENTS = ("count", "sum", "sumsq", "min", "max")
+
+
+def _moments(col: str) -> list[pl.Expr]:
+    c = pl.col(col)
+    exprs = [c.count(), c.sum(), (c * c).sum(), c.min(), c.max()]
+    return [e.alias(f"{col}|{k}") for e, k in zip(exprs, _MOMENTS, strict=True)]
+
+
+def _span(col: str) -> list[pl.Expr]:
+    return [pl.col(col).min().alias(f"{col}|min"), pl.col(col).max().alias(f"{col}|max")]

@@ -49,12 +49,12 @@ class Source:
 
 
 def connect(cfg: EtlConfig) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with the configured memory limit, spill directory and threads."""
+    """An in-memory DuckDB with its share of the memory limit, a spill directory and threads."""
     spill = Path(cfg.spill_dir)
     spill.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
-    con.execute(f"SET memory_limit = '{cfg.memory_limit}'")
+    con.execute(f"SET memory_limit = '{cfg.duckdb_bytes}B'")
     con.execute(f"SET temp_directory = {sql_string(str(spill / 'duckdb'))}")
     con.execute(f"SET threads = {int(cfg.threads)}")
     con.execute("SET preserve_insertion_order = true")  # splits keep the input's row order

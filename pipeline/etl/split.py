@@ -8,8 +8,6 @@ cut each class at exact quantiles of it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import numpy as np
 import pyarrow as pa
 
@@ -46,12 +44,18 @@ def uniform(keys: pa.Array | pa.ChunkedArray, salt: int = 0) -> np.ndarray:
 
 def class_cuts(u: np.ndarray, fractions: tuple[float, float]) -> tuple[float, float]:
     """(train cut, val cut) on one class's keys so the class splits at exactly these shares."""
-    ordered = np.sort(u)
-    n = len(ordered)
+    return _cuts_in_place(u.copy(), fractions)
+
+
+def _cuts_in_place(u: np.ndarray, fractions: tuple[float, float]) -> tuple[float, float]:
+    n = len(u)
     k1 = round(fractions[0] * n)
     k2 = round((fractions[0] + fractions[1]) * n)
-    cut1 = float(ordered[k1 - 1]) if k1 > 0 else -1.0
-    cut2 = float(ordered[k2 - 1]) if k2 > 0 else -1.0
+    ranks = [k - 1 for k in (k1, k2) if k > 0]
+    if ranks:
+        u.partition(ranks)  # only these two ranks need their sorted place
+    cut1 = float(u[k1 - 1]) if k1 > 0 else -1.0
+    cut2 = float(u[k2 - 1]) if k2 > 0 else -1.0
     return cut1, max(cut1, cut2)
 
 
@@ -61,10 +65,30 @@ def assign(u: np.ndarray, cut1: np.ndarray | float, cut2: np.ndarray | float) ->
 
 
 def stratified_cuts(
-    u_by_class: Mapping[int, np.ndarray], fractions: tuple[float, float], n_classes: int
+    u: np.ndarray, classes: np.ndarray, fractions: tuple[float, float], n_classes: int
 ) -> np.ndarray:
-    """[n_classes, 2] cuts; a class absent from the data gets cuts that send nothing anywhere."""
+    """[n_classes, 2] cuts; a class absent from the data gets cuts that send nothing anywhere.
+
+    `classes` holds each key's class index; keys of class -1 belong to no class.
+    """
     cuts = np.full((n_classes, 2), -1.0)
-    for cls, u in u_by_class.items():
-        cuts[cls] = class_cuts(u, fractions)
+    for cls in range(n_classes):
+        members = u[classes == cls]  # a copy, so it may be partitioned in place
+        if len(members):
+            cuts[cls] = _cuts_in_place(members, fractions)
     return cuts
+
+
+def codes_by_position(
+    u: np.ndarray, classes: np.ndarray, cuts: np.ndarray, chunk: int = 1 << 20
+) -> np.ndarray:
+    """Split code per key (-1 where the class is -1), in chunks to keep temporaries small."""
+    codes = np.full(len(u), -1, dtype=np.int8)
+    for start in range(0, len(u), chunk):
+        cls = classes[start : start + chunk]
+        kept = cls >= 0
+        cut = cuts[cls[kept]]
+        codes[start : start + chunk][kept] = assign(
+            u[start : start + chunk][kept], cut[:, 0], cut[:, 1]
+        )
+    return codes
