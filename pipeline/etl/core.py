@@ -29,6 +29,7 @@ from pipeline.common.errors import PipelineError
 from pipeline.common.io import atomic_dir, write_json
 from pipeline.etl.clean import feature_spec
 from pipeline.etl.contract import DataContract, EtlConfig
+from pipeline.etl.duplicates import verify
 from pipeline.etl.plan import Plan, check_columns, make_plan
 from pipeline.etl.profile import StatsAccumulator
 from pipeline.etl.rows import batch_rows, write_splits
@@ -72,9 +73,15 @@ def run_etl(
             try:
                 # The row pass's cleaning and writing threads keep two cores busy themselves.
                 con.execute(f"SET threads = {max(1, cfg.threads - 2)}")
-                sql = row_pass_sql(con)
-                batches = con.sql(sql).to_arrow_reader(batch_rows(con, sql, cfg))
-                stats, nulled = write_splits(batches, tmp, contract, cfg.compression, plan, spec)
+                # Sized without the row hash column: it is null but for the repeated ids.
+                size = batch_rows(con, row_pass_sql(con), cfg)
+                sql = row_pass_sql(con, plan.hashed, plan.rows_in)
+                batches = con.sql(sql).to_arrow_reader(size)
+                stats, nulled, hashed = write_splits(
+                    batches, tmp, contract, cfg.compression, plan, spec
+                )
+                if plan.hashed is not None:
+                    verify(con, source, plan.id, hashed)
             except duckdb.Error as exc:
                 raise reader_error(exc, source.files, contract) from None
             profile = _profile(contract, cfg, plan, spec, stats, source.format, source.label, seed)

@@ -1,11 +1,14 @@
-"""Derived features for a batch, computed by `serving.features` on arrays pulled from Polars.
+"""Derived features for a batch: the numbers `serving.features` computes for the same raw values.
 
-Datetime parts get NumPy datetime64 arrays; text statistics get the text column's Arrow buffers
-(UTF-8 bytes and offsets) directly, so millions of texts need no Python loop and the numbers
-are the very ones the server computes for the same raw text.
+Datetime parts are Polars expressions, property-tested equal to `features.datetime_parts`; text
+statistics get the text column's Arrow buffers (UTF-8 bytes and offsets) directly, so millions of
+texts need no Python loop and the numbers are the very ones the server computes.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -29,14 +32,24 @@ def utf8_buffers(values: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.nda
     return data, offsets, missing
 
 
+# Polars' calendar parts equal `features.datetime_parts` (property-tested) at half the cost.
+_DATETIME_PARTS: dict[str, Callable[[Any], pl.Expr]] = {
+    "year": lambda t: t.year(),
+    "month": lambda t: t.month(),
+    "day": lambda t: t.day(),
+    "dayofweek": lambda t: t.weekday() - 1,  # Polars counts Monday as 1
+    "hour": lambda t: t.hour(),
+}
+
+
 def derive(frame: pl.DataFrame, spec: features.FeatureSpec) -> pl.DataFrame:
     """The frame with the derived feature columns of `spec` appended (cleaned inputs expected)."""
-    derived: list[pl.Series] = []
+    derived: list[pl.Series | pl.Expr] = []
     for col in spec.datetime:
-        values = frame[col].cast(pl.Datetime("us")).to_numpy()
-        for part, arr in features.datetime_parts(values, spec.datetime_parts).items():
+        t = pl.col(col).cast(pl.Datetime("us")).dt
+        for part in spec.datetime_parts:
             name = f"{col}{features.DERIVED_SEP}{part}"
-            derived.append(pl.Series(name, arr, dtype=pl.Float64).fill_nan(None))
+            derived.append(_DATETIME_PARTS[part](t).cast(pl.Float64).alias(name))
     if spec.text:
         data, offsets, missing = utf8_buffers(frame[spec.text].to_arrow())
         stats = features.text_stats_utf8(data, offsets, spec.text_stats, missing)

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.common.errors import PipelineError
+from pipeline.etl import duplicates
 from pipeline.etl.contract import DataContract, EtlConfig, SplitConfig
 from pipeline.etl.source import Source, reader_error, sql_ident, sql_string
 from pipeline.etl.split import codes_by_position, stratified_cuts, uniform
@@ -47,6 +48,7 @@ class Plan:
     losers: np.ndarray  # positions of duplicate copies (the first copy is kept)
     split_cuts: np.ndarray | None  # time: [[µs, pos]] x 2; otherwise None
     codes: np.ndarray | None  # stratified and hash: int8 split code per input position (-1: none)
+    hashed: np.ndarray | None  # positions of the repeated ids' rows, hashed in the row pass
     rejected: dict[str, int] = field(default_factory=dict)  # reason → rows
 
 
@@ -116,9 +118,10 @@ def _checked_table(
             f"CASE WHEN {t_expr} IS NULL THEN "
             f"{sql_string(time_col + ' is null (the time split needs it)')} END"
         )
-    id_expr = f"s.{sql_ident(id_col)}" if contract.id else "s.__pos + 1"
+    # With an id, only rows whose id repeats need the row hash (`duplicates`).
+    id_expr, h_expr = (f"s.{sql_ident(id_col)}", "") if contract.id else ("s.__pos + 1", "s.__h, ")
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE checked AS SELECT s.__pos, s.__h, s.__target, "
+        f"CREATE OR REPLACE TEMP TABLE checked AS SELECT s.__pos, {h_expr}s.__target, "
         f"{id_expr} AS __id, {t_expr} AS __t, COALESCE({', '.join(reasons)}) AS __why "
         f"FROM staged s {' '.join(joins)}"
     )
@@ -161,13 +164,18 @@ def _plan(
     id_col = contract.id or ROW_ID
     maps = _datetime_maps(con, contract, source.types)
     _checked_table(con, contract, maps, id_col)
-    _find_duplicates(con, source, id_col if contract.id else None)
+    hashed = duplicates.find_repeated(con, id_col if contract.id else None)
     con.execute(
         "CREATE OR REPLACE TEMP VIEW valid AS SELECT * FROM checked WHERE __why IS NULL "
         "AND __pos NOT IN (SELECT __pos FROM losers)"
     )
-    rejected = _rejections(con, rows_in, source, cfg)
-    labels, task = _labels(con, contract, source)
+    try:
+        rejected = _rejections(con, rows_in, source, cfg)
+        labels, task = _labels(con, contract, source)
+    except PipelineError:
+        if hashed is not None:  # an id with different rows is reported first, as it comes first
+            duplicates.hash_in_plan(con, source, id_col)
+        raise
     s = contract.split
     losers = np.asarray(
         con.execute("SELECT __pos FROM losers ORDER BY 1").fetchnumpy()["__pos"], dtype=np.int64
@@ -186,6 +194,7 @@ def _plan(
         losers=losers,
         split_cuts=cuts,
         codes=None if keys is None else _codes(*keys, s, len(labels)),
+        hashed=hashed,
         rejected=rejected,
     )
 
@@ -226,45 +235,6 @@ def _rejections(
             fix="fix the column types in the file or the column lists in the data config",
         )
     return counts
-
-
-def _find_duplicates(con: duckdb.DuckDBPyConnection, source: Source, id_col: str | None) -> None:
-    """Table `losers`: later copies of exact duplicate rows. Fails on ids with different rows.
-
-    With an id, only rows whose id repeats can be duplicates, so one aggregate over the ids finds
-    both the exact copies (same row hash) and the conflicting ids (different hashes).
-    """
-    key = "__id" if id_col else "__h"
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE repeated AS SELECT c.__pos, c.__h, c.__id "
-        f"FROM checked c SEMI JOIN (SELECT {key} FROM checked WHERE __why IS NULL "
-        f"GROUP BY {key} HAVING count(*) > 1) r ON c.{key} = r.{key} "
-        "WHERE c.__why IS NULL"
-    )
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE losers AS SELECT __pos FROM (SELECT __pos, "
-        "row_number() OVER (PARTITION BY __h ORDER BY __pos) AS k FROM repeated) WHERE k > 1"
-    )
-    if id_col is None:
-        return
-    rows = con.execute(
-        "SELECT __id, count(*) AS n, list(__pos + 1 ORDER BY __pos)[1:3] FROM repeated "
-        "WHERE __pos NOT IN (SELECT __pos FROM losers) GROUP BY __id HAVING n > 1 "
-        "ORDER BY min(__pos) LIMIT 1"
-    ).fetchall()
-    if rows:
-        row = rows[0]
-        n_ids = _one(
-            con,
-            "SELECT count(*) FROM (SELECT __id FROM repeated WHERE __pos NOT IN "
-            "(SELECT __pos FROM losers) GROUP BY __id HAVING count(*) > 1)",
-        )
-        raise PipelineError(
-            f"id column {id_col!r} is not unique: {row[0]!r} is on {row[1]} different rows "
-            f"(data rows {row[2]}); {n_ids} ids repeat with different values",
-            where=source.label,
-            fix="make the ids unique, or remove `id` from the data config to use row numbers",
-        )
 
 
 def _labels(

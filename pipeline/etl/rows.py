@@ -25,6 +25,7 @@ from pipeline.common.dataset import SPLITS
 from pipeline.common.logs import progress_enabled
 from pipeline.etl.clean import SPLIT, transform
 from pipeline.etl.contract import DataContract, EtlConfig, memory_bytes
+from pipeline.etl.duplicates import HASH
 from pipeline.etl.plan import Plan
 from pipeline.etl.profile import StatsAccumulator
 from serving.features import FeatureSpec
@@ -83,14 +84,19 @@ def write_splits(
     compression: str,
     plan: Plan,
     spec: FeatureSpec,
-) -> tuple[StatsAccumulator, dict[str, int]]:
-    """Clean, derive and split every staged batch into `out`; (statistics, values nulled)."""
+) -> tuple[StatsAccumulator, dict[str, int], pl.DataFrame]:
+    """Clean, derive and split every staged batch into `out`.
+
+    Returns the statistics, the values nulled per column and (__pos, __h, __id) of the rows the
+    batches carry a row hash for (`duplicates.verify` checks them).
+    """
     writer = SplitWriter(out, compression, spec)
     stats = StatsAccumulator(
         [*spec.numeric, *spec.derived], spec.categorical, spec.datetime, spec.text
     )
     nulled: dict[str, int] = {}
     rejected_parts: list[pl.DataFrame] = []
+    hashed_parts: list[pl.DataFrame] = []
     progress = tqdm(total=plan.rows_in, unit="rows", desc="etl", disable=not progress_enabled())
     try:
         with (
@@ -102,6 +108,12 @@ def write_splits(
                 progress.update(frame.height)
                 result = transform(frame, contract, plan, spec)
                 rejected_parts.append(result.rejected)
+                if HASH in frame.columns:
+                    hashed_parts.append(
+                        frame.filter(pl.col(HASH).is_not_null()).select(
+                            "__pos", HASH, pl.col(plan.id).alias("__id")
+                        )
+                    )
                 for col, n in result.nulled.items():
                     nulled[col] = nulled.get(col, 0) + n
                 if written is not None:
@@ -120,7 +132,8 @@ def write_splits(
             "impossible or unreadable values set to null: %s",
             {k: v for k, v in nulled.items() if v},
         )
-    return stats, nulled
+    hashed = pl.concat(hashed_parts) if hashed_parts else pl.DataFrame()
+    return stats, nulled, hashed
 
 
 def _prefetched(batches: pa.RecordBatchReader, pool: ThreadPoolExecutor) -> Iterator[pl.DataFrame]:

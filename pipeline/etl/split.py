@@ -24,12 +24,16 @@ def stable_hash(keys: pa.Array | pa.ChunkedArray, salt: int = 0) -> np.ndarray:
     starts, lengths = offsets[:-1], np.diff(offsets)
     lengths[missing] = 0  # a null key hashes as "" whatever bytes its slot spans
     h = np.full(len(starts), _FNV_OFFSET, dtype=np.uint64) ^ np.uint64(salt & (2**64 - 1))
+    shortest, longest = int(lengths.min(initial=0)), int(lengths.max(initial=0))
     with np.errstate(over="ignore"):
-        for k in range(int(lengths.max(initial=0))):
-            live = lengths > k
-            byte = np.zeros(len(starts), dtype=np.uint64)
-            byte[live] = data[starts[live] + k]
-            h = np.where(live, (h ^ byte) * _FNV_PRIME, h)
+        for k in range(shortest):  # every key has this byte: no masks needed
+            h ^= data[starts + k]
+            h *= _FNV_PRIME
+        last = max(len(data) - 1, 0)
+        for k in range(shortest, longest):
+            # Shorter keys read some other byte (clipped to the buffer) and keep their hash.
+            byte = data[np.minimum(starts + k, last)]
+            h = np.where(lengths > k, (h ^ byte) * _FNV_PRIME, h)
         # SplitMix64 finaliser: spreads FNV's weak low bits over the whole word.
         h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)

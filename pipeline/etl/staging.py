@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+import numpy as np
+import pyarrow as pa
 
 from pipeline.etl.contract import DataContract
 from pipeline.etl.source import Source, reader_error, sql_string
@@ -116,8 +118,22 @@ def stage(
         raise reader_error(exc, source.files, contract) from None
 
 
-def row_pass_sql(con: duckdb.DuckDBPyConnection) -> str:
-    """SELECT of the staged columns the row pass needs (not the row hash or boolean flags)."""
+def row_pass_sql(
+    con: duckdb.DuckDBPyConnection, hashed: np.ndarray | None = None, rows_in: int = 0
+) -> str:
+    """SELECT of the staged columns the row pass needs (not the row hash or boolean flags).
+
+    With `hashed` (input positions), `__h` is added: the row hash at those positions, else null.
+    A positional join with a flag per input row keeps the input order and streams.
+    """
     names = [str(r[0]) for r in con.execute("DESCRIBE staged").fetchall()]
-    keep = [q(n) for n in names if n != "__h" and not n.startswith(BOOLEAN_WORD_PREFIX)]
-    return f"SELECT {', '.join(keep)} FROM staged"
+    keep = [f"s.{q(n)}" for n in names if n != "__h" and not n.startswith(BOOLEAN_WORD_PREFIX)]
+    if hashed is None:
+        return f"SELECT {', '.join(keep)} FROM staged s"
+    flags = np.zeros(rows_in, dtype=bool)
+    flags[hashed] = True
+    con.register("hash_flags", pa.table({"f": flags}))
+    return (
+        f"SELECT {', '.join(keep)}, CASE WHEN f.f THEN s.__h END AS __h "
+        "FROM staged s POSITIONAL JOIN hash_flags f"
+    )

@@ -81,6 +81,19 @@ CASES: dict[str, tuple[Callable[[Path], str], dict[str, object], str]] = {
         {},
         "id column 'id' is not unique: '7' is on 2 different rows (data rows [7, 41])",
     ),
+    # Row 7 is Paris, 27, 1: its exact copy is a duplicate row, the Rome row a conflict.
+    "duplicate ids beside an exact copy": (
+        _csv(HEADER + GOOD_ROWS + "7,27,Paris,1\n7,99,Rome,1\n"),
+        {},
+        "id column 'id' is not unique: '7' is on 2 different rows (data rows [7, 42]); "
+        "1 ids repeat with different values",
+    ),
+    # The conflicting id is reported before the errors the plan finds after it.
+    "duplicate ids and a single class": (
+        _csv(HEADER + "".join(f"{i},20,Paris,1\n" for i in range(30)) + "3,21,Paris,1\n"),
+        {},
+        "id column 'id' is not unique: '3' is on 2 different rows (data rows [4, 31])",
+    ),
     "broken parquet footer": (_parquet_broken_footer, {}, "not a readable Parquet file"),
     "unreachable URL": (lambda tmp: "http://127.0.0.1:9/data.csv", {}, "cannot download the data"),
     "single class": (
