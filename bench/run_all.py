@@ -318,7 +318,7 @@ def _fmt(value: Any) -> str:
 
 
 def headline(result: Mapping[str, Any]) -> str:
-    """The figures shown in the table: the benchmark's "summary", else its first scalars."""
+    """The figures shown in the table: the benchmark's whole "summary", else its first scalars."""
     if result.get("status") != "ok":
         return str(result.get("error", ""))
     output = result.get("output") or {}
@@ -326,7 +326,9 @@ def headline(result: Mapping[str, Any]) -> str:
     source = summary if isinstance(summary, Mapping) else output
     pairs = [
         (k, v) for k, v in _scalars(source) if v is not None and k.split(".")[0] not in NOT_HEADLINE
-    ][:MAX_HEADLINE]
+    ]
+    if source is output:  # no summary chosen by the benchmark: keep the table readable
+        pairs = pairs[:MAX_HEADLINE]
     return "; ".join(f"{k}: {_fmt(v)}" for k, v in pairs)
 
 
