@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ from omegaconf import OmegaConf
 
 from pipeline.common.config import validate
 from pipeline.etl.contract import DataContract, EtlConfig
+from serving import features
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -47,3 +49,14 @@ def digests(directory: Path) -> dict[str, str]:
         for p in sorted(directory.iterdir())
         if p.is_file()
     }
+
+
+def assert_plain_text_stats(stats: dict[str, Any], values: list[str | None]) -> None:
+    """The text statistics equal their plain-Python definitions (a missing text counts as "")."""
+    plain = ["" if v is None else v for v in values]
+    assert stats["chars"].tolist() == [float(len(t)) for t in plain]
+    assert stats["words"].tolist() == [
+        float(len(re.findall(features.WORD_PATTERN, t))) for t in plain
+    ]
+    assert stats["exclaims"].tolist() == [float(t.count("!")) for t in plain]
+    assert stats["digits"].tolist() == [float(len(re.findall("[0-9]", t))) for t in plain]

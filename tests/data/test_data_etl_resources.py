@@ -19,7 +19,7 @@ from pipeline.etl.contract import EtlConfig, memory_bytes
 from pipeline.etl.core import run_etl
 from pipeline.etl.split import assign, class_cuts, codes_by_position, stratified_cuts
 from serving import features
-from tests.data.data_helpers import demo_contract, etl_config
+from tests.data.data_helpers import assert_plain_text_stats, demo_contract, etl_config
 
 texts = st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=40)
 maybe_texts = st.lists(st.one_of(st.none(), texts), min_size=0, max_size=25)
@@ -80,13 +80,7 @@ def test_text_stats_in_blocks_match_the_plain_definitions(
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(features, "_BLOCK_BYTES", block)
         stats = features.text_stats(values)
-    plain = ["" if v is None else v for v in values]
-    assert stats["chars"].tolist() == [float(len(t)) for t in plain]
-    assert stats["words"].tolist() == [
-        float(len(re.findall(features.WORD_PATTERN, t))) for t in plain
-    ]
-    assert stats["exclaims"].tolist() == [float(t.count("!")) for t in plain]
-    assert stats["digits"].tolist() == [float(len(re.findall("[0-9]", t))) for t in plain]
+    assert_plain_text_stats(stats, values)
     assert all(v.dtype == np.float64 for v in stats.values())
 
 
