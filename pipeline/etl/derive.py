@@ -18,6 +18,12 @@ import pyarrow.compute as pc
 from serving import features
 
 
+def numpy_of(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """An Arrow array as NumPy, through Polars: pyarrow's own `to_numpy` imports pandas (~0.3 s)
+    on first use, in an ETL that never needs it."""
+    return pl.Series(values).to_numpy()
+
+
 def utf8_buffers(values: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(bytes, int64 offsets, null mask) of a string array; no copy when already large_string."""
     arr = pc.cast(values, pa.large_string())
@@ -28,7 +34,7 @@ def utf8_buffers(values: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.nda
     data = (
         np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
     )
-    missing = np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    missing = np.asarray(numpy_of(arr.is_null()), dtype=bool)
     return data, offsets, missing
 
 

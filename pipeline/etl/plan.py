@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 from pipeline.common.errors import PipelineError
 from pipeline.etl import duplicates
 from pipeline.etl.contract import DataContract, EtlConfig, SplitConfig
+from pipeline.etl.derive import numpy_of
 from pipeline.etl.source import Source, reader_error, sql_ident, sql_string
 from pipeline.etl.split import codes_by_position, stratified_cuts, uniform
 from pipeline.etl.staging import BOOLEAN_WORD_PREFIX
@@ -91,7 +92,8 @@ def _datetime_maps(
         ]
         parsed = features.parse_datetimes(raw)
         maps[col] = (raw, parsed)
-        con.register(f"dtmap_{len(maps)}", pa.table({"raw": raw, "parsed": pa.array(parsed)}))
+        table = pl.DataFrame({"raw": pl.Series(raw, dtype=pl.String), "parsed": parsed})
+        con.register(f"dtmap_{len(maps)}", table.to_arrow())
     return maps
 
 
@@ -318,17 +320,18 @@ def _keys(
     """
     keys = np.full(rows_in, np.nan)
     classes = np.full(rows_in, -1, dtype=np.int8)  # at most MAX_CLASSES (100) classes
-    index = pa.array(labels, pa.string())
+    # Built by Polars: `pa.array` would import pandas (~0.3 s) in a run that never uses it.
+    index = pl.Series(labels, dtype=pl.String).to_arrow().cast(pa.string())
     salt = 0 if method == "hash" else seed
     # Rows that pass the checks, duplicates included (cheaper than the anti-join of `valid`).
     sql = "SELECT __pos, __id, __target FROM checked WHERE __why IS NULL"
 
     def store(batch: pa.RecordBatch) -> None:
-        pos = batch.column(0).to_numpy()
+        pos = numpy_of(batch.column(0))
         # The id's text as Polars spells it: the row pass hashed exactly this text before.
         text = pl.Series(batch.column(1)).cast(pl.String).to_arrow()
         keys[pos] = uniform(text, salt=salt)
-        classes[pos] = pc.index_in(batch.column(2), value_set=index).to_numpy(zero_copy_only=False)
+        classes[pos] = numpy_of(pc.index_in(batch.column(2), value_set=index))
 
     # Two threads hash batches at once (NumPy and Polars release the GIL); batches fill
     # disjoint positions, and at most three are alive.

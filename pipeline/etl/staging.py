@@ -12,7 +12,7 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
-import pyarrow as pa
+import polars as pl
 
 from pipeline.etl.contract import DataContract
 from pipeline.etl.source import Source, reader_error, sql_string
@@ -132,7 +132,7 @@ def row_pass_sql(
         return f"SELECT {', '.join(keep)} FROM staged s"
     flags = np.zeros(rows_in, dtype=bool)
     flags[hashed] = True
-    con.register("hash_flags", pa.table({"f": flags}))
+    con.register("hash_flags", pl.DataFrame({"f": flags}).to_arrow())
     return (
         f"SELECT {', '.join(keep)}, CASE WHEN f.f THEN s.__h END AS __h "
         "FROM staged s POSITIONAL JOIN hash_flags f"
