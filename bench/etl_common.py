@@ -7,6 +7,7 @@ memory (`getrusage`), so one run's memory never leaks into another's figure.
 from __future__ import annotations
 
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import pyarrow.parquet as pq
 from omegaconf import OmegaConf
 
 from pipeline.common.config import validate
+from pipeline.etl.allocator import POLARS_ALLOCATOR_ENV
 from pipeline.etl.contract import DataContract, EtlConfig
 from pipeline.generate.core import GenerateConfig, generate
 
@@ -87,8 +89,12 @@ def measure(
 ) -> dict[str, Any]:
     """Run one child; returns its JSON report, or {"error": ...} on failure or timeout."""
     cmd = [sys.executable, str(script), "--child", kind, str(work), str(rows), memory_limit]
+    # Ours runs with the allocator options `python -m pipeline.etl` gives itself.
+    env = {**os.environ, **(POLARS_ALLOCATOR_ENV if kind == "ours" else {})}
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, cwd=ROOT)
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout_s, cwd=ROOT, env=env
+        )
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout_s:.0f}s"}
     if proc.returncode != 0:
