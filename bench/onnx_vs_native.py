@@ -79,12 +79,17 @@ def timed_together(fns: dict[str, Callable[..., Any]], budget_s: float) -> dict[
 
 
 def session(path: Path, threads: int) -> Any:
+    """A session as the server opens one (serving.runtime), with `threads` intra-op threads."""
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    from serving.runtime import DISABLED_OPTIMIZERS, session_options
+
+    return ort.InferenceSession(
+        str(path),
+        session_options(threads),
+        providers=["CPUExecutionProvider"],
+        disabled_optimizers=list(DISABLED_OPTIMIZERS),
+    )
 
 
 def _synthetic_project(root: Path) -> tuple[Any, dict[str, Any], pd.DataFrame]:

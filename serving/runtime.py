@@ -17,6 +17,10 @@ from serving.text_batches import length_groups, pad
 from serving.text_input import validate_spec
 
 Records = list[dict[str, Any]]
+# ONNX Runtime's fused SkipLayerNormalization kernel is slower than the Add and
+# LayerNormalization it replaces: without the fusion the transformer's batch-1 latency drops by
+# 8% (17.0 to 15.6 ms at 64 tokens on one AVX-512 core), and its logits move by 3e-8.
+DISABLED_OPTIMIZERS = ("SkipLayerNormFusion",)
 
 
 def session_options(threads: int) -> ort.SessionOptions:
@@ -36,7 +40,10 @@ def _session(contract: Contract, spec: ModelSpec, threads: int) -> ort.Inference
     data = verified_bytes(contract, spec)  # checked bytes are the bytes loaded: no re-read race
     try:
         return ort.InferenceSession(
-            data, session_options(threads), providers=["CPUExecutionProvider"]
+            data,
+            session_options(threads),
+            providers=["CPUExecutionProvider"],
+            disabled_optimizers=list(DISABLED_OPTIMIZERS),
         )
     except Exception as exc:  # ORT raises its own exception types for corrupt graphs
         raise ContractError(
