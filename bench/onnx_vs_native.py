@@ -87,16 +87,9 @@ def timed_together(fns: dict[str, Callable[..., Any]], budget_s: float) -> dict[
 
 def session(path: Path, threads: int) -> Any:
     """A session as the server opens one (serving.runtime), with `threads` intra-op threads."""
-    import onnxruntime as ort
+    from serving.runtime import cpu_session, session_options
 
-    from serving.runtime import DISABLED_OPTIMIZERS, session_options
-
-    return ort.InferenceSession(
-        str(path),
-        session_options(threads),
-        providers=["CPUExecutionProvider"],
-        disabled_optimizers=list(DISABLED_OPTIMIZERS),
-    )
+    return cpu_session(str(path), session_options(threads))
 
 
 def _synthetic_project(root: Path) -> tuple[Any, dict[str, Any], pd.DataFrame]:

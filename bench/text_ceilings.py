@@ -87,21 +87,10 @@ def runtime_ceiling(config: Any, torch_ms: dict[int, float], threads: int) -> di
 
 def batching_ceiling(model_path: Path, vocab_size: int) -> dict[str, Any]:
     """Per length: batch-1 all-core latency, batch-16 one-thread cost per text, and the ceiling."""
-    import onnxruntime as ort
-
-    from serving.runtime import DISABLED_OPTIMIZERS, session_options
+    from serving.runtime import cpu_session, session_options
 
     cores = os.cpu_count() or 1
-
-    def session(threads: int) -> Any:
-        return ort.InferenceSession(
-            str(model_path),
-            session_options(threads),
-            providers=["CPUExecutionProvider"],
-            disabled_optimizers=list(DISABLED_OPTIMIZERS),
-        )
-
-    all_cores, one = session(cores), session(1)
+    all_cores, one = (cpu_session(str(model_path), session_options(t)) for t in (cores, 1))
     rng = np.random.default_rng(0)
     out: dict[str, Any] = {"cores": cores, "batch": BATCH}
     for n in CEILING_LENGTHS:

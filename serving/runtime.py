@@ -36,15 +36,20 @@ def session_options(threads: int) -> ort.SessionOptions:
     return options
 
 
+def cpu_session(model: bytes | str, options: ort.SessionOptions) -> ort.InferenceSession:
+    """A CPU session for a model file or its bytes, optimised as the server runs every graph."""
+    return ort.InferenceSession(
+        model,
+        options,
+        providers=["CPUExecutionProvider"],
+        disabled_optimizers=list(DISABLED_OPTIMIZERS),
+    )
+
+
 def _session(contract: Contract, spec: ModelSpec, threads: int) -> ort.InferenceSession:
     data = verified_bytes(contract, spec)  # checked bytes are the bytes loaded: no re-read race
     try:
-        return ort.InferenceSession(
-            data,
-            session_options(threads),
-            providers=["CPUExecutionProvider"],
-            disabled_optimizers=list(DISABLED_OPTIMIZERS),
-        )
+        return cpu_session(data, session_options(threads))
     except Exception as exc:  # ORT raises its own exception types for corrupt graphs
         raise ContractError(
             f"{spec.file}: ONNX Runtime cannot load it ({exc}); fix: re-run the export stage"

@@ -4,7 +4,7 @@ Polars allocates with jemalloc and, at its import, sets it to hand freed pages b
 kernel after half a second (`_RJEM_MALLOC_CONF`, appending whatever the variable already
 holds); the next batch of the row pass then page-faults the same amount in again, and the
 kernel zeroes every page. Keeping dirty pages for 30 s removes about a quarter
-of the page faults and 0.2 s of 7 s on 5M demo rows (bench/etl_vs_pandas.py) for a few tens
+of the page faults and 0.2 s of about 7 s on 5M demo rows (bench/etl_vs_pandas.py) for a few tens
 of MB more resident memory. jemalloc reads its options once, when Polars is loaded, so they
 go into the environment of a process that has not imported Polars yet, where Polars appends
 them to its own (the later value wins).

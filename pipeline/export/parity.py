@@ -79,18 +79,13 @@ def session(path: Path, threads: int = 1) -> Any:
     """An ONNX Runtime CPU session for a model file (re-loaded from disk, as serving does)."""
     import onnxruntime as ort
 
-    from serving.runtime import DISABLED_OPTIMIZERS
+    from serving.runtime import cpu_session
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3  # errors only: ORT's initialiser notes are not actionable
-    return ort.InferenceSession(
-        str(path),
-        options,
-        providers=["CPUExecutionProvider"],
-        disabled_optimizers=list(DISABLED_OPTIMIZERS),  # the graph as the server runs it
-    )
+    return cpu_session(str(path), options)  # the graph as the server runs it
 
 
 def failures(checks: list[Check]) -> list[Check]:
