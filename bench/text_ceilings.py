@@ -2,9 +2,10 @@
 
 Two ceilings, both from the model's shape and the machine's own matrix-multiply rate:
 
-- `runtime_ceiling`: the largest batch-1 speed-up over eager PyTorch that any fp32 runtime
+- `runtime_ceiling`: the largest batch-1 speed-up over eager PyTorch that an fp32 runtime
   could show. Its matrix multiplies alone (the export's graph: last layer for [CLS] only) take
-  at least their FLOPs over the core's peak fp32 rate, however little else it does.
+  at least their FLOPs over the best fp32 GEMM rate the core reaches (`torch.mm`; the FMA
+  units' own peak is 15-20 % higher, see docs/export.md), however little else it does.
 - `batching_ceiling`: the largest throughput gain dynamic batching can give over batch-1 serving
   when both use all cores, as `serving` does: batch-1 calls at their measured all-core latency,
   against batches of 16 whose per-text cost is the one-thread cost spread over every core with
