@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.export.verify import timed
+
 BATCH = 16
 CEILING_LENGTHS = (16, 26, 50, 64)  # 26: the demo texts' median; 50: the HTTP benchmark's record
 
@@ -34,16 +36,6 @@ def _best_s(fn: Callable[[], Any], runs: int) -> float:
         fn()
         best = min(best, time.perf_counter() - start)
     return best
-
-
-def _median_s(fn: Callable[[], Any], runs: int) -> float:
-    fn()
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return float(np.median(samples))
 
 
 def peak_gflops(threads: int) -> float:
@@ -99,8 +91,8 @@ def batching_ceiling(model_path: Path, vocab_size: int) -> dict[str, Any]:
         for rows in (1, BATCH):
             ids = rng.integers(1000, vocab_size, size=(rows, n), dtype=np.int64)
             feeds.append({"input_ids": ids, "attention_mask": np.ones_like(ids)})
-        batch1_ms = 1e3 * _median_s(lambda f=feeds[0]: all_cores.run(["logits"], f), 60)
-        per_text_ms = 1e3 * _median_s(lambda f=feeds[1]: one.run(["logits"], f), 10) / BATCH
+        batch1_ms = 1e3 * timed(lambda f=feeds[0]: all_cores.run(["logits"], f), 60)
+        per_text_ms = 1e3 * timed(lambda f=feeds[1]: one.run(["logits"], f), 10) / BATCH
         out[f"len{n}"] = {
             "batch1_all_cores_ms": round(batch1_ms, 2),
             "batch16_one_core_ms_per_text": round(per_text_ms, 2),
