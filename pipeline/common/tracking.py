@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
@@ -27,6 +28,9 @@ from pipeline.common.lineage import lineage
 log = logging.getLogger(__name__)
 
 _MAX_PARAM_CHARS = 6000  # MLflow rejects longer param values
+# MLflow keys allow word characters, ".", "-", " " (plus ":" and "/", not on Windows or as paths);
+# a user's column names reach the keys (`data.bounds.Weight (kg)`), so anything else becomes "_".
+_PARAM_KEY_UNSAFE = re.compile(r"[^\w.\- ]")
 _RANK_VARS = ("RANK", "LOCAL_RANK", "SLURM_PROCID")  # first one set wins
 _HEALTH_TIMEOUT_S = 5.0
 _SKLEARN_REQUIREMENTS = ("scikit-learn", "skops", "numpy", "scipy", "pandas")
@@ -91,10 +95,12 @@ class Run:
         self.version: str | None = None
 
     def log_params(self, params: Mapping[str, Any]) -> None:
-        """Log flat params; values are stringified and cut to MLflow's length limit."""
+        """Log flat params; keys made MLflow-safe, values stringified and cut to its limit."""
         import mlflow
 
-        clean = {k: str(v)[:_MAX_PARAM_CHARS] for k, v in params.items()}
+        clean = {
+            _PARAM_KEY_UNSAFE.sub("_", k): str(v)[:_MAX_PARAM_CHARS] for k, v in params.items()
+        }
         with _loud("log params"):
             mlflow.log_params(clean, run_id=self.run_id)
 

@@ -127,3 +127,13 @@ def test_relative_sqlite_uri_is_anchored_at_the_project_not_a_queued_copy(
     assert tracking_uri(TrackingConfig(uri="sqlite:////srv/m.db"), queued) == "sqlite:////srv/m.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
     assert tracking_uri(cfg, queued) == "http://127.0.0.1:5000"
+
+
+def test_params_keyed_by_a_users_column_names_are_logged(tracking_cfg: DictConfig) -> None:
+    with start_run(tracking_cfg, "toy", []) as run:
+        assert run is not None
+        run.log_params({"data.bounds.Weight (kg)": [0, 500], "data.bounds.km/h": [0, 300]})
+        summary = run.summary()
+    params = _client(tracking_cfg.tracking.uri).get_run(summary["run_id"]).data.params
+    assert params["data.bounds.Weight _kg_"] == "[0, 500]"
+    assert params["data.bounds.km_h"] == "[0, 300]"
