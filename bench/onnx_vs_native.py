@@ -197,9 +197,11 @@ def bench_tabular(threads: int, budget: float, work: Path) -> dict[str, Any]:
     rows = frame.sample(n=THROUGHPUT_ROWS, replace=len(frame) < THROUGHPUT_ROWS, random_state=0)
     out: dict[str, Any] = {"source": source}
     for name, pipeline in models.items():
-        inputs = graph_inputs(pipeline, profile)
+        graph, inputs = convert_pipeline(
+            pipeline, graph_inputs(pipeline, profile), 18, 3, "C.UTF-8"
+        )
         path = work / f"{name}.onnx"
-        path.write_bytes(convert_pipeline(pipeline, inputs, 18, 3, "C.UTF-8").SerializeToString())
+        path.write_bytes(graph.SerializeToString())
         sess = session(path, threads)
         one, many = rows.iloc[:1], rows
         feed1, feedn = feeds(one, inputs), feeds(many, inputs)

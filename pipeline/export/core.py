@@ -122,8 +122,9 @@ def _export_tabular(
 
     model_dir = paths.models_dir / name
     pipeline = tabular.load_pipeline(model_dir / "model.skops", cfg.trusted_types)
-    inputs = tabular.graph_inputs(pipeline, profile)
-    graph = tabular.convert_pipeline(pipeline, inputs, cfg.opset, cfg.ml_opset, cfg.text_locale)
+    graph, inputs = tabular.convert_pipeline(
+        pipeline, tabular.graph_inputs(pipeline, profile), cfg.opset, cfg.ml_opset, cfg.text_locale
+    )
     io = {"inputs": [i.to_json() for i in inputs], "outputs": {"probabilities": "probabilities"}}
     ct.set_metadata(graph, {**facts, **io, "kind": "tabular"})
     target = out / f"{name}.onnx"

@@ -9,6 +9,7 @@ NaN, and the copy of the Pipeline that gets converted treats "" as missing.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ RE2_TOKEN_PATTERN = r"[\pL\pN_]{2,}"
 class GraphInput:
     """One graph input: its name, the column it is fed from and its element type."""
 
-    name: str
+    name: str  # the graph's (convert_pipeline gives the name skl2onnx chose)
     column: str
     dtype: str  # "float32" | "float64" | "string"
 
@@ -161,8 +162,14 @@ def _options(pipeline: Any, locale: str) -> dict[int, dict[str, Any]]:
 
 def convert_pipeline(
     pipeline: Any, inputs: list[GraphInput], opset: int, ml_opset: int, locale: str
-) -> Any:
-    """Convert a fitted Pipeline to an ONNX ModelProto with `label` and `probabilities` outputs."""
+) -> tuple[Any, list[GraphInput]]:
+    """Convert a fitted Pipeline to an ONNX ModelProto with `label` and `probabilities` outputs.
+
+    Returns the model and the inputs named as the graph names them: skl2onnx matches the
+    Pipeline's columns by their own names but renames the graph inputs to word characters
+    ("Review Text" → "Review_Text", "label" → "label1" beside its own outputs), so the contract
+    maps each graph name back to the column it is fed from.
+    """
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, StringTensorType
 
@@ -185,9 +192,16 @@ def convert_pipeline(
             fix="use steps skl2onnx supports (imputers, scalers, encoders, TF-IDF, linear and "
             "tree models) or register a converter",
         ) from None
+    named = [i.name for i in model.graph.input]
+    if len(named) != len(inputs):
+        raise PipelineError(
+            f"skl2onnx made {len(named)} graph inputs for {len(inputs)} model columns",
+            where=type(ready.steps[-1][1]).__name__,
+            fix="give every model column a name of its own in the data",
+        )
     if any(i.dtype == "float64" for i in inputs):
         double_trees(model, ready.steps[-1][1])
-    return model
+    return model, [dataclasses.replace(i, name=n) for i, n in zip(inputs, named, strict=True)]
 
 
 def double_trees(model: Any, estimator: Any) -> int:

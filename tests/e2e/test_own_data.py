@@ -1,5 +1,6 @@
 """The README's walk for your own data, on two schemas unlike the demo data's: write a CSV and
 `configs/data/<name>.yaml`, select it, `dvc repro`, serve, call the API — no code change.
+Some columns are named as spreadsheet exports name them ("Weight (kg)", "Customer Notes").
 """
 
 from __future__ import annotations
@@ -35,11 +36,11 @@ def _shipments(rows: int, rng: np.random.Generator) -> tuple[list[dict[str, Any]
         out.append(
             {
                 "sku_code": f"S{i:05d}",
-                "weight_kg": round(weight, 2) if rng.random() > 0.05 else "",
+                "Weight (kg)": round(weight, 2) if rng.random() > 0.05 else "",
                 "colour": str(rng.choice(["red", "Blue ", "green", "BLACK"])),
                 "fragile": "true" if fragile else "false",
                 "shipped_on": f"2024-{1 + i % 12:02d}-{1 + i % 27:02d} {i % 24:02d}:15:00",
-                "notes": f"{rng.choice(words[note_level])} for depot {i % 7}",
+                "Customer Notes": f"{rng.choice(words[note_level])} for depot {i % 7}",
                 "priority": level,
             }
         )
@@ -48,12 +49,12 @@ name: shipments
 path: data/raw/shipments.csv
 target: priority
 id: sku_code
-text: notes
+text: Customer Notes
 categorical: [colour]
-numeric: [weight_kg, fragile]
+numeric: ["Weight (kg)", fragile]
 datetime: [shipped_on]
 bounds:
-  weight_kg: [0, 500]
+  "Weight (kg)": [0, 500]
 """
     return out, contract
 
@@ -67,7 +68,7 @@ def _accounts(rows: int, rng: np.random.Generator) -> tuple[list[dict[str, Any]]
         risk = -0.15 * usage + (1.2 if plan == "basic" else 0.0) + rng.normal(0, 0.7)
         out.append(
             {
-                "monthly_usage": round(usage, 3),
+                "Monthly Usage": round(usage, 3),
                 "seats": int(rng.integers(1, 50)),
                 "plan": plan,
                 "churned": "yes" if risk > 0 else "no",
@@ -81,7 +82,7 @@ target: churned
 id: null
 text: null
 categorical: [plan]
-numeric: [monthly_usage, seats]
+numeric: [Monthly Usage, seats]
 datetime: []
 drop: [internal_comment]
 """
@@ -115,6 +116,10 @@ def test_own_csv_runs_end_to_end_and_serves(tmp_path: Path, name: str) -> None:
     if not has_text:
         skipped = json.loads((project / "metrics" / "text_model.json").read_text())
         assert skipped.get("skipped") is True
+    # skl2onnx names graph inputs in word characters; the contract feeds each from its column.
+    spaced = "Weight (kg)" if has_text else "Monthly Usage"
+    graph_names = {i["column"]: i["name"] for i in contract_json["models"]["lightgbm"]["inputs"]}
+    assert graph_names[spaced] == spaced.replace(" ", "_").replace("(", "_").replace(")", "_")
     labels = contract_json["labels"]
     assert len(labels) == (3 if has_text else 2), labels
 
@@ -127,7 +132,7 @@ def test_own_csv_runs_end_to_end_and_serves(tmp_path: Path, name: str) -> None:
             value = row[field]
             if field == "fragile":
                 value = value == "true"
-            elif field in {"weight_kg", "monthly_usage", "seats"}:
+            elif field in {"Weight (kg)", "Monthly Usage", "seats"}:
                 value = None if value == "" else float(value)
             record[field] = value
         records.append(record)
