@@ -30,8 +30,9 @@ from serving.schemas import DERIVED_SEP, TEXT_STATS, FeatureSpec
 ASCII_SPACE = " \t\n\r\x0b\x0c"
 WORD_PATTERN = r"[^ \t\n\r\x0b\x0c]+"  # the same definition as a regex (tests, pandas bench)
 DIGIT_PATTERN = r"[0-9]"
-_TRUE = {"true", "t", "yes", "y", "1"}
-_FALSE = {"false", "f", "no", "n", "0"}
+# Booleans written as words (any case); the ETL reads text booleans with the same lists.
+TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1"})
+FALSE_WORDS = frozenset({"false", "f", "no", "n", "0"})
 _WORDS = re.compile(r"\w+")
 # Formats tried, in order, when suggesting a `datetime_format` for values that are not ISO 8601.
 COMMON_FORMATS = (
@@ -49,6 +50,26 @@ COMMON_FORMATS = (
     "%d %b %Y",
     "%b %d, %Y",
 )
+
+_FEW_ROWS = 64  # below this many rows, per-value Python beats numpy's fixed costs
+_PART = {
+    "year": lambda d: d.year,
+    "month": lambda d: d.month,
+    "day": lambda d: d.day,
+    "dayofweek": lambda d: d.weekday(),
+    "hour": lambda d: d.hour,
+}
+_ISO_NAIVE = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?)?"
+)
+_WORD_RE = re.compile(WORD_PATTERN)
+_DIGIT_RE = re.compile(DIGIT_PATTERN)
+_COUNT = {
+    "chars": len,  # code points: the UTF-8 bytes that start a character
+    "words": lambda t: len(_WORD_RE.findall(t)),
+    "exclaims": lambda t: t.count("!"),
+    "digits": lambda t: len(_DIGIT_RE.findall(t)),
+}
 
 
 # --- single values -------------------------------------------------------------------------
@@ -124,8 +145,8 @@ def to_number(value: Any, *, boolean: bool = False) -> float:
         return float(value)
     if isinstance(value, str):
         word = value.strip().casefold()
-        if boolean and word in _TRUE | _FALSE:
-            return 1.0 if word in _TRUE else 0.0
+        if boolean and word in TRUE_WORDS | FALSE_WORDS:
+            return 1.0 if word in TRUE_WORDS else 0.0
         try:
             return float(word)
         except ValueError:
@@ -177,7 +198,23 @@ def parse_datetimes(values: Iterable[Any], fmt: str | None = None, tz: str = "UT
     """`parse_datetime` over an array → datetime64[us] array."""
     if isinstance(values, np.ndarray) and np.issubdtype(values.dtype, np.datetime64):
         return values.astype("datetime64[us]")
-    return np.array([parse_datetime(v, fmt, tz) for v in values], dtype="datetime64[us]")
+    values = list(values)
+    out = np.empty(len(values), dtype="datetime64[us]")
+    # Naive ISO 8601 strings, the usual case in files, are parsed by numpy in one call (the
+    # same instant as `parse_datetime`, ~20x faster); everything else goes one by one.
+    plain = [i for i, v in enumerate(values) if type(v) is str and _ISO_NAIVE.fullmatch(v)]
+    if len(plain) > _FEW_ROWS:
+        try:
+            out[plain] = np.array([values[i] for i in plain], dtype="datetime64[us]")
+        except ValueError:  # e.g. 2024-02-30: let parse_datetime say NaT for that one
+            plain = []
+    else:
+        plain = []
+    done = np.zeros(len(values), dtype=bool)
+    done[plain] = True
+    for i in np.flatnonzero(~done).tolist():
+        out[i] = parse_datetime(values[i], fmt, tz)
+    return out
 
 
 def clean_text(values: Iterable[Any]) -> np.ndarray:
@@ -190,6 +227,16 @@ def clean_text(values: Iterable[Any]) -> np.ndarray:
 def datetime_parts(values: np.ndarray, parts: Sequence[str]) -> dict[str, Any]:
     """Calendar parts of datetime64 values as float64 (NaT → NaN); dayofweek 0 = Monday."""
     dt = np.asarray(values).astype("datetime64[us]")
+    if len(dt) <= _FEW_ROWS:
+        # A served batch: Python's datetime attributes skip ~20 numpy casts (~0.1 ms).
+        moments = dt.tolist()  # datetime, None for NaT (int beyond datetime's range)
+        if all(m is None or isinstance(m, datetime) for m in moments):
+            return {
+                part: np.array(
+                    [math.nan if m is None else _PART[part](m) for m in moments], dtype=np.float64
+                )
+                for part in parts
+            }
     missing = np.isnat(dt)
     days = dt.astype("datetime64[D]")
     months = dt.astype("datetime64[M]")
@@ -281,7 +328,12 @@ def _word_starts(data: np.ndarray, starts: np.ndarray) -> np.ndarray:
 
 def text_stats(values: Iterable[Any], stats: Sequence[str] = TEXT_STATS) -> dict[str, Any]:
     """Per-text statistics as float64; a missing text counts as empty (all zeros)."""
-    encoded = [b"" if v is None else str(v).encode("utf-8") for v in values]
+    texts = ["" if v is None else str(v) for v in values]
+    if len(texts) <= _FEW_ROWS:
+        # A served batch: counting in Python skips the byte-level pass's fixed cost (~0.1 ms,
+        # most of a one-record request's feature time); the counts are the same.
+        return {s: np.array([_COUNT[s](t) for t in texts], dtype=np.float64) for s in stats}
+    encoded = [t.encode("utf-8") for t in texts]
     offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
     np.cumsum([len(b) for b in encoded], out=offsets[1:])
     data = np.frombuffer(b"".join(encoded), dtype=np.uint8)
@@ -304,7 +356,9 @@ def derive_features(columns: Mapping[str, Any], spec: FeatureSpec) -> dict[str, 
     return out
 
 
-def prepare_columns(raw: Mapping[str, Sequence[Any]], spec: FeatureSpec) -> dict[str, np.ndarray]:
+def prepare_columns(
+    raw: Mapping[str, Sequence[Any] | np.ndarray], spec: FeatureSpec
+) -> dict[str, np.ndarray]:
     """Raw values per column → cleaned raw inputs plus derived features: every model's input.
 
     Numbers come back float64 (NaN for missing or impossible), categories and text as object
@@ -327,12 +381,10 @@ def prepare_columns(raw: Mapping[str, Sequence[Any]], spec: FeatureSpec) -> dict
     for col in spec.categorical:
         out[col] = normalise_categories(raw[col])
     for col in spec.datetime:
-        values = list(raw[col])
         fmt = spec.datetime_formats.get(col)
-        parsed = parse_datetimes(
-            raw[col] if isinstance(raw[col], np.ndarray) else values, fmt, spec.timezone
-        )
-        bad = [v for v, p in zip(values, parsed, strict=True) if np.isnat(p) and not _missing(v)]
+        parsed = parse_datetimes(raw[col], fmt, spec.timezone)
+        missing = np.flatnonzero(np.isnat(parsed)).tolist()  # only these can be unreadable
+        bad = [raw[col][i] for i in missing if not _missing(raw[col][i])]
         if bad:
             expected = f"ISO 8601 or {fmt!r}" if fmt else "an ISO 8601 datetime"
             raise ValueError(f"{col}: expected {expected} (in range), found {bad[0]!r}")
