@@ -22,7 +22,7 @@ from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 Task = Literal["binary", "multiclass", "regression"]
 SPLITS = ("train", "val", "test")
 DATETIME_PARTS = ("year", "month", "day", "dayofweek", "hour")
@@ -272,6 +272,9 @@ class ModelCard(Typed):
     schema_version: Literal[1] = SCHEMA_VERSION
     name: str
     task: Task
+    # Classes in the order of the graph's probability columns ([] for regression): lets the
+    # champion gate tell whether a registered model still answers the current question.
+    labels: list[str] = Field(default_factory=list)
     skipped: str | None = None  # the reason the stage trained nothing (e.g. no text column)
     entry: ModelEntry | None = None  # None when skipped
     parity: ParityReport | None = None  # the ONNX graph against the native model
