@@ -9,7 +9,7 @@ served, including how numbers and missing values are spelled.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from serving.schemas import TextInput
@@ -34,7 +34,7 @@ def format_value(value: Any, kind: str) -> str:
     return text if text else MISSING
 
 
-def build_texts(columns: Mapping[str, Sequence[Any]], spec: TextInput) -> list[str]:
+def build_texts(columns: Mapping[str, Any], spec: TextInput) -> list[str]:
     """The input string of every row of column-oriented data (prepared columns)."""
     texts = ["" if v is None else str(v) for v in columns[spec.text]]
     if not spec.fields:
