@@ -1,4 +1,4 @@
-"""The processed splits as every model stage reads them: prepared columns, targets and ids.
+"""The processed splits as every model stage reads them, and a model's predictions on them.
 
 The ETL writes `data/processed/{train,val,test}.parquet` and `profile.json`. A model stage reads
 each split's raw input columns and passes them through `serving.features.prepare_columns`, the
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -101,10 +102,10 @@ class Splits:
         return cls(profile, splits["train"], splits["val"], splits["test"])
 
 
-def raw_columns(frame: pl.DataFrame, profile: Profile) -> dict[str, np.ndarray]:
+def raw_columns(frame: pl.DataFrame, profile: Profile) -> dict[str, Any]:
     """The raw input columns of a processed split as NumPy arrays (object arrays for strings)."""
     spec = profile.features
-    out: dict[str, np.ndarray] = {}
+    out: dict[str, Any] = {}
     for name in spec.raw_inputs:
         series = frame[name]
         if name in spec.numeric:
@@ -137,3 +138,29 @@ def read_split(processed_dir: Path, split: str, profile: Profile) -> Split:
         if profile.target_transform == "log1p":
             y = np.log1p(y)
     return Split(split, columns, y, frame[profile.id].to_numpy())
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """A model's final predictions on one split: calibrated probabilities and decided labels
+    (classification), or values and intervals in the target's own units (regression)."""
+
+    split: Split
+    y_true: np.ndarray  # class index, or the target in its own units
+    proba: np.ndarray | None = None  # [N, C] float64, classes in profile.labels order
+    labels: np.ndarray | None = None  # class index per row, from the decision
+    values: np.ndarray | None = None  # [N] regression
+    interval: np.ndarray | None = None  # [N, 2] (lower, upper), quantile models only
+
+    def frame(self, profile: Profile) -> pd.DataFrame:
+        """`predictions_<split>.parquet`: id, y_true, then label + proba_<i>, or value (+ lower,
+        upper)."""
+        out: dict[str, object] = {profile.id: self.split.ids, "y_true": self.y_true}
+        if self.proba is not None and self.labels is not None:
+            out["label"] = np.asarray(profile.labels, dtype=object)[self.labels]
+            out.update({f"proba_{k}": self.proba[:, k] for k in range(self.proba.shape[1])})
+        if self.values is not None:
+            out["value"] = self.values
+        if self.interval is not None:
+            out["lower"], out["upper"] = self.interval[:, 0], self.interval[:, 1]
+        return pd.DataFrame(out)

@@ -1,10 +1,11 @@
 """The one interface every model implements; `pipeline.common.train` does everything else.
 
 A model stage is a package `pipeline/<name>/` whose `core.py` defines a `Model` subclass and
-whose `__main__.py` is `sys.exit(run_stage("<name>", train_entry(MyModel)))`. The training
-runner (`pipeline.common.train.train_model`) then, for every model alike:
+whose `__main__.py` is `sys.exit(run_stage("<name>", train_entry(MyModel, "<name>")))`. The
+training runner (`pipeline.common.train.train_model`) then, for every model alike:
 
-1. loads the processed splits (`Splits`) and checks the config (`Model.check`) before any work;
+1. validates the config (`config_class`, `configs/<name>/`) and `configs/decision/`, asks
+   `skip_reason` and `check` before any work, then loads the processed splits (`Splits`);
 2. fits the model on train (`fit`; early stopping may use val);
 3. predicts val and test natively (`predict`), calibrates classification probabilities on val
    (`calibration` config) and, for binary tasks, tunes the decision threshold on val;
@@ -43,7 +44,10 @@ class ModelGraph:
     The graph's outputs are `probabilities` [N, C] (float, rows summing to 1, classes in
     `profile.labels` order) for classification, or `value` [N, 1] (float) for regression, in
     the space the model was fitted in (log1p units when the profile says so). Optional extra
-    outputs, e.g. `interval` [N, 2], are named in `outputs`.
+    outputs, e.g. `interval` [N, 2], are named in `outputs`. The runner renames them to the
+    contract names (`graph.finish`). Compute probabilities in float64 (e.g. a float64 softmax of
+    float32 logits): calibration turns them into logits, and near 1 a float32 probability's
+    rounding becomes a large logit error.
     """
 
     file: str  # the ONNX file name, normally MODEL_FILE
@@ -67,6 +71,12 @@ class Model(ABC):
     # to max(1, |value|) (regression); a model may set its own.
     tolerance: float = 1e-5
 
+    @classmethod
+    def config_node(cls, cfg: Any, name: str) -> Any:
+        """The part of the composed config that `config_class` validates: `cfg[name]`. A model
+        that also reads another group (the text model reads `trainer`) merges it in here."""
+        return cfg.get(name) or {}
+
     def __init__(self, name: str, config: Any, profile: Profile, seed: int) -> None:
         self.name = name
         self.config = config
@@ -87,6 +97,11 @@ class Model(ABC):
     @abstractmethod
     def predict(self, split: Split) -> np.ndarray:
         """Native predictions: probabilities [N, C] (uncalibrated) or values [N] (fitted space)."""
+
+    def predict_interval(self, split: Split) -> np.ndarray | None:
+        """Regression with quantile intervals: [N, 2] (lower, upper) in the fitted space; the
+        graph then has an `interval` output too. None when the model has no interval."""
+        return None
 
     @abstractmethod
     def to_onnx(self, out_dir: Path) -> ModelGraph:
