@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1.7
 #
 # Two images from one file (docs/docker.md):
 #   serving  slim CPU inference API: ONNX Runtime, tokenizers and the server, models baked in or
@@ -22,7 +21,7 @@ ARG TRAIN_BASE_IMAGE=${PYTHON_IMAGE}
 FROM ${PYTHON_IMAGE} AS serving-deps
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
-RUN python -m venv /opt/venv
+RUN python3 -m venv /opt/venv
 COPY requirements/serving.txt /tmp/serving.txt
 RUN /opt/venv/bin/pip install --no-cache-dir --require-virtualenv -r /tmp/serving.txt
 
