@@ -39,7 +39,5 @@ def build_texts(columns: Mapping[str, Any], spec: TextInput) -> list[str]:
     texts = ["" if v is None else str(v) for v in columns[spec.text]]
     if not spec.fields:
         return texts
-    parts = [
-        [f"{f.name}: {format_value(v, f.type)}" for v in columns[f.name]] for f in spec.fields
-    ]
+    parts = [[f"{f.name}: {format_value(v, f.type)}" for v in columns[f.name]] for f in spec.fields]
     return [SEPARATOR.join([*(p[i] for p in parts), t]) for i, t in enumerate(texts)]
