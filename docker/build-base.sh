@@ -16,11 +16,19 @@ ca_bundle=${CA_BUNDLE:-$(python3 -m pip config get global.cert 2>/dev/null || ec
 
 rootfs=$(mktemp -d)
 trap 'rm -rf "$rootfs"' EXIT
-# minbase: essential packages and apt; Python, venv, pip, CA certificates and useradd on top.
+# minbase: essential packages and apt; Python, venv (which brings pip's wheel for new virtual
+# environments), CA certificates and useradd on top. No system pip: the images install into venvs.
 debootstrap --variant=minbase \
-  --include=python3,python3-venv,python3-pip,ca-certificates,passwd \
+  --include=python3,python3-venv,ca-certificates,passwd \
   "$suite" "$rootfs" "$mirror"
 cp "$ca_bundle" "$rootfs/etc/ssl/certs/ca-certificates.crt"
+# As in Debian's slim images: no manuals, docs or translations, now or from a later apt-get
+# install (about 50 MB of every image built on it).
+printf '%s\n' 'path-exclude /usr/share/doc/*' 'path-include /usr/share/doc/*/copyright' \
+  'path-exclude /usr/share/man/*' 'path-exclude /usr/share/info/*' \
+  'path-exclude /usr/share/locale/*' > "$rootfs/etc/dpkg/dpkg.cfg.d/slim"
+find "$rootfs/usr/share/doc" -mindepth 2 ! -name copyright ! -type d -delete
+rm -rf "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/* "$rootfs"/usr/share/locale/*
 rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/archives/*.deb
 tar -C "$rootfs" -c . | docker import \
   --change 'ENV LANG=C.UTF-8' \
