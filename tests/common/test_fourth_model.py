@@ -48,7 +48,7 @@ def test_a_fourth_model_trains_through_the_runner(
 
 def test_its_config_and_dvc_stage_fit_the_conventions() -> None:
     assert validate(OmegaConf.load(FIXTURE / "default.yaml"), ForestConfig, "forest")
-    stage = yaml.safe_load((FIXTURE / "dvc.yaml").read_text())["forest"]
+    stage = yaml.safe_load((FIXTURE / "stage.yaml").read_text())["forest"]
     paths = ModelPaths.for_model("forest")
     outs = {next(iter(o)) for o in stage["outs"] + stage["metrics"] + stage["plots"]}
     assert outs == {str(paths.model_dir), str(paths.metrics_file), str(paths.plots_dir)}

@@ -27,7 +27,7 @@ def test_page_files_are_the_fixture_model() -> None:
 
 def test_page_stage_is_the_fixture_stage_and_mirrors_a_shipped_model() -> None:
     _, stage = doc_stage()
-    assert stage == yaml.safe_load((FIXTURE / "dvc.yaml").read_text())
+    assert stage == yaml.safe_load((FIXTURE / "stage.yaml").read_text())
     shipped = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["baseline"]
     renamed = yaml.safe_load(yaml.safe_dump(shipped).replace("baseline", "forest"))
     assert stage["forest"] == renamed
