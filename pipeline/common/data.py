@@ -151,6 +151,9 @@ class Predictions:
     labels: np.ndarray | None = None  # class index per row, from the decision
     values: np.ndarray | None = None  # [N] regression
     interval: np.ndarray | None = None  # [N, 2] (lower, upper), quantile models only
+    # How much calibration magnifies a difference in the model's own probabilities on these
+    # rows (its steepest slope; 1 without calibration): parity scales its tolerance by it.
+    gain: float = 1.0
 
     def frame(self, profile: Profile) -> pd.DataFrame:
         """`predictions_<split>.parquet`: id, y_true, then label + proba_<i>, or value (+ lower,

@@ -124,6 +124,25 @@ class Calibrator:
             return np.asarray(proba, dtype=np.float64)
         return np.asarray(self.fitted.predict_proba(np.asarray(proba, dtype=np.float64)))
 
+    def gain(self, proba: np.ndarray, step: float = 1e-6) -> float:
+        """The steepest slope of the calibrated probabilities against the model's own over these
+        rows (at least 1). A calibration fitted to crowded probabilities is steep, and turns the
+        float32 noise of a graph into differences far above its tolerance: the parity check
+        allows the model's tolerance times this."""
+        p = np.asarray(proba, dtype=np.float64)
+        if self.fitted is None or len(p) == 0:
+            return 1.0
+        base, slope = self.apply(p), 1.0
+        for k in range(p.shape[1]):
+            h = np.where(p[:, k] + step < 1.0, step, -step)
+            moved = p.copy()
+            moved[:, k] += h
+            if p.shape[1] == 2:  # binary: the pair moves together, as probabilities do
+                moved[:, 1 - k] -= h
+            diff = np.abs(self.apply(moved) - base).max(axis=1) / step
+            slope = max(slope, float(diff.max()))
+        return slope
+
     def parts(self) -> list[Any]:
         """The per-class calibrators: one for the positive class when binary, else one per
         class; each is scikit-learn's `_SigmoidCalibration` (a_, b_) or `IsotonicRegression`."""

@@ -129,7 +129,8 @@ def check_model(
     for name, split in splits.items():
         want = (known or {}).get(name) or native(split)
         got = loaded.run(split.columns)
-        checks.append(compare(entry.name, name, got, want, entry.decision, profile, tolerance))
+        tol = tolerance * want.gain
+        checks.append(compare(entry.name, name, got, want, entry.decision, profile, tol))
     return ParityReport(checks=checks, passed=all(c.passed for c in checks))
 
 

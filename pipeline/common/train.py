@@ -62,7 +62,8 @@ class Finisher:
             assert self.decision is not None
             proba = self.calibrator.apply(raw)
             labels = decision.labels(proba, self.decision, self.profile)
-            return Predictions(split, split.y, proba=proba, labels=labels)
+            gain = self.calibrator.gain(raw)
+            return Predictions(split, split.y, proba=proba, labels=labels, gain=gain)
         values = np.asarray(raw, dtype=np.float64).reshape(len(split))
         band = self.model.predict_interval(split)
         interval = None if band is None else np.sort(np.asarray(band, np.float64), axis=1)

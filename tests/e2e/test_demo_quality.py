@@ -1,5 +1,5 @@
 """The default `make repro` on the demo data shows why each model exists (slow: the full-size
-demo and MiniLM fine-tuning on the CPU, about a quarter of an hour on two cores).
+demo and MiniLM fine-tuning on the CPU, a quarter of an hour or more on two cores).
 
 Every model's probabilities beat the base rate on log loss and Brier, the tabular models are
 calibrated, F1 at the tuned threshold beats the best constant guess, LightGBM beats the linear
@@ -34,7 +34,7 @@ def tfidf_on_text_alone(processed: Path, text: str) -> float:
 @pytest.mark.slow
 def test_default_run_shows_why_each_model_exists(tmp_path: Path) -> None:
     project = make_copy(tmp_path / "project", profile=None)
-    result = dvc_repro(project)
+    result = dvc_repro(project, timeout=3600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     processed = project / "data" / "processed"
     p = pl.read_parquet(processed / "train.parquet")["__label__"].mean()

@@ -21,7 +21,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from tests.e2e.serve import predict, serving
+from tests.e2e.serve import predict, serving, tolerance
 from tests.smoke import dvc_repro, git, make_copy, pipeline_env, stages_run
 
 NOTES = [
@@ -177,7 +177,7 @@ def test_own_csv_runs_end_to_end_and_serves_raw_values(tmp_path: Path, name: str
             else:
                 got = np.array([p["probabilities"]["yes"] for p in served])
                 want = offline["proba_1"].to_numpy()
-                np.testing.assert_allclose(got, want, atol=1e-5, err_msg=model)
+                np.testing.assert_allclose(got, want, atol=tolerance(project, model), err_msg=model)
 
     source = project / "data" / "raw" / f"{name}.csv"
     scored = project / "scored.parquet"
