@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1.7
 #
 # Two images from one file (docs/docker.md):
 #   serving  slim CPU inference API: ONNX Runtime, tokenizers and the server, models baked in or
@@ -22,9 +21,15 @@ ARG TRAIN_BASE_IMAGE=${PYTHON_IMAGE}
 FROM ${PYTHON_IMAGE} AS serving-deps
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
-RUN python -m venv /opt/venv
+RUN python3 -m venv /opt/venv
 COPY requirements/serving.txt /tmp/serving.txt
 RUN /opt/venv/bin/pip install --no-cache-dir --require-virtualenv -r /tmp/serving.txt
+# Then out go pip and setuptools (nothing installs at run time) and the parts of pyarrow batch
+# scoring never loads: Arrow Flight, C++ headers and sources, its tests (~70 MB).
+RUN /opt/venv/bin/pip uninstall --yes --require-virtualenv pip setuptools \
+    && arrow=$(echo /opt/venv/lib/python3.*/site-packages/pyarrow) \
+    && rm -rf "$arrow"/tests "$arrow"/include "$arrow"/includes "$arrow"/src \
+        "$arrow"/*flight* "$arrow"/*.pxd "$arrow"/*.pyx
 
 # ---------------------------------------------------------------------------------------------
 # serving: `docker run -p 8000:8000 ml-pipeline-template:serving`
@@ -56,12 +61,13 @@ FROM ${TRAIN_BASE_IMAGE} AS train
 # The pinned torch==2.13.0 resolves to the build this index serves (+cpu, +cu128, ...).
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
-# git: DVC and the lineage tags read the checkout. Python comes with the python image; CUDA
-# images have none, so it is installed from the distribution there (Ubuntu 24.04: 3.12).
+# git: DVC and the lineage tags read the checkout; libgomp1: LightGBM's OpenMP runtime, which
+# slim and CUDA runtime bases lack. Python comes with the python image; CUDA images have none,
+# so it is installed from the distribution there (Ubuntu 24.04: 3.12).
 # Debian/Ubuntu package versions are not pinned: the base image tag fixes the release.
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends git \
+    && apt-get install -y --no-install-recommends git libgomp1 \
     && if ! command -v python3 >/dev/null; then \
         apt-get install -y --no-install-recommends python3 python3-venv; \
     fi \

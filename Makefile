@@ -15,7 +15,7 @@ IMAGE ?= ml-pipeline-template
 export PATH := $(abspath $(BIN)):$(PATH)
 export PYTHONHASHSEED := 0
 
-.PHONY: help setup repro test lint format smoke serve ui bench docker triton lock clean
+.PHONY: help setup repro test lint format smoke serve predict ui bench docker triton lock clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-8s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -29,6 +29,8 @@ $(STAMP): pyproject.toml requirements/lock.txt
 setup: $(STAMP) ## Create .venv and install the project with its dev tools (quick when up to date)
 
 repro: setup ## Run the whole pipeline with DVC (only what changed)
+	@# The config stage first: dvc.yaml reads the selected data's path from params.yaml.
+	$(BIN)/dvc repro --single-item config
 	$(BIN)/dvc repro
 
 test: setup ## Run the default test suite (slow and gpu tests deselected)
@@ -49,6 +51,10 @@ smoke: setup ## Whole pipeline on the tiny profile in a temporary copy (a couple
 serve: setup ## Start the inference API on HOST:PORT (default 127.0.0.1:8000) from models/export
 	$(BIN)/python -m serving --host $(HOST) --port $(PORT) --models $(MODELS)
 
+predict: setup ## Score a file: make predict INPUT=<csv|parquet|jsonl> OUTPUT=<parquet> [MODEL=name]
+	@test -n "$(INPUT)" -a -n "$(OUTPUT)" || { echo "usage: make predict INPUT=file OUTPUT=file.parquet [MODEL=name]"; exit 2; }
+	$(BIN)/python -m serving.batch $(INPUT) $(OUTPUT) --models $(MODELS) $(if $(MODEL),--model $(MODEL))
+
 ui: setup ## MLflow UI for the embedded tracking database, on 127.0.0.1:5000
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
 
@@ -68,4 +74,4 @@ lock: setup ## Re-pin requirements/lock.txt from the current .venv
 	mv requirements/lock.txt.new requirements/lock.txt
 
 clean: ## Remove pipeline outputs (data, models, metrics, plots, reports); keeps .venv and mlflow.db
-	rm -rf data/raw/demo data/processed models/* metrics plots reports build
+	rm -rf data/raw/demo data/processed models/trained models/export metrics plots reports build

@@ -7,7 +7,6 @@ memory (`getrusage`), so one run's memory never leaks into another's figure.
 from __future__ import annotations
 
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -19,8 +18,7 @@ import pyarrow.parquet as pq
 from omegaconf import OmegaConf
 
 from pipeline.common.config import validate
-from pipeline.etl.allocator import POLARS_ALLOCATOR_ENV
-from pipeline.etl.contract import DataContract, EtlConfig
+from pipeline.etl.config import DataConfig, EtlConfig
 from pipeline.generate.core import GenerateConfig, generate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,11 +49,11 @@ def arrow_bytes(files: list[Path]) -> int:
     return int(first.nbytes * total_rows / max(first.num_rows, 1))
 
 
-def demo_contract(files: list[Path]) -> DataContract:
+def demo_config(files: list[Path]) -> DataConfig:
     """configs/data/demo.yaml pointed at the benchmark's files."""
     node = OmegaConf.load(ROOT / "configs" / "data" / "demo.yaml")
     node.path = str(files[0].parent / "part-*.parquet")
-    return validate(node, DataContract, "data")
+    return validate(node, DataConfig, "data")
 
 
 def run_ours(files: list[Path], out: Path, memory_limit: str, spill: Path) -> dict[str, Any]:
@@ -63,8 +61,8 @@ def run_ours(files: list[Path], out: Path, memory_limit: str, spill: Path) -> di
     from pipeline.etl.core import run_etl
 
     cfg = EtlConfig(memory_limit=memory_limit, spill_dir=str(spill))
-    result = run_etl(demo_contract(files), cfg, 42, out / "processed", out / "etl.json")
-    return {k: v for k, v in result.profile.rows.items()}
+    profile = run_etl(demo_config(files), cfg, 42, out / "processed", out / "etl.json")
+    return dict(profile.rows)
 
 
 def child_main(argv: list[str]) -> None:
@@ -78,7 +76,7 @@ def child_main(argv: list[str]) -> None:
         sys.path.insert(0, str(ROOT / "bench"))
         from etl_pandas import pandas_etl
 
-        result = pandas_etl(files, demo_contract(files), work / "pandas", 42)
+        result = pandas_etl(files, demo_config(files), work / "pandas", 42)
     seconds = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
     print(json.dumps({"seconds": seconds, "peak_rss_bytes": peak, "rows": result}))
@@ -89,12 +87,8 @@ def measure(
 ) -> dict[str, Any]:
     """Run one child; returns its JSON report, or {"error": ...} on failure or timeout."""
     cmd = [sys.executable, str(script), "--child", kind, str(work), str(rows), memory_limit]
-    # Ours runs with the allocator options `python -m pipeline.etl` gives itself.
-    env = {**os.environ, **(POLARS_ALLOCATOR_ENV if kind == "ours" else {})}
     try:
-        proc = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=timeout_s, cwd=ROOT, env=env
-        )
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, cwd=ROOT)
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout_s:.0f}s"}
     if proc.returncode != 0:

@@ -2,7 +2,8 @@
 
 It reads the demo data, rejects null targets, drops exact duplicates, checks ids, normalises
 categories (with the same `serving.features` function, once per distinct value), nulls impossible
-numbers, derives the same features, splits stratified on the same stable hash and writes Parquet.
+numbers, splits stratified (exact shares per class, in the order of a seeded hash of the id) and
+writes the same columns to Parquet.
 """
 
 from __future__ import annotations
@@ -11,16 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
-from pipeline.etl.contract import DataContract
-from pipeline.etl.split import assign, class_cuts, uniform
+from pipeline.etl.config import DataConfig
 from serving import features
 
 
-def pandas_etl(
-    files: list[Path], contract: DataContract, out_dir: Path, seed: int
-) -> dict[str, int]:
+def pandas_etl(files: list[Path], contract: DataConfig, out_dir: Path, seed: int) -> dict[str, int]:
     """Run the pandas ETL; returns rows per split."""
     df = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
     cols = contract.columns
@@ -43,34 +40,19 @@ def pandas_etl(
             keep &= x <= hi
         df[col] = x.where(keep)
     for col in contract.datetime:
-        dt = pd.to_datetime(df[col])
-        parts = {
-            "year": dt.dt.year,
-            "month": dt.dt.month,
-            "day": dt.dt.day,
-            "dayofweek": dt.dt.dayofweek,
-            "hour": dt.dt.hour,
-        }
-        for part, values in parts.items():
-            df[f"{col}__{part}"] = values.astype("float64")
+        df[col] = pd.to_datetime(df[col])
     if contract.text:
-        text = df[contract.text].str.strip(features.ASCII_SPACE)
-        df[contract.text] = text
-        filled = text.fillna("")
-        df[f"{contract.text}__chars"] = filled.str.len().astype("float64")
-        df[f"{contract.text}__words"] = filled.str.count(features.WORD_PATTERN).astype("float64")
-        df[f"{contract.text}__exclaims"] = filled.str.count("!").astype("float64")
-        df[f"{contract.text}__digits"] = filled.str.count(features.DIGIT_PATTERN).astype("float64")
+        df[contract.text] = df[contract.text].str.strip(features.ASCII_SPACE)
     labels = sorted(df[contract.target].astype(str).unique(), key=float)
     df["__label__"] = df[contract.target].astype(str).map({v: i for i, v in enumerate(labels)})
     df = df.drop(columns=[contract.target])
-    u = uniform(pa.array(df[contract.id].astype(str)), salt=seed)
-    split = np.empty(len(df), dtype=np.int8)
-    cls = df["__label__"].to_numpy()
-    for c in np.unique(cls):
-        mask = cls == c
-        cut1, cut2 = class_cuts(u[mask], (contract.split.train, contract.split.val))
-        split[mask] = assign(u[mask], cut1, cut2)
+    key = pd.util.hash_pandas_object(df[contract.id], index=False, hash_key=f"{seed:016d}")
+    rank = key.groupby(df["__label__"]).rank(method="first")
+    n = df.groupby("__label__")["__label__"].transform("size")
+    s = contract.split
+    split = np.where(
+        rank <= (s.train * n).round(), 0, np.where(rank <= ((s.train + s.val) * n).round(), 1, 2)
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = {}
     for code, name in enumerate(("train", "val", "test")):

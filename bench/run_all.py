@@ -9,8 +9,12 @@ benchmark may put its headline figures under a top-level "summary" object; the t
 (else its first scalar figures). To add a benchmark, add its name here.
 
     python bench/run_all.py                    # everything (RESULTS.md lists the time each took)
-    python bench/run_all.py --only onnx_vs_native http_serving --skip-dvc
-    python bench/run_all.py --only http_serving --profile tiny   # quick: tiny-profile dvc repro
+    python bench/run_all.py --only onnx_vs_native serving_http --skip-dvc
+    python bench/run_all.py --only serving_http --profile tiny   # quick: tiny-profile models
+
+`make repro` runs first, timed, in a fresh copy of the project (bench/out/project-<profile>);
+the benchmarks that need trained models then measure that copy. With --skip-dvc they use
+$BENCH_PROJECT, else a copy trained once under bench/out/ (bench/_project.py).
 """
 
 from __future__ import annotations
@@ -20,11 +24,11 @@ import json
 import os
 import platform
 import re
+import shlex
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -33,9 +37,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # run as a script: make `tests.smoke` importable
+sys.path.insert(0, str(ROOT / "bench"))  # run as a script: the bench helpers are importable
 
-from tests.smoke import make_copy, select_profile  # noqa: E402, F401  (shared project-copy logic)
+from _project import OUT as PROJECTS_DIR  # noqa: E402
+from _project import make_copy, make_repro, timed_repro  # noqa: E402
 
 BENCH_DIR = ROOT / "bench"
 OUT_DIR = BENCH_DIR / "out"
@@ -44,10 +49,12 @@ RESULTS_MD = BENCH_DIR / "RESULTS.md"
 BENCHMARKS = {
     "etl_vs_pandas": 900,
     "etl_out_of_core": 900,
-    "lightgbm_train": 600,
+    "lightgbm_train": 1200,
     "lightning_vs_torch": 900,
     "onnx_vs_native": 600,
-    "http_serving": 600,
+    "serving_http": 900,
+    "text_batching": 600,
+    "batch_scoring": 1800,
 }
 DEFAULT_TIMEOUT = 600
 LIBRARIES = (
@@ -69,6 +76,8 @@ LIBRARIES = (
 RUNNING = re.compile(r"Running stage '([^']+)'")
 LOCK_UPDATE = re.compile(r"(Updating|Generating) lock file")
 MAX_HEADLINE = 6
+# RESULTS.md from this line on is written by hand (how figures were measured, history) and kept.
+NOTES_MARKER = "<!-- notes: written by hand; make bench keeps everything below -->"
 # Top-level keys that describe the run rather than measure it; never headline figures.
 NOT_HEADLINE = frozenset(
     {
@@ -119,16 +128,18 @@ def _run_bounded(
         return None, output, time.perf_counter() - started
 
 
-def run_benchmark(name: str, bench_dir: Path, out_dir: Path, timeout: float) -> dict[str, Any]:
+def run_benchmark(
+    name: str, bench_dir: Path, out_dir: Path, timeout: float, args: Sequence[str] = ()
+) -> dict[str, Any]:
     """Run one benchmark script; its status, wall time, JSON output and, on failure, its log."""
     script = bench_dir / f"{name}.py"
-    result: dict[str, Any] = {"name": name, "timeout_s": timeout}
+    result: dict[str, Any] = {"name": name, "timeout_s": timeout, "args": list(args)}
     if not script.is_file():
         return {**result, "status": "missing", "error": f"{script.name} not found"}
     output_file = out_dir / f"{name}.json"
     output_file.unlink(missing_ok=True)  # a stale file must not pass for this run's result
     code, log, wall = _run_bounded(
-        [sys.executable, str(script)], bench_dir.parent, _env(bench_dir.parent), timeout
+        [sys.executable, str(script), *args], bench_dir.parent, _env(bench_dir.parent), timeout
     )
     result.update(wall_s=round(wall, 2), returncode=code)
     if code is None:
@@ -152,103 +163,23 @@ def _last_line(text: str) -> str:
     return lines[-1][:300] if lines else ""
 
 
-def stage_times(lines: Sequence[tuple[float, str]], finished: float) -> dict[str, float]:
-    """Seconds per stage from timestamped `dvc repro` output: from "Running stage" to its lock
-    file update (the stage's command plus DVC caching its outputs)."""
-    times: dict[str, float] = {}
-    current: str | None = None
-    start = end = 0.0
-    for stamp, line in lines:
-        match = RUNNING.search(line)
-        if match:
-            if current:
-                times[current] = round(end - start if end > start else stamp - start, 2)
-            current, start, end = match.group(1), stamp, 0.0
-        elif current and LOCK_UPDATE.search(line):
-            end = stamp
-    if current:
-        times[current] = round((end if end > start else finished) - start, 2)
-    return times
-
-
-def timed_repro(workdir: Path, timeout: float) -> dict[str, Any]:
-    """`dvc repro` once, with each stage's wall time read from DVC's streamed output."""
-    env = _env(workdir) | {
-        "PYTHONUNBUFFERED": "1",  # unbuffered: line times are real times
-        # The timing runs log to the copy's own database, never to the user's tracking server.
-        "MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}",
-    }
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dvc", "repro"],
-        cwd=workdir,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        errors="replace",
-        start_new_session=True,
-    )
-    lines: list[tuple[float, str]] = []
-    timer = _Deadline(proc, timeout)
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        lines.append((time.perf_counter() - started, line.rstrip("\n")))
-        if RUNNING.search(line):
-            print(f"[bench]   {line.strip()}", file=sys.stderr, flush=True)
-    proc.wait()
-    timer.cancel()
-    total = time.perf_counter() - started
-    result: dict[str, Any] = {
-        "returncode": proc.returncode,
-        "wall_s": round(total, 2),
-        "stages": stage_times(lines, total),
-        "status": "timeout" if timer.fired else ("ok" if proc.returncode == 0 else "failed"),
-    }
-    if result["status"] != "ok":
-        result["log_tail"] = "\n".join(line for _, line in lines[-60:])
+def bench_dvc(root: Path, timeout: float, profile: str | None = None) -> dict[str, Any]:
+    """`make repro` in a fresh copy of the project (default config unless `profile`), then a
+    no-op `dvc repro`. The copy is bench/out/project-<profile>: the benchmarks that need
+    trained models then measure it (bench/_project.py) instead of training another."""
+    name = profile or "default"
+    workdir = PROJECTS_DIR / f"project-{name}"
+    shutil.rmtree(workdir, ignore_errors=True)
+    make_copy(workdir, profile, src=root)
+    first = make_repro(workdir, timeout)
+    result: dict[str, Any] = {"repro": first, "profile": name, "workdir": str(workdir)}
+    if first["status"] == "ok":
+        noop = timed_repro(workdir, timeout)
+        noop["ran_stages"] = sorted(noop.pop("stages"))  # should be empty
+        result["noop"] = noop
+    else:  # a half-trained copy must not pass for a trained project
+        shutil.rmtree(workdir / "models" / "export", ignore_errors=True)
     return result
-
-
-class _Deadline:
-    """Kill a process group when a deadline passes (a watchdog thread)."""
-
-    def __init__(self, proc: subprocess.Popen[str], timeout: float) -> None:
-        import threading
-
-        self.fired = False
-        self._proc = proc
-        self._timer = threading.Timer(timeout, self._kill)
-        self._timer.daemon = True
-        self._timer.start()
-
-    def _kill(self) -> None:
-        self.fired = True
-        os.killpg(self._proc.pid, signal.SIGKILL)
-
-    def cancel(self) -> None:
-        self._timer.cancel()
-
-
-def bench_dvc(
-    root: Path, timeout: float, keep: bool = False, profile: str | None = None
-) -> dict[str, Any]:
-    """`dvc repro` in a fresh copy of the project (default config unless `profile`), then a
-    no-op `dvc repro`."""
-    workdir = Path(tempfile.mkdtemp(prefix="bench-dvc-"))
-    try:
-        make_copy(workdir, profile, src=root)
-        first = timed_repro(workdir, timeout)
-        result: dict[str, Any] = {"repro": first, "profile": profile or "default"}
-        result["workdir"] = str(workdir) if keep else None
-        if first["status"] == "ok":
-            noop = timed_repro(workdir, timeout)
-            noop["ran_stages"] = sorted(noop.pop("stages"))  # should be empty
-            result["noop"] = noop
-        return result
-    finally:
-        if not keep:
-            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _read(path: str) -> str:
@@ -389,11 +320,18 @@ def markdown(results: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def kept_notes(results_md: Path) -> str:
+    """The hand-written part of RESULTS.md (from NOTES_MARKER on), which a run keeps."""
+    text = results_md.read_text(encoding="utf-8") if results_md.is_file() else ""
+    at = text.find(NOTES_MARKER)
+    return "\n" + text[at:] if at >= 0 else ""
+
+
 def write_outputs(results: Mapping[str, Any], out_dir: Path, results_md: Path) -> None:
     """results.json and RESULTS.md, each replaced atomically (keys keep their run order)."""
     for target, text in (
         (out_dir / "results.json", json.dumps(results, indent=2) + "\n"),
-        (results_md, markdown(results)),
+        (results_md, markdown(results) + kept_notes(results_md)),
     ):
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
@@ -409,21 +347,25 @@ def run_all(
     dvc_root: Path | None = ROOT,
     dvc_timeout: float = 3600,
     profile: str | None = None,
-    keep_copy: bool = False,
+    args: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
-    """Run the benchmarks (and the `dvc repro` timing unless `dvc_root` is None)."""
+    """The `dvc repro` timing (unless `dvc_root` is None), then the benchmarks on its copy."""
     out_dir.mkdir(parents=True, exist_ok=True)
     limits = {**BENCHMARKS, **(timeouts or {})}
+    dvc = None
+    if dvc_root is not None:
+        print("[bench] make repro in a fresh copy ...", file=sys.stderr, flush=True)
+        dvc = bench_dvc(dvc_root, dvc_timeout, profile=profile)
+        print(f"[bench] make repro: {dvc['repro']['status']}", file=sys.stderr, flush=True)
+        if dvc["repro"]["status"] == "ok":  # the benchmarks measure the models it trained
+            os.environ["BENCH_PROJECT"] = dvc["workdir"]
     benchmarks = []
     for name in names:
         print(f"[bench] {name} ...", file=sys.stderr, flush=True)
-        result = run_benchmark(name, bench_dir, out_dir, limits.get(name, DEFAULT_TIMEOUT))
+        limit = limits.get(name, DEFAULT_TIMEOUT)
+        result = run_benchmark(name, bench_dir, out_dir, limit, (args or {}).get(name, ()))
         print(f"[bench] {name}: {result['status']} {headline(result)}", file=sys.stderr)
         benchmarks.append(result)
-    dvc = None
-    if dvc_root is not None:
-        print("[bench] dvc repro in a fresh copy ...", file=sys.stderr, flush=True)
-        dvc = bench_dvc(dvc_root, dvc_timeout, keep=keep_copy, profile=profile)
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": _git_commit(bench_dir.parent),
@@ -449,14 +391,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, help="time limit per benchmark (s), for all")
     parser.add_argument("--skip-dvc", action="store_true", help="do not time `dvc repro`")
     parser.add_argument("--dvc-timeout", type=float, default=3600)
-    parser.add_argument("--profile", help="time `dvc repro` with a config profile (e.g. tiny)")
     parser.add_argument(
-        "--keep-dvc-copy",
-        action="store_true",
-        help="keep the fresh copy `dvc repro` ran in (its path is under dvc.workdir in the JSON)",
+        "--profile",
+        help="config profile of the timed `make repro` and so of the measured models (tiny)",
+    )
+    parser.add_argument(
+        "--args",
+        action="append",
+        default=[],
+        metavar="NAME=ARGS",
+        help='arguments for one benchmark, e.g. --args "batch_scoring=--rss-rows 250000"',
     )
     args = parser.parse_args(argv)
     names = args.only or list(BENCHMARKS)
+    extra = {k: shlex.split(v) for k, _, v in (a.partition("=") for a in args.args)}
     timeouts = {n: args.timeout for n in names} if args.timeout else None
     results = run_all(
         names,
@@ -464,7 +412,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         dvc_root=None if args.skip_dvc else ROOT,
         dvc_timeout=args.dvc_timeout,
         profile=args.profile,
-        keep_copy=args.keep_dvc_copy,
+        args=extra,
     )
     results["benchmarks"] += not_selected(names)
     write_outputs(results, OUT_DIR, RESULTS_MD)

@@ -1,118 +1,143 @@
-"""Dynamic batching: requests queue up, one task groups them into ONNX Runtime calls.
+"""Dynamic batching: requests queue per model; one task scores them in batches.
 
-The queue is bounded in records (never unbounded memory): a full queue raises `Overloaded`,
-which the app answers with 503 and Retry-After. Each waiting request has a deadline; one past it
-raises `TimeoutError` (504) and is skipped if it has not run yet.
+- Bounded: the queue holds at most `max_queue_records` rows; beyond it `Overloaded` (503).
+- Fair: a request larger than `max_batch_size` is cut into chunks, and each batch takes at most
+  one chunk per waiting request in turn, so one big request cannot hold up a small one for more
+  than a batch.
+- Deadlines: a request past its timeout gets `TimeoutError` (504) and its rows not yet scored
+  are dropped, never run.
+- Isolated: a row that fails its checks fails only its own request (`Rejected`, 422); if a
+  batch still fails, each request in it is scored on its own, so an error reaches only the
+  request that caused it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
+import itertools
+import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-Records = list[dict[str, Any]]
+from serving.checks import Rejection, keep_rows
+from serving.scoring import Outputs, Scorer, concat_outputs, slice_outputs
+
+log = logging.getLogger("serving")
+Columns = Mapping[str, Sequence[Any] | np.ndarray]  # raw values per input field
 
 
 class Overloaded(Exception):
     """The model's queue is full."""
 
 
-@dataclass
-class _Item:
-    records: Records
-    future: asyncio.Future[np.ndarray]
+class Rejected(Exception):
+    """A row of the request cannot be scored; `rejection.row` counts within the request."""
+
+    def __init__(self, rejection: Rejection) -> None:
+        super().__init__(rejection.message)
+        self.rejection = rejection
+
+
+@dataclass(eq=False)
+class _Job:
+    columns: Columns
+    size: int
+    future: asyncio.Future[Outputs]
     enqueued: float = field(default_factory=time.perf_counter)
+    scheduled: int = 0  # rows handed to a batch so far
+    parts: list[Outputs] = field(default_factory=list)  # scored chunks, in row order
+    scored: int = 0
 
 
-@dataclass
-class BatchStats:
-    """Observers for batch sizes and queue time (wired to Prometheus by the app)."""
-
-    on_batch: Callable[[int], None] = lambda size: None
-    on_queue_time: Callable[[float], None] = lambda seconds: None
+Chunk = tuple[_Job, int, int]  # a job's rows [start, stop)
 
 
 class Batcher:
-    """Groups queued requests into batches of at most `max_batch_size` records."""
+    """Scores one model's queued requests in batches of at most `max_batch_size` rows."""
 
     def __init__(
         self,
-        predict: Callable[[Records], np.ndarray],
+        scorer: Scorer,
         *,
         max_batch_size: int,
         max_wait_s: float,
         max_queue_records: int,
         executor: Executor,
-        inline_max_records: int = 0,
-        stats: BatchStats | None = None,
+        inline_max_records: int,
+        on_batch: Callable[[float], None] = lambda size: None,
+        on_queue_time: Callable[[float], None] = lambda seconds: None,
     ) -> None:
-        self.predict = predict
+        self.scorer = scorer
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_s
         self.max_queue_records = max_queue_records
         self.executor = executor
-        # Batches up to this size run on the event loop itself: for microsecond-scale models a
-        # thread hand-off costs more than the model; bigger batches go to the executor thread.
+        # Batches up to this size run on the event loop: for a small tabular graph a thread
+        # hand-off costs more than scoring the batch.
         self.inline_max_records = inline_max_records
-        self.stats = stats or BatchStats()
-        self._queue: deque[_Item] = deque()
-        self._queued_records = 0
+        self.on_batch = on_batch
+        self.on_queue_time = on_queue_time
+        self._jobs: deque[_Job] = deque()
+        self._queued = 0  # rows not yet handed to a batch
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        """Start the batching task on the running loop."""
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
-        """Stop the batching task (after the server has drained its requests)."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        for job in self._jobs:
+            if not job.future.done():
+                job.future.set_exception(Overloaded())
+        self._jobs.clear()
 
-    async def submit(self, records: Records, timeout_s: float) -> np.ndarray:
-        """Queue records and wait for their probabilities; Overloaded / TimeoutError otherwise."""
-        if self._queued_records + len(records) > self.max_queue_records:
+    async def submit(self, columns: Columns, size: int, timeout_s: float) -> Outputs:
+        """Queue `size` rows and wait for their outputs (Overloaded, Rejected, TimeoutError)."""
+        if self._queued + size > self.max_queue_records:
             raise Overloaded
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[np.ndarray] = loop.create_future()
-        self._queue.append(_Item(records, future))
-        self._queued_records += len(records)
+        job = _Job(columns, size, loop.create_future())
+        self._jobs.append(job)
+        self._queued += size
         self._wakeup.set()
-        # A timer handle is cheaper per request than asyncio.wait_for's wrapper.
-        timer = loop.call_later(timeout_s, _expire, future)
+        timer = loop.call_later(timeout_s, _expire, job.future)  # cheaper than wait_for
         try:
-            return await future
+            return await job.future
         finally:
             timer.cancel()
 
-    def _take(self) -> list[_Item]:
-        batch: list[_Item] = []
+    def _take(self) -> list[Chunk]:
+        chunks: list[Chunk] = []
         size = 0
-        while self._queue and size < self.max_batch_size:
-            item = self._queue[0]
-            if batch and size + len(item.records) > self.max_batch_size:
-                break
-            self._queue.popleft()
-            self._queued_records -= len(item.records)
-            if item.future.done():  # timed out (or the client went away) while queued
+        while self._jobs and size < self.max_batch_size:
+            job = self._jobs.popleft()
+            remaining = job.size - job.scheduled
+            if job.future.done():  # timed out, failed or abandoned: its rest is never run
+                self._queued -= remaining
                 continue
-            batch.append(item)
-            size += len(item.records)
-        return batch
+            take = min(remaining, self.max_batch_size - size)
+            chunks.append((job, job.scheduled, job.scheduled + take))
+            job.scheduled += take
+            self._queued -= take
+            size += take
+            if job.scheduled < job.size:
+                self._jobs.append(job)  # the rest waits behind every other request
+        return chunks
 
     async def _fill(self) -> None:
-        """Wait up to max_wait for more requests, unless a full batch is already queued."""
+        """Wait up to max_wait for more rows, unless a full batch is already queued."""
         deadline = time.perf_counter() + self.max_wait_s
-        while self._queued_records < self.max_batch_size:
+        while self._queued < self.max_batch_size:
             remaining = deadline - time.perf_counter()
             if remaining <= 0:
                 return
@@ -125,43 +150,102 @@ class Batcher:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            if not self._queue:
+            if not self._jobs:
                 self._wakeup.clear()
                 await self._wakeup.wait()
-            # Let the requests that arrived in this loop iteration enqueue first.
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # let the requests read in this loop iteration queue up
             if self.max_wait_s > 0:
                 await self._fill()
-            batch = self._take()
-            if not batch:
+            chunks = self._take()
+            if not chunks:
                 continue
-            records = [r for item in batch for r in item.records]
             now = time.perf_counter()
-            for item in batch:
-                self.stats.on_queue_time(now - item.enqueued)
-            self.stats.on_batch(len(records))
-            try:
-                if len(records) <= self.inline_max_records:
-                    proba = self.predict(records)
-                else:
-                    proba = await loop.run_in_executor(self.executor, self.predict, records)
-            except Exception as exc:  # one bad batch fails its requests, not the batcher
-                for item in batch:
-                    if not item.future.done():
-                        item.future.set_exception(exc)
-                continue
-            _deliver(batch, proba)
+            for job, start, _ in chunks:
+                if start == 0:
+                    self.on_queue_time(now - job.enqueued)
+            size = sum(stop - start for _, start, stop in chunks)
+            self.on_batch(size)
+            if size <= self.inline_max_records:
+                results = self._score(chunks)
+            else:
+                results = await loop.run_in_executor(self.executor, self._score, chunks)
+            _deliver(chunks, results)
+
+    def _score(self, chunks: list[Chunk]) -> list[Outputs | Exception]:
+        """Outputs or the error of each chunk; never raises."""
+        try:
+            typed, rejected = self.scorer.check(_merge(chunks))
+            results: list[Outputs | Exception | None] = [None] * len(chunks)
+            offsets = list(
+                itertools.accumulate((stop - start for _, start, stop in chunks), initial=0)
+            )
+            for rejection in rejected:
+                k = bisect.bisect_right(offsets, rejection.row) - 1
+                if results[k] is None:
+                    row = chunks[k][1] + rejection.row - offsets[k]  # within its request
+                    results[k] = Rejected(Rejection(row, rejection.field, rejection.message))
+            good = [k for k, result in enumerate(results) if result is None]
+            if good:
+                if len(good) < len(chunks):
+                    rows = np.concatenate([np.arange(offsets[k], offsets[k + 1]) for k in good])
+                    typed = keep_rows(typed, rows)
+                for k, outputs in zip(good, self._outputs(typed, chunks, good), strict=True):
+                    results[k] = outputs
+            return [r if r is not None else RuntimeError("unscored") for r in results]
+        except Exception as exc:  # a bug here must not stop the batcher
+            log.exception("batch of %s failed", self.scorer.name)
+            return [exc] * len(chunks)
+
+    def _outputs(
+        self, typed: dict[str, np.ndarray], chunks: list[Chunk], good: list[int]
+    ) -> list[Outputs | Exception]:
+        sizes = [chunks[k][2] - chunks[k][1] for k in good]
+        try:
+            outputs = self.scorer.score(typed)
+        except Exception as exc:
+            if len(good) == 1:
+                log.exception("scoring %d rows with %s failed", sizes[0], self.scorer.name)
+                return [exc]
+            # Score each request's rows on their own: only the one that fails gets the error.
+            alone = [
+                keep_rows(typed, np.arange(a, b))
+                for a, b in itertools.pairwise(itertools.accumulate(sizes, initial=0))
+            ]
+            return [
+                self._outputs(cols, [chunks[k]], [0])[0]
+                for k, cols in zip(good, alone, strict=True)
+            ]
+        ends = list(itertools.accumulate(sizes, initial=0))
+        return [slice_outputs(outputs, a, b) for a, b in itertools.pairwise(ends)]
 
 
-def _deliver(batch: list[_Item], proba: np.ndarray) -> None:
-    start = 0
-    for item in batch:
-        end = start + len(item.records)
-        if not item.future.done():
-            item.future.set_result(proba[start:end])
-        start = end
+def _merge(chunks: list[Chunk]) -> dict[str, Sequence[Any] | np.ndarray]:
+    """The chunks' raw columns, concatenated (no copy for a batch of one whole request)."""
+    if len(chunks) == 1 and chunks[0][1] == 0 and chunks[0][2] == chunks[0][0].size:
+        return dict(chunks[0][0].columns)
+    merged: dict[str, Sequence[Any] | np.ndarray] = {}
+    for name in chunks[0][0].columns:
+        parts = [job.columns[name][start:stop] for job, start, stop in chunks]
+        if all(isinstance(p, np.ndarray) for p in parts):
+            merged[name] = np.concatenate(parts)
+        else:
+            merged[name] = list(itertools.chain.from_iterable(parts))
+    return merged
 
 
-def _expire(future: asyncio.Future[np.ndarray]) -> None:
+def _deliver(chunks: list[Chunk], results: list[Outputs | Exception]) -> None:
+    for (job, start, stop), result in zip(chunks, results, strict=True):
+        if job.future.done():
+            continue
+        if isinstance(result, Exception):
+            job.future.set_exception(result)
+            continue
+        job.parts.append(result)
+        job.scored += stop - start
+        if job.scored == job.size:
+            job.future.set_result(concat_outputs(job.parts))
+
+
+def _expire(future: asyncio.Future[Outputs]) -> None:
     if not future.done():
         future.set_exception(TimeoutError())

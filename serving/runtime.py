@@ -1,221 +1,210 @@
-"""ONNX Runtime sessions for the exported models: raw records in, class probabilities out."""
+"""ONNX Runtime sessions for exported models: prepared columns in, graph outputs out.
+
+`load_model` checks each file against its SHA-256 before loading it and refuses paths that
+leave the model directory. `LoadedModel.run` takes the columns `serving.features.prepare_columns`
+returns (for the API, batch scoring, and the pipeline's own parity checks alike) and returns the
+graph's outputs by contract name: `probabilities` [N, C] or `value` [N] (and `interval` [N, 2]).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import hashlib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from serving import inputs
-from serving.contract import Contract, ContractError, ModelSpec, verified_bytes
-from serving.features import FeatureSpec
-from serving.text_batches import length_groups, pad
-from serving.text_input import validate_spec
+from serving.schemas import ModelEntry
+from serving.text_input import build_texts
 
-Records = list[dict[str, Any]]
 # ONNX Runtime's fused SkipLayerNormalization kernel is slower than the Add and
 # LayerNormalization it replaces: without the fusion the transformer's batch-1 latency drops by
-# 8% (17.0 to 15.6 ms at 64 tokens on one AVX-512 core), and its logits move by 3e-8.
+# 8% (17.0 to 15.6 ms at 64 tokens on one AVX-512 core), and its outputs move by 3e-8.
 DISABLED_OPTIMIZERS = ("SkipLayerNormFusion",)
+# Fixed cost of one ONNX Runtime call, in tokens of one text, for `length_groups`: measured on
+# the exported MiniLM-shaped model on 2 CPU cores (a 4-token text took as long as ~12 tokens).
+CALL_COST_TOKENS = 12
+_NUMERIC = {"float32": np.float32, "float64": np.float64, "int64": np.int64}
+
+
+class ModelFileError(Exception):
+    """A model file is missing, changed since export, outside its directory or unloadable."""
+
+
+def verified_bytes(directory: Path, relative: str, sha256: str, what: str) -> bytes:
+    """A file's bytes, checked to lie inside `directory` and to match `sha256`."""
+    root = directory.resolve()
+    path = (root / relative).resolve()
+    if not path.is_relative_to(root):
+        raise ModelFileError(f"{what}: path {relative!r} leaves {root}; fix: re-run the export")
+    if not path.is_file():
+        raise ModelFileError(f"{path} ({what}) not found; fix: re-run the export stage")
+    data = path.read_bytes()
+    found = hashlib.sha256(data).hexdigest()
+    if found != sha256.lower():
+        raise ModelFileError(
+            f"{path}: SHA-256 {found} does not match the contract's {sha256} ({what}); the file "
+            "changed after export — fix: re-run the export stage"
+        )
+    return data
 
 
 def session_options(threads: int) -> ort.SessionOptions:
-    """One session's options: a fixed thread count and no spinning (cores are shared)."""
+    """A fixed thread count and no spinning: the cores are shared with the event loop."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # Spinning threads burn the cores that the event loop needs between requests.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.log_severity_level = 3
+    options.log_severity_level = 3  # errors only: ORT's initialiser notes are not actionable
     return options
 
 
-def cpu_session(model: bytes | str, options: ort.SessionOptions) -> ort.InferenceSession:
+def cpu_session(model: bytes | str, threads: int = 1) -> ort.InferenceSession:
     """A CPU session for a model file or its bytes, optimised as the server runs every graph."""
     return ort.InferenceSession(
         model,
-        options,
+        session_options(threads),
         providers=["CPUExecutionProvider"],
         disabled_optimizers=list(DISABLED_OPTIMIZERS),
     )
 
 
-def _session(contract: Contract, spec: ModelSpec, threads: int) -> ort.InferenceSession:
-    data = verified_bytes(contract, spec)  # checked bytes are the bytes loaded: no re-read race
-    try:
-        return cpu_session(data, session_options(threads))
-    except Exception as exc:  # ORT raises its own exception types for corrupt graphs
-        raise ContractError(
-            f"{spec.file}: ONNX Runtime cannot load it ({exc}); fix: re-run the export stage"
-        ) from None
+class LoadedModel:
+    """One exported model, ready to run on prepared columns."""
 
-
-@dataclass
-class TabularModel:
-    """A tabular ONNX graph: one [N, 1] input per model column, `probabilities` [N, C] out."""
-
-    spec: ModelSpec
-    session: ort.InferenceSession
-    columns: list[tuple[str, str, str, str]]  # (graph input, column, dtype, missing string)
-    features: FeatureSpec
-
-    kind = "tabular"
-
-    @classmethod
-    def load(cls, contract: Contract, spec: ModelSpec) -> TabularModel:
-        session = _session(contract, spec, threads=1)  # tiny graphs: threads only add overhead
+    def __init__(
+        self, entry: ModelEntry, session: ort.InferenceSession, tokenizer: Tokenizer | None
+    ) -> None:
+        self.entry = entry
+        self.session = session
+        self.tokenizer = tokenizer
+        self.outputs = {k: v for k, v in entry.outputs.model_dump().items() if v is not None}
         graph_inputs = {i.name for i in session.get_inputs()}
-        columns = [
-            (
-                i["name"],
-                i.get("column", i["name"]),
-                i.get("dtype", "float32"),
-                str(i.get("null", "")) if i.get("dtype") == "string" else "",
+        expected = {i.name for i in entry.inputs} if entry.kind == "tabular" else set()
+        if entry.kind == "text":
+            expected = {"input_ids", "attention_mask"}
+        if graph_inputs != expected:
+            raise ModelFileError(
+                f"{entry.file}: graph inputs {sorted(graph_inputs)} differ from the contract's "
+                f"{sorted(expected)}; fix: re-run the export stage"
             )
-            for i in spec.inputs
-        ]
-        unknown = sorted(graph_inputs ^ {c[0] for c in columns})
-        if unknown:
-            raise ContractError(
-                f"{spec.file}: graph inputs and contract inputs differ on "
-                f"{unknown}; fix: re-run the export stage"
-            )
-        return cls(spec, session, columns, _features(contract))
 
-    def predict(self, records: Records) -> np.ndarray:
-        """Class probabilities [N, C] (float64) for validated raw records."""
-        table = inputs.model_columns(records, self.features)
-        feed = {
-            name: inputs.column_array(table[column], dtype, missing)
-            for name, column, dtype, missing in self.columns
-        }
-        (proba,) = self.session.run([self.spec.output], feed)
-        return np.asarray(proba, dtype=np.float64)
+    @property
+    def name(self) -> str:
+        return self.entry.name
 
-
-@dataclass
-class TextModel:
-    """The transformer: tokenized text in, logits out, softmax here."""
-
-    spec: ModelSpec
-    session: ort.InferenceSession
-    tokenizer: Tokenizer
-    text_spec: Mapping[str, Any]
-    features: FeatureSpec
-    feed_names: list[str]
-    pad_id: int
-    pad_left: bool
-
-    kind = "text"
-
-    @classmethod
-    def load(cls, contract: Contract, spec: ModelSpec, threads: int) -> TextModel:
-        session = _session(contract, spec, threads)
-        text_spec = spec.raw.get("text_input") or {}
-        try:
-            validate_spec(text_spec)
-        except ValueError as exc:
-            raise ContractError(f"models.{spec.name}.text_input: {exc}") from None
-        if spec.raw.get("postprocess", "softmax") != "softmax":
-            raise ContractError(
-                f"models.{spec.name}.postprocess: only 'softmax' is supported, "
-                f"found {spec.raw['postprocess']!r}"
-            )
-        tokenizer, pad_id, pad_left = _tokenizer(contract, spec)
-        feed_names = [i.name for i in session.get_inputs()]
-        if not {"input_ids", "attention_mask"} >= set(feed_names):
-            raise ContractError(
-                f"{spec.file}: expected inputs input_ids/attention_mask, found {feed_names}"
-            )
-        return cls(
-            spec, session, tokenizer, text_spec, _features(contract), feed_names, pad_id, pad_left
-        )
-
-    def predict(self, records: Records) -> np.ndarray:
-        """Class probabilities [N, C] (float64) for validated raw records."""
-        texts = inputs.model_texts(records, self.features, self.text_spec)
+    def feeds(self, columns: Mapping[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
+        """The graph inputs for prepared columns: one feed, or one per text length group."""
+        if self.entry.kind == "tabular":
+            return [{i.name: column_array(columns[i.column], i.dtype) for i in self.entry.inputs}]
+        assert self.tokenizer is not None and self.entry.text_input is not None
+        assert self.entry.tokenizer is not None
+        texts = build_texts(columns, self.entry.text_input)
         ids = [e.ids for e in self.tokenizer.encode_batch(texts)]
-        logits: np.ndarray | None = None
+        pad_id, left = self.entry.tokenizer.pad_id, self.entry.tokenizer.pad_left
+        out = []
         # Texts of similar length share a call, so short texts don't pay for a long one's padding.
         for group in length_groups([len(i) for i in ids]):
-            input_ids, mask = pad([ids[k] for k in group], self.pad_id, self.pad_left)
-            arrays = {"input_ids": input_ids, "attention_mask": mask}
-            (out,) = self.session.run([self.spec.output], {n: arrays[n] for n in self.feed_names})
-            if logits is None:
-                logits = np.empty((len(ids), out.shape[1]), dtype=np.float64)
-            logits[group] = out
-        assert logits is not None
-        return softmax(logits)
+            input_ids, mask = pad([ids[k] for k in group], pad_id, left)
+            out.append({"input_ids": input_ids, "attention_mask": mask, "__rows__": group})
+        return out
+
+    def run(self, columns: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Graph outputs by contract name (float64): probabilities [N, C] or value [N]."""
+        n = len(next(iter(columns.values())))
+        names = list(self.outputs.values())
+        results: dict[str, np.ndarray] = {}
+        for feed in self.feeds(columns):
+            rows = feed.pop("__rows__", None)
+            got = self.session.run(names, feed)
+            for key, value in zip(self.outputs, got, strict=True):
+                value = np.asarray(value, dtype=np.float64)
+                if key == "value":
+                    value = value.reshape(-1)
+                if rows is None:
+                    results[key] = value
+                    continue
+                if key not in results:
+                    results[key] = np.empty((n, *value.shape[1:]), dtype=np.float64)
+                results[key][rows] = value
+        return results
 
 
-def _features(contract: Contract) -> FeatureSpec:
+def load_model(directory: Path, entry: ModelEntry, threads: int = 1) -> LoadedModel:
+    """Load one model described by its contract (or card) entry, checksums first."""
+    data = verified_bytes(Path(directory), entry.file, entry.sha256, f"model {entry.name}")
     try:
-        return inputs.feature_spec(contract.raw.get("features") or {})
-    except (TypeError, ValueError) as exc:
-        raise ContractError(f"{contract.path}: key 'features': {exc}; fix: re-run export") from None
+        session = cpu_session(data, threads)
+    except Exception as exc:  # ORT raises its own exception types for corrupt graphs
+        raise ModelFileError(
+            f"{entry.file}: ONNX Runtime cannot load it ({exc}); fix: re-run the export stage"
+        ) from None
+    tokenizer = None
+    if entry.kind == "text":
+        spec = entry.tokenizer
+        if spec is None or entry.text_input is None:
+            raise ModelFileError(f"model {entry.name}: a text model needs tokenizer and text_input")
+        raw = verified_bytes(Path(directory), spec.file, spec.sha256, f"tokenizer of {entry.name}")
+        tokenizer = Tokenizer.from_str(raw.decode("utf-8"))
+        tokenizer.enable_truncation(max_length=spec.max_length)
+        tokenizer.no_padding()  # `pad` pads each length group to its own longest text
+    return LoadedModel(entry, session, tokenizer)
 
 
-def _tokenizer(contract: Contract, spec: ModelSpec) -> tuple[Tokenizer, int, bool]:
-    """The truncating tokenizer, without padding (`text_batches.pad` pads), its pad id and side."""
-    path = contract.directory / str(spec.raw.get("tokenizer", "tokenizer/tokenizer.json"))
-    if not path.is_file():
-        raise ContractError(f"{path} (tokenizer of {spec.name}) not found; fix: re-run export")
-    tokenizer = Tokenizer.from_file(str(path))
-    max_length = int(spec.raw.get("max_length") or 512)
-    tokenizer.enable_truncation(max_length=max_length)
-    padding = tokenizer.padding or {}
-    pad_token = padding.get("pad_token", "[PAD]")
-    pad_id = padding.get("pad_id", tokenizer.token_to_id(pad_token) or 0)
-    tokenizer.no_padding()
-    return tokenizer, int(pad_id), padding.get("direction") == "left"
+def column_array(values: np.ndarray | Sequence[Any], dtype: str) -> np.ndarray:
+    """One [N, 1] graph input. Missing strings become "" (ONNX strings cannot be null)."""
+    if dtype == "string":
+        # One flat array then a reshape: a nested list per row cost 50x more (batch scoring).
+        return np.array(["" if v is None else v for v in values], dtype=object).reshape(-1, 1)
+    return np.asarray(values, dtype=_NUMERIC[dtype]).reshape(-1, 1)
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax, stable for large logits."""
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=1, keepdims=True)
+def length_groups(
+    lengths: Sequence[int], call_cost_tokens: int = CALL_COST_TOKENS
+) -> list[np.ndarray]:
+    """Positions of `lengths` grouped for separate calls, at the cheapest total cost.
+
+    A call pads every text to its longest one, and on a CPU padding costs as much as real
+    tokens; each group costs `call_cost_tokens` plus its size times its longest length. The cut
+    points come from an exact dynamic programme over the distinct lengths (at most max_length).
+    """
+    lengths_arr = np.asarray(lengths, dtype=np.int64)
+    if len(lengths_arr) == 0:
+        return []
+    order = np.argsort(lengths_arr, kind="stable")
+    values, counts = np.unique(lengths_arr[order], return_counts=True)
+    before = np.concatenate([[0], np.cumsum(counts)])  # texts shorter than values[i]
+    k = len(values)
+    best = np.full(k + 1, np.inf)
+    best[0] = 0.0
+    start = np.zeros(k + 1, dtype=np.int64)
+    for j in range(1, k + 1):
+        costs = best[:j] + call_cost_tokens + (before[j] - before[:j]) * values[j - 1]
+        start[j] = int(np.argmin(costs))
+        best[j] = costs[start[j]]
+    groups = []
+    j = k
+    while j > 0:
+        i = start[j]
+        groups.append(np.sort(order[before[i] : before[j]]))
+        j = i
+    return groups[::-1]
 
 
-Model = TabularModel | TextModel
-
-
-def load_model(contract: Contract, spec: ModelSpec, text_threads: int) -> Model:
-    """Load one model (checksum first) as described by its contract entry."""
-    if spec.kind == "text":
-        return TextModel.load(contract, spec, text_threads)
-    return TabularModel.load(contract, spec)
-
-
-def warmup_records(contract: Contract) -> Records:
-    """Two valid records (all nulls where allowed, then typical values) for the warm-up runs."""
-    typical: dict[str, Any] = {}
-    empty: dict[str, Any] = {}
-    for field in contract.input_schema:
-        typical[field.name] = {
-            "number": 1.0,
-            "boolean": True,
-            "datetime": "2024-01-01T12:00:00",
-            "category": field.categories[0] if field.categories else "warm-up",
-            "text": "a short warm-up text " * 8,
-        }[field.type]
-        empty[field.name] = None if field.nullable else typical[field.name]
-    return [typical, empty]
-
-
-def warm_up(model: Model, records: Records, n_classes: int, runs: int = 3) -> None:
-    """Run a few predictions so the first real request pays no lazy-initialisation cost."""
-    for _ in range(runs):
-        for batch in (records[:1], records * 4):
-            proba = model.predict(batch)
-            if proba.shape != (len(batch), n_classes) or not np.isfinite(proba).all():
-                raise ContractError(
-                    f"model {model.spec.name}: warm-up gave invalid probabilities "
-                    f"(shape {proba.shape}, {n_classes} labels); fix: re-run the export stage"
-                )
+def pad(
+    sequences: Sequence[Sequence[int]], pad_id: int, left: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """(input_ids, attention_mask) as int64 [N, longest], padded on the tokenizer's side."""
+    width = max((len(s) for s in sequences), default=0)
+    ids = np.full((len(sequences), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(sequences), width), dtype=np.int64)
+    for row, seq in enumerate(sequences):
+        cols = slice(width - len(seq), width) if left else slice(0, len(seq))
+        ids[row, cols] = seq
+        mask[row, cols] = 1
+    return ids, mask

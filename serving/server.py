@@ -1,4 +1,4 @@
-"""`python -m serving`: settings → contract check → one uvicorn process (uvloop + httptools).
+"""`python -m serving`: settings → contract → one uvicorn process (uvloop, httptools + limits).
 
 uvicorn's `Server` is run directly with one worker: its multi-worker supervisor would start
 processes through multiprocessing (which pickles), and ONNX Runtime threads × workers must stay
@@ -8,36 +8,54 @@ within the cores anyway. Scale out by running more processes behind a load balan
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from pathlib import Path
 from types import FrameType
 
 import uvicorn
+from fastapi import FastAPI
 
-from serving.app import App
-from serving.contract import ContractError, load_contract, with_int8_text
+from serving.app import create_app
+from serving.protocol import protocol_class
+from serving.schemas import Contract, FileError, read_file
 from serving.settings import Settings, parse_settings
 
 log = logging.getLogger("serving")
+CONTRACT_FILE = "contract.json"
 
 
-def build_server(settings: Settings, app: App) -> uvicorn.Server:
-    """A uvicorn server for the app; SIGTERM drains in-flight requests before the exit."""
+def load_contract(models_dir: Path) -> Contract:
+    """The export's contract; FileError in one line (with the fix) when it cannot be served."""
+    if not models_dir.is_dir():
+        raise FileError(
+            f"{models_dir}: models directory not found; fix: run `make repro` (or "
+            "`dvc repro export`) first, or pass --models"
+        )
+    contract = read_file(models_dir / CONTRACT_FILE, Contract)
+    if contract.champion not in contract.models:
+        raise FileError(
+            f"{models_dir / CONTRACT_FILE}: champion {contract.champion!r} is not "
+            f"one of the models {sorted(contract.models)}; fix: re-run the export"
+        )
+    return contract
+
+
+def build_server(settings: Settings, app: FastAPI) -> uvicorn.Server:
+    """A uvicorn server for the app; SIGTERM drains requests in flight before the exit."""
     config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
+        http=protocol_class(settings),
         lifespan="on",
-        workers=1,
         access_log=settings.access_log,
         log_level=settings.log_level,
         server_header=False,
-        # Requests still queued at shutdown get up to their own timeout to finish.
-        timeout_graceful_shutdown=int(settings.request_timeout_s) + 5,
+        timeout_keep_alive=settings.keep_alive_s,
+        timeout_graceful_shutdown=settings.shutdown_grace_s,  # type: ignore[arg-type]
     )
     return uvicorn.Server(config)
 
@@ -50,17 +68,20 @@ def _setup_logging(level: str) -> None:
     log.propagate = False
 
 
-def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
-    """Run the server until SIGTERM/SIGINT; 0 after a clean drain, 1 when it cannot serve."""
-    settings = parse_settings(
-        sys.argv[1:] if argv is None else argv, os.environ if env is None else env
-    )
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run until SIGTERM/SIGINT; 0 after a clean drain, 1 when the models cannot be served."""
+    settings = parse_settings(sys.argv[1:] if argv is None else argv)
     _setup_logging(settings.log_level)
+    if settings.api_key is None and not settings.loopback:
+        log.warning(
+            "listening on %s without SERVING_API_KEY: anyone who reaches this address "
+            "can call predict and metadata; set SERVING_API_KEY to require a bearer "
+            "token",
+            settings.host,
+        )
     try:
         contract = load_contract(settings.models_dir)
-        if settings.text_int8:
-            contract = with_int8_text(contract)
-    except ContractError as exc:
+    except FileError as exc:
         print(f"serving: {exc}", file=sys.stderr)
         return 1
     failures: list[str] = []
@@ -71,7 +92,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         if server is not None:
             server.should_exit = True
 
-    server = build_server(settings, App(settings, contract, on_fatal=fatal))
+    server = build_server(settings, create_app(settings, contract, on_fatal=fatal))
     # uvicorn restores the previous handlers after its graceful shutdown and re-raises the signal
     # there; no-op handlers turn that into a normal return, so a drained shutdown exits 0.
     previous = {sig: signal.signal(sig, _drained) for sig in (signal.SIGTERM, signal.SIGINT)}

@@ -1,121 +1,102 @@
-"""Server settings: a dataclass filled from CLI flags, then `SERVING_*` env vars, then defaults."""
+"""Server settings: `--flag` beats `SERVING_<NAME>` beats the default (pydantic-settings).
+
+python -m serving --help        # every setting, its flag, default and meaning
+"""
 
 from __future__ import annotations
 
-import argparse
+import ipaddress
 import os
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
-ENV_PREFIX = "SERVING_"
-LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, CliApp, SettingsConfigDict
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Everything the server can be told; see docs/serving.md for what each knob does."""
+class Settings(BaseSettings):
+    """Serve the exported ONNX models over HTTP."""
 
-    host: str = "127.0.0.1"  # loopback only by default: exposing the API is an explicit choice
-    port: int = 8000
-    models_dir: Path = Path("models/export")
-    max_body_bytes: int = 1_048_576  # 1 MiB: a full batch of records with long texts fits
-    max_records: int = 256  # records per request
-    max_string_length: int = 1000  # for string fields whose contract entry sets no max_length
-    request_timeout_s: float = 5.0  # past this a queued or running request gets 504
-    max_queue_records: int = 2048  # records waiting per model; beyond it 503 + Retry-After
-    max_batch_size: int = 32  # rows per ONNX Runtime call (dynamic batching)
-    max_wait_ms: float = 5.0  # text model: how long the batcher waits to fill a batch
-    tabular_max_wait_ms: float = (
-        0.0  # tabular: batch only what is already queued (no added latency)
+    model_config = SettingsConfigDict(
+        env_prefix="SERVING_",
+        cli_prog_name="python -m serving",
+        cli_kebab_case=True,
+        cli_implicit_flags=True,
+        cli_shortcuts={"models-dir": "models"},
+        use_attribute_docstrings=True,
+        frozen=True,
     )
-    intra_op_threads: int = 0  # ONNX Runtime threads per text session; 0 = all cores
-    text_int8: bool = False  # serve the contract's int8 text model (export's `quantized` block)
-    retry_after_s: int = 1
-    log_level: str = "info"
-    access_log: bool = False  # one log line per request costs ~10% of throughput
 
-    def __post_init__(self) -> None:
-        positive = (
-            "port",
-            "max_body_bytes",
-            "max_records",
-            "max_string_length",
-            "max_queue_records",
-            "max_batch_size",
-        )
-        for name in positive:
-            if getattr(self, name) <= 0:
-                raise ValueError(f"setting {name} must be > 0, got {getattr(self, name)}")
-        if self.request_timeout_s <= 0 or self.max_wait_ms < 0 or self.tabular_max_wait_ms < 0:
-            raise ValueError("request_timeout_s must be > 0 and max_wait_ms values >= 0")
-        if self.log_level not in LOG_LEVELS:
-            raise ValueError(f"log_level must be one of {LOG_LEVELS}, got {self.log_level!r}")
+    host: str = "127.0.0.1"
+    """Address to bind; loopback only by default: exposing the API is an explicit choice."""
+    port: int = Field(8000, gt=0, lt=65536)
+    models_dir: Path = Path("models/export")
+    """The export directory: contract.json and the files it names."""
+    api_key: SecretStr | None = None
+    """Bearer token required by /v1/predict, /v2/models/* and /metadata (off when unset)."""
+    max_body_bytes: int = Field(1_048_576, gt=0)
+    """Largest request body."""
+    max_records: int = Field(256, gt=0)
+    """Records per /v1/predict request (rows per v2 request)."""
+    max_string_length: int = Field(1000, gt=0)
+    """Characters of a string field whose contract entry sets no max_length."""
+    request_timeout_s: float = Field(5.0, gt=0)
+    """A request not answered by then gets 504; its rows not yet scored are dropped."""
+    max_queue_records: int = Field(2048, gt=0)
+    """Rows waiting per model; beyond it 503 with Retry-After."""
+    max_batch_size: int = Field(32, gt=0)
+    """Rows per ONNX Runtime call; larger requests are cut into batches of this size."""
+    max_wait_ms: float = Field(5.0, ge=0)
+    """Text models: how long a batch waits to fill (tabular batches never wait)."""
+    intra_op_threads: int = Field(0, ge=0)
+    """ONNX Runtime threads of the text model's session; 0 = all cores."""
+    retry_after_s: int = Field(1, gt=0)
+    """Retry-After of a 503."""
+    max_connections: int = Field(1000, gt=0)
+    """Open connections; beyond it new ones get 503 and are closed."""
+    receive_timeout_s: float = Field(10.0, gt=0)
+    """A request's head and body must arrive within this time (slow clients are dropped)."""
+    keep_alive_s: int = Field(5, gt=0)
+    """Idle keep-alive connections (and connections that never send a request) are closed."""
+    max_header_bytes: int = Field(16_384, gt=0)
+    """Request line plus all headers; beyond it 431."""
+    shutdown_grace_s: float = Field(10.0, gt=0)
+    """On SIGTERM, requests in flight get this long to finish before the exit."""
+    log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "info"
+    access_log: bool = False
+    """One log line per request (costs about a tenth of the throughput)."""
+
+    @model_validator(mode="after")
+    def _threads_within_cores(self) -> Settings:
         cores = os.cpu_count() or 1
-        if not 0 <= self.intra_op_threads <= cores:
-            # One server process: ORT threads × workers must stay within the cores.
-            raise ValueError(
-                f"intra_op_threads must be within 0..{cores} (the cores), "
-                f"got {self.intra_op_threads}"
-            )
+        if self.intra_op_threads > cores:
+            # One server process: its ONNX Runtime threads must stay within the cores.
+            raise ValueError(f"intra_op_threads must be at most {cores} (the cores)")
+        return self
 
     @property
-    def ort_threads(self) -> int:
-        """Intra-op threads for the text session (the tabular sessions use one thread)."""
+    def text_threads(self) -> int:
         return self.intra_op_threads or (os.cpu_count() or 1)
 
-
-def _parse_bool(text: str) -> bool:
-    if text.lower() in ("1", "true", "yes", "on"):
-        return True
-    if text.lower() in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"expected a boolean (true/false), got {text!r}")
-
-
-def _convert(kind: type, text: str) -> object:
-    if kind is bool:
-        return _parse_bool(text)
-    return kind(text)
-
-
-_KINDS: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool, "Path": Path}
-
-
-def parse_settings(argv: Sequence[str], env: Mapping[str, str]) -> Settings:
-    """Build Settings: `--max-records 64` beats `SERVING_MAX_RECORDS=64` beats the default."""
-    parser = argparse.ArgumentParser(
-        prog="python -m serving", description="Serve the exported ONNX models over HTTP."
-    )
-    for f in fields(Settings):
-        flag = "--" + f.name.replace("_", "-")
-        aliases = ["--models"] if f.name == "models_dir" else []
-        env_name = ENV_PREFIX + f.name.upper()
-        # Booleans: `--access-log` alone means true; `--access-log false` also works.
-        switch = {"nargs": "?", "const": "true"} if f.type == "bool" else {}
-        parser.add_argument(
-            flag,
-            *aliases,
-            dest=f.name,
-            default=None,
-            metavar=f.name.upper(),
-            help=f"default {f.default!s}; env {env_name}",
-            **switch,  # type: ignore[arg-type]
-        )
-    args = vars(parser.parse_args(list(argv)))
-    values: dict[str, object] = {}
-    for f in fields(Settings):
-        name, kind = f.name, _KINDS[str(f.type)]
-        text = args.get(name)
-        if text is None:
-            text = env.get(ENV_PREFIX + name.upper())
-        if text is None:
-            continue
+    @property
+    def loopback(self) -> bool:
+        """Whether the bind address is reachable from this machine only."""
+        if self.host == "localhost":
+            return True
         try:
-            values[name] = _convert(kind, text)
-        except ValueError as exc:
-            parser.error(f"{name}: {exc}")
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+
+def parse_settings(argv: Sequence[str]) -> Settings:
+    """Settings from flags and the environment; a bad value exits with status 2 and one line."""
     try:
-        return Settings(**values)  # type: ignore[arg-type]
-    except ValueError as exc:
-        parser.error(str(exc))
+        return CliApp.run(Settings, cli_args=list(argv))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "settings"
+        print(f"python -m serving: error: {where}: {first['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None

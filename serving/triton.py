@@ -18,8 +18,6 @@ docs/scaling.md.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import os
 import shutil
 import sys
@@ -74,7 +72,6 @@ class TritonOptions:
     max_queue_delay_us: int = 1000  # how long Triton waits to fill a dynamic batch
     instance_count: int = 1
     kind: str = "KIND_CPU"  # KIND_GPU on a GPU node
-    include_quantized: bool = False  # add the int8 variants (`<name>_int8`) from the contract
     service_name: str = "ml-pipeline-template"
     storage_uri: str = "s3://YOUR-BUCKET/ml-pipeline-template/model_repository"
 
@@ -171,50 +168,19 @@ spec:
 """
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def find_models(models_dir: Path) -> dict[str, Path]:
+    """Model name → ONNX file, from the contract; each file checked against its SHA-256 and
+    confined to the models directory (`serving.runtime.verified_bytes`)."""
+    from serving.runtime import ModelFileError, verified_bytes
+    from serving.schemas import Contract, FileError, read_file
 
-
-def _checked(models_dir: Path, entry: dict[str, Any], contract_path: Path) -> Path:
-    path = models_dir / entry["file"]
-    if not path.is_file():
-        raise TritonExportError(
-            f"{path}: listed in {contract_path} but missing — fix: re-run dvc repro export"
-        )
-    expected = entry.get("sha256")
-    if expected and _sha256(path) != expected:
-        raise TritonExportError(
-            f"{path}: SHA-256 differs from {contract_path} — fix: re-run dvc repro export"
-        )
-    return path
-
-
-def find_models(models_dir: Path, include_quantized: bool = False) -> dict[str, Path]:
-    """Model name → ONNX file, from the contract (checked against its SHA-256) or the folder."""
-    contract_path = models_dir / CONTRACT_FILE
-    if not contract_path.is_file():
-        found = {p.stem: p for p in sorted(models_dir.glob("*.onnx"))}
-        if not found:
-            raise TritonExportError(
-                f"{models_dir}: no {CONTRACT_FILE} and no .onnx files — fix: run the export "
-                "stage first (dvc repro export) or point --models at models/export"
-            )
-        return found
-    contract = json.loads(contract_path.read_text(encoding="utf-8"))
-    models = {
-        name: _checked(models_dir, entry, contract_path)
-        for name, entry in contract.get("models", {}).items()
-    }
-    if include_quantized:
-        for name, entry in (contract.get("quantized") or {}).items():
-            models[f"{name}_int8"] = _checked(models_dir, entry, contract_path)
-    if not models:
-        raise TritonExportError(f"{contract_path}: no models listed — fix: re-run the export")
-    return models
+    try:
+        contract = read_file(models_dir / CONTRACT_FILE, Contract)
+        for entry in contract.models.values():
+            verified_bytes(models_dir, entry.file, entry.sha256, f"model {entry.name}")
+    except (FileError, ModelFileError) as exc:
+        raise TritonExportError(str(exc)) from None
+    return {name: models_dir / entry.file for name, entry in contract.models.items()}
 
 
 def build_repository(
@@ -226,7 +192,7 @@ def build_repository(
     leaves the previous repository or none.
     """
     options = options or TritonOptions()
-    models = find_models(models_dir, options.include_quantized)
+    models = find_models(models_dir)
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
@@ -263,9 +229,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-queue-delay-us", type=int, default=TritonOptions.max_queue_delay_us)
     parser.add_argument("--instances", type=int, default=TritonOptions.instance_count)
     parser.add_argument("--gpu", action="store_true", help="run instances on GPUs (KIND_GPU)")
-    parser.add_argument(
-        "--quantized", action="store_true", help="also add the int8 variants as <name>_int8"
-    )
     parser.add_argument("--storage-uri", default=TritonOptions.storage_uri)
     parser.add_argument("--service-name", default=TritonOptions.service_name)
     args = parser.parse_args(argv)
@@ -274,7 +237,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_queue_delay_us=args.max_queue_delay_us,
         instance_count=args.instances,
         kind="KIND_GPU" if args.gpu else "KIND_CPU",
-        include_quantized=args.quantized,
         service_name=args.service_name,
         storage_uri=args.storage_uri,
     )

@@ -94,15 +94,29 @@ def pipeline_env(project: Path) -> dict[str, str]:
     return env
 
 
-def dvc_repro(project: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    """Run `dvc repro` in the copy; returns the completed process (output captured)."""
+def dvc(project: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    """Run a DVC command in the copy; returns the completed process (output captured)."""
     return subprocess.run(
-        [str(Path(sys.executable).parent / "dvc"), "repro", *args],
+        [str(Path(sys.executable).parent / "dvc"), *args],
         cwd=project,
         env=pipeline_env(project),
         capture_output=True,
         text=True,
         timeout=timeout,
+    )
+
+
+def dvc_repro(project: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    """`make repro` in the copy: the config stage first (dvc.yaml reads the selected data's path
+    from params.yaml), then `dvc repro [args]`; the two outputs joined."""
+    if args:
+        return dvc(project, "repro", *args, timeout=timeout)
+    first = dvc(project, "repro", "--single-item", "config", timeout=timeout)
+    if first.returncode != 0:
+        return first
+    second = dvc(project, "repro", timeout=timeout)
+    return subprocess.CompletedProcess(
+        second.args, second.returncode, first.stdout + second.stdout, first.stderr + second.stderr
     )
 
 

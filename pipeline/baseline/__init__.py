@@ -1,1 +1,1 @@
-"""Stage `baseline`: a scikit-learn Pipeline (preprocessing + a linear classifier from config)."""
+"""Stage `baseline`: a scikit-learn Pipeline (preprocessing + a linear model from config)."""

@@ -2,8 +2,9 @@
 
 import sys
 
-from pipeline.baseline.core import main
+from pipeline.baseline.core import Baseline
 from pipeline.common.stage import run_stage
+from pipeline.common.train import train_entry
 
 if __name__ == "__main__":
-    sys.exit(run_stage("baseline", main))
+    sys.exit(run_stage("baseline", train_entry(Baseline, "baseline")))

@@ -34,7 +34,16 @@ def compose(overrides: Sequence[str] = (), config_dir: Path | None = None) -> Di
         )
     try:
         with initialize_config_dir(config_dir=str(directory), version_base="1.3"):
-            cfg = hydra_compose(config_name="config", overrides=list(overrides))
+            # A model named in `models` brings its own group (configs/<name>/default.yaml)
+            # without an entry in the defaults list: adding a model edits only that list.
+            listed = [o for o in overrides if o.split("=", 1)[0] == "models"]
+            first = hydra_compose(config_name="config", overrides=listed)
+            extra = [
+                f"+{name}=default"
+                for name in first.get("models") or []
+                if name not in first and (directory / str(name) / "default.yaml").is_file()
+            ]
+            cfg = hydra_compose(config_name="config", overrides=[*extra, *overrides])
     except (HydraException, OmegaConfBaseException) as exc:
         first_line = str(exc).strip().splitlines()[0]
         raise PipelineError(

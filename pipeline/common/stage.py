@@ -1,19 +1,66 @@
-"""The thin shell around each stage's pure core: compose config, log, time, report errors."""
+"""The thin shell around each stage's pure core: compose config, log, lock, report errors."""
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
+import signal
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
 
 from omegaconf import DictConfig
 
 from pipeline.common.config import compose
 from pipeline.common.errors import PipelineError
 from pipeline.common.logs import setup_logging
+from pipeline.common.paths import repo_root
 
 log = logging.getLogger("pipeline")
+LOCK_DIR = Path(".tmp/locks")
+_RANK_VARS = ("RANK", "LOCAL_RANK", "SLURM_PROCID")
+
+
+class Terminated(Exception):
+    """SIGTERM, turned into an exception so that `finally` blocks remove temporary files."""
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise Terminated
+
+
+@contextmanager
+def stage_lock(name: str, root: Path) -> Iterator[None]:
+    """Hold `.tmp/locks/<name>.lock` for the run: a second run of the same stage fails at once
+    instead of deleting the first run's temporary files. Non-zero DDP ranks run under rank 0's
+    lock. The lock goes with the process, however it ends."""
+    if any(os.environ.get(var, "0") not in ("", "0") for var in _RANK_VARS):
+        yield
+        return
+    path = root / LOCK_DIR / f"{name}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "?"
+            raise PipelineError(
+                f"another run of stage {name} holds the lock (pid {holder})",
+                where=str(path),
+                fix="wait for that run to finish, or stop it",
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def run_stage(
@@ -21,20 +68,24 @@ def run_stage(
 ) -> int:
     """Run `core(cfg)` with Hydra overrides from argv; returns the process exit code.
 
-    `core` returns the one-line result ("12,000 rows → data/processed", "test roc_auc=0.91").
-    Errors meant for people (`PipelineError`) print one line and exit 1; bugs keep a traceback.
+    `core` returns the one-line result. Errors meant for people (`PipelineError`) print one line
+    and exit 1; Ctrl-C and SIGTERM print one line and exit 130 / 143 after temporary files are
+    removed; bugs keep their traceback.
     """
     setup_logging()
+    previous = signal.signal(signal.SIGTERM, _terminate)
     overrides = list(sys.argv[1:] if argv is None else argv)
-    started = time.perf_counter()
     try:
-        cfg = compose(overrides)
-        summary = core(cfg)
+        with stage_lock(name, repo_root()):
+            summary = core(compose(overrides))
     except PipelineError as exc:
         print(f"error: [{name}] {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"error: [{name}] interrupted; earlier outputs are unchanged", file=sys.stderr)
-        return 130
-    log.info("[%s] done in %.1fs: %s", name, time.perf_counter() - started, summary)
+    except (KeyboardInterrupt, Terminated) as exc:
+        what = "terminated" if isinstance(exc, Terminated) else "interrupted"
+        print(f"error: [{name}] {what}; earlier outputs are unchanged", file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    log.info("[%s] %s", name, summary)
     return 0

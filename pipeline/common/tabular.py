@@ -1,177 +1,341 @@
-"""What the tabular model stages (baseline, LightGBM) share: their input frame and their outputs.
+"""scikit-learn models behind the `Model` interface: a subclass names its estimator, this does
+the rest — preprocessing inside the Pipeline, the ONNX conversion of the whole Pipeline, the skops
+file with reproducible bytes and the MLflow sklearn flavor.
 
-Input frame (also what their ONNX exports take): one `[N, 1]` column per model input, in
-`model_columns(profile)` order — numeric inputs as float64 with NaN for missing, categorical and
-text inputs as Python strings with "" for missing. ONNX string tensors cannot hold a null, so ""
-is the missing-string marker everywhere: in training, in the exported graph and in serving. The
-fitted pipelines treat "" as its own category and as an empty text.
-
-Outputs: `save_model` writes `models/<name>/` (model.skops with reproducible bytes, predictions,
-evaluation.json, run.json), `metrics/<name>.json` and `plots/<name>/`, and logs them to MLflow.
+Inputs, in the graph and in training alike: the numeric model inputs (raw numbers and derived
+features, float64 with NaN for missing), the categorical columns and the folded text column
+(`FeatureSpec.folded_text`), strings with "" for missing. "" is its own category and an empty
+text, in the fitted Pipeline and in the graph.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import io
+import json
+import zipfile
+from abc import abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
-import pandas as pd
 
-from pipeline.common.dataset import LABEL, SPLITS, Profile, load_profile, split_path
+from pipeline.common.converters import TOKEN_PATTERN, check_vectorizer, register_converters
 from pipeline.common.errors import PipelineError
-from pipeline.common.io import atomic_dir, write_json
+from pipeline.common.model import MODEL_FILE, Model, ModelGraph
+from serving.schemas import GraphInput, Outputs
 
 if TYPE_CHECKING:
+    from onnx import ModelProto
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+
+    from pipeline.common.data import Split, Splits
     from pipeline.common.tracking import Run
 
-MISSING_STRING = ""
-EVAL_SPLITS = ("val", "test")
-RUN_KEYS = ("run_id", "experiment_id", "tracking_uri", "registered_model", "version")
+OPSET = {"": 18, "ai.onnx.ml": 3}
+NATIVE_FILE = "model.skops"
+IMPORTANCE_TOP = 50  # features kept in the card
+UNKNOWN_CODE = -1  # ordinal code of a level not seen in training
 
 
 @dataclass
 class TfidfConfig:
-    """TfidfVectorizer arguments for the text column (the `tfidf` key of both tabular stages)."""
+    """TfidfVectorizer arguments (scikit-learn's names) for the folded text column."""
 
-    max_features: int = 20000
-    min_df: int = 2
+    max_features: int | None = 20000
+    min_df: int | float = 2  # documents (int) or share of documents (float)
+    max_df: int | float = 1.0
     ngram_range: list[int] = field(default_factory=lambda: [1, 2])
-    # ASCII words of any length: what skl2onnx's Tokenizer matches. scikit-learn's default drops
-    # one-letter words, the ONNX graph keeps them, and the bigrams of the two then differ.
-    token_pattern: str = "[a-zA-Z0-9_]+"
-    # false: skl2onnx 1.20 converts sublinear_tf=True with up to 0.03 error per TF-IDF value.
+    stop_words: str | None = None  # "english" or null
     sublinear_tf: bool = False
+    norm: str | None = "l2"  # l2 | l1 | null
+    use_idf: bool = True
+
+
+@dataclass
+class FeaturesConfig:
+    """Preprocessing inside the Pipeline; every choice converts to ONNX."""
+
+    # scale: median imputation + standardisation; impute: median only; passthrough: NaN kept
+    # (for estimators that handle it, e.g. LightGBM)
+    numeric: str = "scale"
+    # onehot (unseen levels → all zeros) | ordinal (one code per level, unseen → -1) |
+    # target (scikit-learn's cross-fitted TargetEncoder; binary and regression only)
+    categorical: str = "onehot"
+    min_frequency: int | None = 5  # onehot/ordinal: rarer levels share one column / code
+    tfidf: TfidfConfig = field(default_factory=TfidfConfig)
 
 
 def build_tfidf(config: TfidfConfig) -> Any:
-    """The TF-IDF step both tabular pipelines use for the text column (float64, ONNX-safe)."""
+    """The TF-IDF step for the folded text: already lower case, words joined by one space."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
+    low, high = config.ngram_range
     return TfidfVectorizer(
+        lowercase=False,
+        token_pattern=TOKEN_PATTERN,
+        ngram_range=(low, high),
         max_features=config.max_features,
         min_df=config.min_df,
-        ngram_range=(config.ngram_range[0], config.ngram_range[1]),
-        token_pattern=config.token_pattern,
+        max_df=config.max_df,
+        stop_words=config.stop_words,
         sublinear_tf=config.sublinear_tf,
+        norm=config.norm,
+        use_idf=config.use_idf,
         dtype=np.float64,
     )
 
 
-def string_columns(profile: Profile) -> list[str]:
-    """Categorical inputs followed by the text column, if any."""
-    return [*profile.categorical, *([profile.text] if profile.text else [])]
+class SklearnModel(Model):
+    """A scikit-learn Pipeline (preprocessing + `estimator()`) as a model stage.
 
+    The config class may hold `features: FeaturesConfig`; without it the defaults apply.
+    """
 
-def model_columns(profile: Profile) -> list[str]:
-    """Every tabular model input, in the order the pipelines and the ONNX graphs expect."""
-    return [*profile.model_numeric, *string_columns(profile)]
+    # Graph type of the numeric inputs: float64 compares and sums exactly like scikit-learn
+    # and LightGBM; scikit-learn's own trees compare float32 and want "float32".
+    numeric_dtype: ClassVar[Literal["float32", "float64"]] = "float64"
+    requirements: ClassVar[tuple[str, ...]] = ()  # extra pip packages of the MLflow flavor
+    pipeline_: Pipeline
+    example_: Any
 
+    @abstractmethod
+    def estimator(self) -> Any:
+        """The final estimator for `self.profile.task` (seeded with `self.seed`)."""
 
-def model_frame(df: pd.DataFrame, profile: Profile, where: str = "input") -> pd.DataFrame:
-    """Select and type the model inputs of `df` (extra columns are ignored)."""
-    missing = [c for c in model_columns(profile) if c not in df.columns]
-    if missing:
-        raise PipelineError(
-            f"missing model input columns {missing}",
-            where=where,
-            fix="re-run the ETL so the splits match profile.json",
-        )
-    columns: dict[str, np.ndarray] = {}
-    for col in profile.model_numeric:
-        values = pd.to_numeric(df[col], errors="coerce")
-        columns[col] = values.to_numpy(dtype=np.float64, na_value=np.nan)
-    for col in string_columns(profile):
-        text = df[col].astype("string").fillna(MISSING_STRING)
-        columns[col] = text.to_numpy(dtype=object)
-    frame = pd.DataFrame(columns, index=pd.RangeIndex(len(df)))
-    # Keep Python-str object columns: scikit-learn and skl2onnx both expect them.
-    for col in string_columns(profile):
-        frame[col] = frame[col].astype(object)
-    return frame
+    # --- building and fitting ------------------------------------------------------------
 
+    def features(self) -> FeaturesConfig:
+        found = getattr(self.config, "features", None)
+        return found if isinstance(found, FeaturesConfig) else FeaturesConfig()
 
-def load_split(
-    processed_dir: Path, split: str, profile: Profile
-) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """(model input frame, int class indices, ids) of one processed split."""
-    path = split_path(split, processed_dir)
-    if not path.is_file():
-        raise PipelineError(
-            f"split '{split}' not found", where=str(path), fix="run the ETL first: dvc repro etl"
-        )
-    df = pd.read_parquet(path)
-    for required in (LABEL, profile.id):
-        if required not in df.columns:
-            raise PipelineError(
-                f"column '{required}' missing", where=str(path), fix="re-run the ETL"
+    def columns(self) -> list[str]:
+        """The Pipeline's input columns: numeric, categorical, then the folded text."""
+        spec = self.profile.features
+        return [*spec.model_numeric, *spec.categorical, *filter(None, [spec.folded_text])]
+
+    def preprocessor(self, dense: bool = False) -> ColumnTransformer:
+        """Columns in, one matrix out (sparse when TF-IDF makes it so, unless `dense`)."""
+        from sklearn.compose import ColumnTransformer
+        from sklearn.impute import SimpleImputer
+        from sklearn.pipeline import Pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        spec, cfg = self.profile.features, self.features()
+        parts: list[tuple[str, Any, Any]] = []
+        if spec.model_numeric:
+            impute = SimpleImputer(strategy="median", keep_empty_features=True)
+            numeric: Any = {
+                "scale": Pipeline([("impute", impute), ("scale", StandardScaler())]),
+                "impute": impute,
+                "passthrough": "passthrough",
+            }[cfg.numeric]
+            parts.append(("numeric", numeric, spec.model_numeric))
+        if spec.categorical:
+            parts.append(("categorical", self.encoder(), spec.categorical))
+        if spec.folded_text:
+            parts.append(("text", build_tfidf(cfg.tfidf), spec.folded_text))  # a name: 1-D input
+        return ColumnTransformer(parts, sparse_threshold=0.0 if dense else 0.3)
+
+    def encoder(self) -> Any:
+        """The categorical encoder of `features.categorical`."""
+        from sklearn.model_selection import KFold, StratifiedKFold
+        from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, TargetEncoder
+
+        cfg = self.features()
+        if cfg.categorical == "onehot":
+            return OneHotEncoder(handle_unknown="ignore", min_frequency=cfg.min_frequency)
+        if cfg.categorical == "ordinal":
+            return OrdinalEncoder(
+                handle_unknown="use_encoded_value",
+                unknown_value=UNKNOWN_CODE,
+                min_frequency=cfg.min_frequency,
+                dtype=np.float64,
             )
-    y = df[LABEL].to_numpy(dtype=np.int64)
-    return model_frame(df, profile, where=str(path)), y, df[profile.id].to_numpy()
+        folds = StratifiedKFold if self.profile.is_classification else KFold
+        return TargetEncoder(cv=folds(n_splits=5, shuffle=True, random_state=self.seed))
 
+    def pipeline(self) -> Pipeline:
+        from sklearn.pipeline import Pipeline
+        from sklearn.utils import get_tags
 
-@dataclass(frozen=True)
-class ModelPaths:
-    """Where a model stage writes: `models/<name>/`, `metrics/<name>.json`, `plots/<name>/`."""
+        final = self.estimator()
+        dense = not get_tags(final).input_tags.sparse  # e.g. HistGradientBoosting
+        return Pipeline([("features", self.preprocessor(dense)), ("model", final)])
 
-    model_dir: Path
-    metrics_path: Path
-    plots_dir: Path
+    def check(self) -> None:
+        """Refuse preprocessing the graph cannot reproduce, before any training."""
+        from sklearn.base import is_classifier, is_regressor
+        from sklearn.feature_extraction.text import CountVectorizer
 
-    @classmethod
-    def for_model(cls, name: str, root: Path = Path(".")) -> ModelPaths:
-        return cls(root / "models" / name, root / "metrics" / f"{name}.json", root / "plots" / name)
-
-
-@dataclass(frozen=True)
-class Splits:
-    """Model inputs, class indices and ids of the train/val/test splits."""
-
-    profile: Profile
-    frames: dict[str, pd.DataFrame]
-    labels: dict[str, np.ndarray]
-    ids: dict[str, np.ndarray]
-
-    @classmethod
-    def load(cls, processed_dir: Path) -> Splits:
-        profile = load_profile(processed_dir)
-        frames, labels, ids = {}, {}, {}
-        for split in SPLITS:
-            frames[split], labels[split], ids[split] = load_split(processed_dir, split, profile)
-        if len(np.unique(labels["train"])) < 2:
-            raise PipelineError(
-                "the train split holds a single class",
-                where=str(split_path("train", processed_dir)),
-                fix="check the target column and the split settings of the data config",
-            )
-        return cls(profile, frames, labels, ids)
-
-    def predictions(self, model: Any, splits: Sequence[str] = EVAL_SPLITS) -> dict[str, Any]:
-        """`SplitPredictions` of a fitted classifier on the evaluation splits."""
-        from pipeline.common.evaluation import SplitPredictions
-
-        return {
-            split: SplitPredictions(
-                ids=self.ids[split],
-                y_true=self.labels[split],
-                proba=_full_proba(model, self.frames[split], self.profile.n_classes),
-            )
-            for split in splits
+        where = f"configs/{self.name}"
+        cfg = self.features()
+        choices = {
+            "numeric": ("scale", "impute", "passthrough"),
+            "categorical": ("onehot", "ordinal", "target"),
         }
+        for key, allowed in choices.items():
+            if getattr(cfg, key) not in allowed:
+                raise PipelineError(
+                    f"features.{key} '{getattr(cfg, key)}' is not one of {allowed}",
+                    where=where,
+                    fix="pick one",
+                )
+        if cfg.categorical == "target" and self.profile.task == "multiclass":
+            raise PipelineError(
+                "features.categorical 'target' cannot be exported to ONNX for a multiclass task",
+                where=where,
+                fix="use onehot or ordinal",
+            )
+        pipeline = self.pipeline()
+        final = pipeline.steps[-1][1]
+        if self.profile.is_classification:
+            fits = is_classifier(final) and hasattr(final, "predict_proba")
+        else:
+            fits = is_regressor(final)
+        if not fits:
+            raise PipelineError(
+                f"{type(final).__name__} does not suit a {self.profile.task} task",
+                where=where,
+                fix="name a classifier (with predict_proba) or a regressor to match the task",
+            )
+        for _, step, _ in pipeline.steps[0][1].transformers:
+            if isinstance(step, CountVectorizer):
+                check_vectorizer(step, f"{where}: features.tfidf")
+
+    def fit(self, data: Splits, run: Run | None) -> None:
+        frame = data.train.frame(self.columns())
+        self.example_ = frame.head(5)  # the MLflow flavor's input example
+        self.pipeline_ = plain_vocabularies(self.pipeline().fit(frame, data.train.y))
+
+    def predict(self, split: Split) -> np.ndarray:
+        frame = split.frame(self.columns())
+        if self.profile.is_classification:
+            return np.asarray(self.pipeline_.predict_proba(frame), dtype=np.float64)
+        return np.asarray(self.pipeline_.predict(frame), dtype=np.float64).reshape(-1)
+
+    # --- ONNX ------------------------------------------------------------------------------
+
+    def graph_inputs(self) -> list[GraphInput]:
+        strings = {*self.profile.features.categorical, self.profile.features.folded_text}
+        return [
+            GraphInput(name=c, column=c, dtype="string" if c in strings else self.numeric_dtype)
+            for c in self.columns()
+        ]
+
+    def onnx_model(self, inputs: list[GraphInput]) -> ModelProto:
+        """skl2onnx's conversion of the fitted Pipeline (subclasses adjust the result)."""
+        from skl2onnx import convert_sklearn
+        from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, StringTensorType
+
+        register_converters()
+        kinds = {
+            "float32": FloatTensorType,
+            "float64": DoubleTensorType,
+            "string": StringTensorType,
+        }
+        types = [(i.name, kinds[i.dtype]([None, 1])) for i in inputs]
+        final = self.pipeline_.steps[-1][1]
+        options = {id(final): {"zipmap": False}} if self.profile.is_classification else {}
+        try:
+            # A fixed graph name: skl2onnx's default is random, and the bytes should repeat.
+            return convert_sklearn(
+                self.pipeline_,
+                name=self.name,
+                initial_types=types,
+                options=options,
+                target_opset=OPSET,
+            )
+        except (RuntimeError, NotImplementedError, TypeError, ValueError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise PipelineError(
+                f"skl2onnx cannot convert the Pipeline: {first}",
+                where=f"configs/{self.name}",
+                fix="use steps skl2onnx converts, or register a converter for yours",
+            ) from None
+
+    def to_onnx(self, out_dir: Path) -> ModelGraph:
+        inputs = self.graph_inputs()
+        model = self.onnx_model(inputs)
+        # skl2onnx makes input names safe ("a b" → "a_b"); the contract maps them back.
+        named = [i.name for i in model.graph.input]
+        if len(named) != len(inputs):
+            raise PipelineError(
+                f"the graph has {len(named)} inputs for {len(inputs)} columns",
+                where=self.name,
+                fix="give every column a distinct name",
+            )
+        inputs = [i.model_copy(update={"name": n}) for i, n in zip(inputs, named, strict=True)]
+        (out_dir / MODEL_FILE).write_bytes(model.SerializeToString())
+        produced = {o.name for o in model.graph.output}
+        outputs = (
+            Outputs(probabilities="probabilities")
+            if self.profile.is_classification
+            else Outputs(value="variable", interval="interval" if "interval" in produced else None)
+        )
+        return ModelGraph(MODEL_FILE, outputs, inputs)
+
+    # --- files, tracking, facts ------------------------------------------------------------
+
+    def save(self, out_dir: Path) -> None:
+        dump_model(self.pipeline_, out_dir / NATIVE_FILE)
+
+    def log_model(self, run: Run, out_dir: Path) -> None:
+        run.log_sklearn_model(self.pipeline_, self.example_, self.requirements)
+
+    def importance(self) -> dict[str, float]:
+        """|coefficient| (mean over classes) or the estimator's feature_importances_, by
+        transformed feature, largest first (the top IMPORTANCE_TOP)."""
+        final = self.pipeline_.steps[-1][1]
+        values = getattr(final, "feature_importances_", None)
+        if values is None and hasattr(final, "coef_"):
+            values = np.abs(np.atleast_2d(final.coef_)).mean(axis=0)
+        if values is None:
+            return {}
+        return top_features(self.pipeline_[:-1].get_feature_names_out(), values)
 
 
-def _full_proba(model: Any, frame: pd.DataFrame, n_classes: int) -> np.ndarray:
-    # A class missing from the train split gets no column from predict_proba; put it back at 0.
-    proba = np.asarray(model.predict_proba(frame), dtype=np.float64)
-    classes = np.asarray(model.classes_, dtype=np.int64)
-    if proba.shape[1] == n_classes and np.array_equal(classes, np.arange(n_classes)):
-        return proba
-    full = np.zeros((len(frame), n_classes), dtype=np.float64)
-    full[:, classes] = proba
-    return full
+def plain_vocabularies(pipeline: Pipeline) -> Pipeline:
+    """The fitted vectorizers' vocabularies with Python int values instead of NumPy ones: the
+    same model, but skops stores a 20,000-term vocabulary in 0.6 s instead of 17 s (it writes
+    every NumPy scalar as a file of its own)."""
+    from sklearn.feature_extraction.text import CountVectorizer
 
+    for _, step, _ in getattr(pipeline[0], "transformers_", []):
+        if isinstance(step, CountVectorizer):
+            step.vocabulary_ = {word: int(k) for word, k in step.vocabulary_.items()}
+    return pipeline
+
+
+def top_features(names: Any, values: Any) -> dict[str, float]:
+    """Feature → importance, largest first, the top IMPORTANCE_TOP."""
+    ranked = sorted(zip(map(str, names), map(float, values), strict=True), key=lambda kv: -kv[1])
+    return dict(ranked[:IMPORTANCE_TOP])
+
+
+def instantiate(spec: dict[str, Any], seed: int, where: str) -> Any:
+    """The estimator a `_target_` config names (one level deep), seeded when it takes a
+    random_state the config does not set."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate as hydra_instantiate
+    from omegaconf import OmegaConf
+
+    if "_target_" not in spec:
+        raise PipelineError("no '_target_' key", where=where, fix="name an estimator class")
+    try:
+        estimator = hydra_instantiate(OmegaConf.create(spec), _convert_="all")
+    except InstantiationException as exc:
+        message = " ".join(str(exc).split())  # hydra puts the cause on a second line
+        raise PipelineError(
+            message, where=where, fix="check the class path and its arguments"
+        ) from None
+    if "random_state" in estimator.get_params() and "random_state" not in spec:
+        estimator.set_params(random_state=seed)
+    return estimator
+
+
+# --- reproducible skops files -------------------------------------------------------------
 
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
@@ -199,10 +363,6 @@ def _renumber(node: Any, ids: dict[int, int]) -> Any:
 
 def dump_model(model: Any, path: Path) -> None:
     """`skops.io.dump` with reproducible bytes (stable ids, fixed zip timestamps, no pickle)."""
-    import io
-    import json
-    import zipfile
-
     import skops.io
 
     ids: dict[int, int] = {}
@@ -217,43 +377,3 @@ def dump_model(model: Any, path: Path) -> None:
     with open(path, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED) as target:
         for name in sorted(entries):
             target.writestr(zipfile.ZipInfo(name, date_time=_ZIP_EPOCH), entries[name])
-
-
-def save_model(
-    name: str,
-    model: Any,
-    splits: Splits,
-    paths: ModelPaths,
-    run: Run | None,
-    feature_importance: Mapping[str, float] | None = None,
-    write_extra: Callable[[Path], None] | None = None,
-    requirements: Sequence[str] = (),
-) -> dict[str, dict[str, float]]:
-    """Evaluate a fitted pipeline and write `models/<name>/` (model.skops, predictions,
-    evaluation.json, run.json), metrics and plots; log all of it to the MLflow run."""
-    from pipeline.common.evaluation import evaluate_model
-
-    with atomic_dir(paths.model_dir) as tmp:
-        dump_model(model, tmp / "model.skops")
-        if write_extra is not None:
-            write_extra(tmp)
-        predictions = splits.predictions(model)
-        metrics = evaluate_model(
-            name,
-            splits.profile,
-            predictions,
-            tmp,
-            paths.metrics_path,
-            paths.plots_dir,
-            feature_importance,
-        )
-        if run is not None:
-            run.log_metrics(metrics)
-            run.log_artifacts(paths.plots_dir, "plots")
-            run.log_artifacts(tmp / "evaluation.json")
-            run.log_dict(splits.profile.to_json(), "profile.json")
-            example = splits.frames["train"].head(5)
-            run.log_sklearn_model(model, example, name, requirements)
-        summary = run.summary() if run is not None else dict.fromkeys(RUN_KEYS)
-        write_json(tmp / "run.json", summary)
-    return metrics

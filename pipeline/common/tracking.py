@@ -3,7 +3,10 @@
 The embedded default is a SQLite file in the repo root (`tracking.uri`); `MLFLOW_TRACKING_URI`
 points every stage at a server instead. A tracking failure fails the stage, unless
 `tracking.optional=true` says on purpose that training may go on without MLflow (then a warning is
-logged and `start_run` yields None). Non-zero DDP ranks never track.
+logged and `start_run` yields None). `tracking.enabled=false` trains without MLflow. Non-zero DDP
+ranks never track. Each model stage registers its final ONNX graph under the model's name (export
+moves the `champion` alias between those versions) and logs its native model, unregistered, in
+its own flavor.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from omegaconf import DictConfig
 from pipeline.common.config import flatten, to_container, validate
 from pipeline.common.errors import PipelineError
 from pipeline.common.lineage import lineage
+from serving.schemas import MlflowRef, ModelEntry
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +54,8 @@ class TrackingConfig:
     experiment: str = "pipeline"
     # false: a tracking failure fails the stage; true: warn and train without MLflow.
     optional: bool = False
-    register: bool = True  # register each model in the Model Registry
+    register: bool = True  # register each model's ONNX graph in the Model Registry
+    enabled: bool = True  # false: no MLflow at all (quick local runs, tests)
 
 
 def tracking_uri(cfg: TrackingConfig, cwd: Path | None = None) -> str:
@@ -91,8 +96,6 @@ class Run:
         self.experiment_id = experiment_id
         self.tracking_uri = uri
         self.register_models = register_models
-        self.registered_model: str | None = None
-        self.version: str | None = None
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Log flat params; keys made MLflow-safe, values stringified and cut to its limit."""
@@ -139,51 +142,76 @@ class Run:
             for key, value in tags.items():
                 client.set_tag(self.run_id, key, str(value))
 
-    def register(self, model_uri_or_logged_model: Any, name: str) -> str:
-        """Register a logged model (a URI or the ModelInfo of log_model); returns the version."""
+    def log_timings(self, seconds: Mapping[str, float]) -> None:
+        """Durations of the stage's steps as `duration_<step>_s` metrics (never DVC metrics)."""
         import mlflow
 
-        uri = getattr(model_uri_or_logged_model, "model_uri", model_uri_or_logged_model)
-        with _loud(f"register model {name}"):
-            version = mlflow.register_model(str(uri), name)
-        self.registered_model, self.version = name, str(version.version)
-        return self.version
+        with _loud("log timings"):
+            mlflow.log_metrics(
+                {f"duration_{k}_s": float(v) for k, v in seconds.items()}, run_id=self.run_id
+            )
 
     def log_sklearn_model(
-        self, model: Any, input_example: Any, name: str, requirements: Sequence[str] = ()
-    ) -> Any:
-        """Log a fitted scikit-learn estimator (skops format, predict_proba signature).
+        self, model: Any, input_example: Any, requirements: Sequence[str] = ()
+    ) -> None:
+        """Log a fitted scikit-learn estimator as `native` (skops format, not registered).
 
         `requirements` names extra packages the model needs (e.g. "lightgbm"); versions are
-        pinned to the installed ones. Registers the model as `name` when `tracking.register` is
-        true; returns MLflow's ModelInfo.
+        pinned to the installed ones.
         """
-        import mlflow
         import mlflow.sklearn
         import skops.io
         from mlflow.models import infer_signature
 
         # The model was fitted in this process, so every type in it is trusted for reloading.
         trusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
-        signature = infer_signature(input_example, model.predict_proba(input_example))
-        active = mlflow.active_run()
-        if active is None or active.info.run_id != self.run_id:
-            raise RuntimeError("log_sklearn_model must be called inside its start_run block")
-        with _loud(f"log model {name}"):
-            info = mlflow.sklearn.log_model(
+        method = "predict_proba" if hasattr(model, "predict_proba") else "predict"
+        signature = infer_signature(input_example, getattr(model, method)(input_example))
+        with _loud("log the native model"):
+            mlflow.sklearn.log_model(
                 model,
-                name="model",
+                name="native",
                 serialization_format="skops",
                 skops_trusted_types=trusted,
                 signature=signature,
                 input_example=input_example,
-                pyfunc_predict_fn="predict_proba",
+                pyfunc_predict_fn=method,
                 # Explicit pins: MLflow's inference of them re-imports the model (seconds).
                 pip_requirements=_pins([*_SKLEARN_REQUIREMENTS, *requirements]),
             )
-        if self.register_models:
-            self.register(info, name)
-        return info
+
+    def log_onnx(self, path: Path, entry: ModelEntry) -> ModelEntry:
+        """Log the final ONNX graph, register it under the model's name (when `register`), and
+        return the entry with its MLflow reference and registered version."""
+        import mlflow.onnx
+        import onnx
+
+        name = entry.name if self.register_models else None
+        with _loud(f"log the ONNX model {entry.name}"):
+            info = mlflow.onnx.log_model(
+                onnx.load(str(path)),
+                name="model",
+                registered_model_name=name,
+                save_as_external_data=False,  # one file, the bytes serving checks
+                pip_requirements=_pins(["onnx", "onnxruntime"]),
+            )
+        version = info.registered_model_version
+        ref = MlflowRef(
+            run_id=self.run_id,
+            experiment_id=self.experiment_id,
+            registered_model=name,
+            version=None if version is None else str(version),
+        )
+        update: dict[str, Any] = {"mlflow": ref}
+        if version is not None:
+            update["version"] = str(version)
+        return entry.model_copy(update=update)
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        import mlflow
+
+        with _loud(f"log {artifact_file}"):
+            mlflow.log_text(text, artifact_file, run_id=self.run_id)
 
     @contextmanager
     def child(self, name: str) -> Iterator[Run]:
@@ -194,16 +222,6 @@ class Run:
             active = mlflow.start_run(run_name=name, experiment_id=self.experiment_id, nested=True)
         with active:
             yield Run(active.info.run_id, self.experiment_id, self.tracking_uri, False)
-
-    def summary(self) -> dict[str, Any]:
-        """The content of `models/<name>/run.json`."""
-        return {
-            "run_id": self.run_id,
-            "experiment_id": self.experiment_id,
-            "tracking_uri": self.tracking_uri,
-            "registered_model": self.registered_model,
-            "version": self.version,
-        }
 
 
 @contextmanager
@@ -281,7 +299,7 @@ def start_run(
     An exception inside the block marks the run FAILED and propagates.
     """
     tcfg = validate(cfg.get("tracking", {}), TrackingConfig, "tracking")
-    if process_rank(rank) != 0:
+    if process_rank(rank) != 0 or not tcfg.enabled:
         yield None
         return
     uri = tracking_uri(tcfg)

@@ -3,7 +3,7 @@
 import sys
 
 from pipeline.common.stage import run_stage
-from pipeline.config.core import write_params
+from pipeline.config.core import main
 
 if __name__ == "__main__":
-    sys.exit(run_stage("config", write_params))
+    sys.exit(run_stage("config", main))

@@ -1,22 +1,19 @@
-"""The ETL: DuckDB reads and validates, Polars cleans and derives, Parquet splits come out.
+"""The ETL: DuckDB reads and decides, Polars cleans, Parquet splits come out.
 
-1. DuckDB reads the input (file, glob or downloaded URL) once into a typed staging file in the
-   spill directory, under `memory_limit` (larger inputs spill to disk).
-2. Aggregates over the staging file validate it and decide labels, spellings, duplicates and
-   split cuts (`plan.py`).
-3. Polars cleans, derives and splits it batch by batch (`clean.py`); Arrow hands the batches over
-   without copies, and each split is appended to its Parquet file as it goes (`rows.py`: reading,
-   cleaning and writing run in overlapping threads).
-Outputs are written into a temporary directory swapped in whole, so a failed or killed run
-leaves the previous `data/processed` untouched.
+1. `source`: find the input (file, glob or URL) and describe it to DuckDB.
+2. `plan.stage`: read it once into a typed staging file in the spill directory.
+3. `plan.make_plan`: decide every row's fate with SQL (task, labels, rejections, duplicates,
+   ids, splits) under `memory_limit`; larger inputs spill to disk.
+4. `rows.write_splits`: clean the rows batch by batch into the split files.
+5. `profile`: statistics of what was kept, read back from the splits.
+Outputs go into a temporary directory swapped in whole, so a failed or killed run leaves the
+previous `data/processed` untouched.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,148 +21,135 @@ import duckdb
 from omegaconf import DictConfig
 
 from pipeline.common.config import validate
-from pipeline.common.dataset import LABEL, PROCESSED_DIR, PROFILE_FILE, SPLITS, Profile
+from pipeline.common.data import PROCESSED_DIR, PROFILE_FILE
 from pipeline.common.errors import PipelineError
-from pipeline.common.io import atomic_dir, write_json
-from pipeline.etl.clean import feature_spec
-from pipeline.etl.contract import DataContract, EtlConfig
-from pipeline.etl.duplicates import verify
-from pipeline.etl.plan import Plan, check_columns, make_plan
-from pipeline.etl.profile import StatsAccumulator
-from pipeline.etl.rows import batch_rows, write_splits
-from pipeline.etl.source import connect, open_source, reader_error
-from pipeline.etl.staging import row_pass_sql, stage
-from serving.features import FeatureSpec
+from pipeline.common.io import atomic_dir, write_json, write_text
+from pipeline.etl import profile as stats
+from pipeline.etl.config import DataConfig, EtlConfig
+from pipeline.etl.plan import Plan, make_plan
+from pipeline.etl.rows import write_splits
+from pipeline.etl.source import Source, check_columns, open_source, reader_error, sql_string
+from pipeline.etl.staging import stage
+from serving.schemas import FeatureSpec, Profile, SplitSettings, dump
 
 log = logging.getLogger(__name__)
 METRICS_FILE = Path("metrics/etl.json")
 
 
-@dataclass
-class EtlResult:
-    """What one ETL run produced."""
-
-    profile: Profile
-    metrics: dict[str, Any]
+def connect(cfg: EtlConfig) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with its share of the memory limit, a spill directory and threads."""
+    spill = Path(cfg.spill_dir)
+    spill.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    con.execute(f"SET memory_limit = '{cfg.duckdb_bytes}B'")
+    con.execute(f"SET temp_directory = {sql_string(spill / 'duckdb')}")
+    con.execute(f"SET threads = {int(cfg.threads)}")
+    con.execute("SET preserve_insertion_order = true")  # the splits keep the input's row order
+    return con
 
 
 def run_etl(
-    contract: DataContract,
+    data: DataConfig,
     cfg: EtlConfig,
     seed: int,
     out_dir: Path = PROCESSED_DIR,
     metrics_path: Path = METRICS_FILE,
-) -> EtlResult:
-    """Read, validate, clean, derive and split the data; write splits, profile and metrics."""
-    started = time.perf_counter()
-    work = Path(cfg.spill_dir) / "run"
-    shutil.rmtree(work, ignore_errors=True)
+) -> Profile:
+    """Read, validate, clean and split the data; write splits, profile and metrics."""
+    work = Path(cfg.spill_dir) / "run"  # the staging file, datetime maps, downloads
+    shutil.rmtree(work, ignore_errors=True)  # a killed run's leftovers
+    work.mkdir(parents=True)
     con = connect(cfg)
     try:
-        source = open_source(con, contract, cfg)
-        check_columns(source, contract)
+        source = open_source(con, data, cfg, work)
+        check_columns(source, data)
         log.info("reading %d %s file(s): %s", len(source.files), source.format, source.label)
-        stage(con, source, contract, work)
-        plan = make_plan(con, source, contract, cfg, seed)
-        log.info("validated and planned in %.1fs", time.perf_counter() - started)
-        spec = feature_spec(contract, plan)
-        with atomic_dir(out_dir) as tmp:
-            try:
-                # The row pass's cleaning and writing threads keep two cores busy themselves.
-                con.execute(f"SET threads = {max(1, cfg.threads - 2)}")
-                # Sized without the row hash column: it is null but for the repeated ids.
-                size = batch_rows(con, row_pass_sql(con), cfg)
-                sql = row_pass_sql(con, plan.hashed, plan.rows_in)
-                batches = con.sql(sql).to_arrow_reader(size)
-                stats, nulled, hashed = write_splits(
-                    batches, tmp, contract, cfg.compression, plan, spec
-                )
-                if plan.hashed is not None:
-                    verify(con, source, plan.id, hashed)
-            except duckdb.Error as exc:
-                raise reader_error(exc, source.files, contract) from None
-            profile = _profile(contract, cfg, plan, spec, stats, source.format, source.label, seed)
-            write_json(tmp / PROFILE_FILE, profile.to_json())
+        try:  # DuckDB reads the input lazily: a bad file can surface in any query
+            stage(con, source, data, work)
+            plan = make_plan(con, source, data, cfg, seed, work)
+            with atomic_dir(out_dir) as tmp:
+                nulled = write_splits(con, data, plan, cfg, tmp)
+                profile = _profile(con, data, cfg, plan, source, tmp, seed)
+                write_text(tmp / PROFILE_FILE, dump(profile))
+        except duckdb.Error as exc:
+            raise reader_error(exc, source, data) from None
     finally:
         con.close()
         shutil.rmtree(work, ignore_errors=True)
-    metrics = {
-        "rows_in": plan.rows_in,
-        **{f"rows_{k}": v for k, v in profile.rows.items()},
-        "duplicates": plan.rejected.get("duplicate row", 0),
-        "values_nulled": sum(nulled.values()),
-        "duration_s": round(time.perf_counter() - started, 3),
-    }
-    write_json(metrics_path, metrics)
-    return EtlResult(profile, metrics)
+    if nulled:
+        log.info("%d impossible numbers (outside `bounds`, or infinite) set to null", nulled)
+    write_json(metrics_path, _metrics(profile, nulled))
+    return profile
 
 
 def _profile(
-    contract: DataContract,
+    con: duckdb.DuckDBPyConnection,
+    data: DataConfig,
     cfg: EtlConfig,
     plan: Plan,
-    spec: FeatureSpec,
-    stats: StatsAccumulator,
-    fmt: str,
-    label: str,
+    source: Source,
+    out: Path,
     seed: int,
 ) -> Profile:
-    counts = {s: sum(stats.labels[s].values()) for s in SPLITS}
-    for split, n in counts.items():
+    rows = stats.split_rows(con, out)
+    for split, n in rows.items():
         if n == 0:
             raise PipelineError(
                 f"the {split} split is empty",
-                where=label,
+                where=source.label,
                 fix="add rows or change the split fractions in the data config",
             )
-    schema = {
-        plan.id: "id",
-        **dict.fromkeys(spec.numeric, "numeric"),
-        **dict.fromkeys(spec.categorical, "categorical"),
-        **dict.fromkeys(spec.datetime, "datetime"),
-        **({spec.text: "text"} if spec.text else {}),
-        **dict.fromkeys(spec.derived, "derived"),
-    }
+    spec = FeatureSpec(
+        numeric=data.numeric,
+        boolean=plan.boolean,
+        bounds={c: (lo, hi) for c, (lo, hi) in data.bounds.items() if c != data.target},
+        categorical=data.categorical,
+        datetime=data.datetime,
+        datetime_formats=data.datetime_format,
+        timezone=data.timezone,
+        text=data.text,
+    )
+    regression = plan.task == "regression"
     return Profile(
-        task=plan.task,
-        target=contract.target,
+        data=data.name,
+        source=source.label,
+        format=source.format,  # type: ignore[arg-type]
+        task=plan.task,  # type: ignore[arg-type]
+        target=data.target,
+        target_transform=data.target_transform,  # type: ignore[arg-type]
         id=plan.id,
         labels=plan.labels,
-        numeric=spec.numeric,
-        categorical=spec.categorical,
-        text=spec.text,
-        datetime=spec.datetime,
-        derived=spec.derived,
-        rows={**counts, "rejected": sum(plan.rejected.values())},
-        columns=stats.columns(schema, cfg.max_levels),
-        label_distribution=stats.label_distribution(plan.labels),
-        extra={
-            "feature_spec": spec.to_json(),
-            "data": contract.name,
-            "source": label,
-            "format": fmt,
-            "rows_in": plan.rows_in,
-            "rejected_reasons": plan.rejected,
-            "seed": seed,
-            "split": {
-                "method": contract.split.method,
-                "train": contract.split.train,
-                "val": contract.split.val,
-                "test": contract.split.test,
-                "time_column": contract.split.time_column,
-            },
-            "label_column": LABEL,
-        },
+        positive=plan.labels[-1] if plan.task == "binary" else None,
+        features=spec,
+        rows_in=plan.rows_in,
+        rows={**rows, "rejected": sum(plan.rejected.values())},
+        rejected_reasons=plan.rejected,
+        columns=stats.column_stats(con, spec, plan.id, cfg.max_levels),
+        label_distribution={} if regression else stats.label_distribution(con, plan.labels),
+        target_stats=stats.target_stats(con) if regression else {},
+        split=SplitSettings(**vars(data.split)),
+        seed=seed,
     )
 
 
-def etl_entry(cfg: DictConfig) -> str:
+def _metrics(profile: Profile, nulled: int) -> dict[str, Any]:
+    """metrics/etl.json: row counts only, so `dvc metrics diff` shows changes in the data."""
+    return {
+        "rows_in": profile.rows_in,
+        **{f"rows_{s}": n for s, n in profile.rows.items() if s != "rejected"},
+        "rejected": profile.rows["rejected"],
+        "duplicates": profile.rejected_reasons.get("duplicate row", 0),
+        "values_nulled": nulled,
+    }
+
+
+def main(cfg: DictConfig) -> str:
     """Stage entry: validate `data` and `etl`, run the ETL, return a one-line summary."""
-    contract = validate(cfg.data, DataContract, "data")
-    etl_cfg = validate(cfg.etl, EtlConfig, "etl")
-    result = run_etl(contract, etl_cfg, int(cfg.seed))
-    r = result.profile.rows
+    data = validate(cfg.data, DataConfig, "data")
+    profile = run_etl(data, validate(cfg.etl, EtlConfig, "etl"), int(cfg.seed))
+    r = profile.rows
     return (
-        f"{result.metrics['rows_in']:,} rows in → train {r['train']:,} / val {r['val']:,} / "
-        f"test {r['test']:,}, rejected {r['rejected']:,} → {PROCESSED_DIR}"
+        f"{profile.rows_in:,} rows in → train {r['train']:,} / val {r['val']:,} / "
+        f"test {r['test']:,}, rejected {r['rejected']:,} ({profile.task}) → {PROCESSED_DIR}"
     )

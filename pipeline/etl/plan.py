@@ -1,371 +1,374 @@
-"""Queries over the staging file that decide everything before the rows are written.
+"""Every row's fate, decided in DuckDB before a row is written.
 
-Validation (target present, ids unique, not too many rejected rows), the class labels and task,
-the category and datetime spellings (normalised once per distinct value by `serving.features`),
-which rows are duplicates, and the split (cuts in time, or a code per row for the hash-keyed
-methods). Aggregates run in DuckDB, which spills to disk.
+From the view `staged` (`staging.py`): the task and the labels, datetime strings parsed with
+`serving.features` (once per distinct value), the reason each rejected row is rejected, exact
+duplicates, conflicting ids, and the split of every kept row, into the table `verdict` (one row
+per input row, in input order). Every step is SQL over files and tables DuckDB can spill to disk,
+so the plan stays under DuckDB's share of `memory_limit` whatever the input's size.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import duckdb
 import numpy as np
-import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from pipeline.common.errors import PipelineError
-from pipeline.etl import duplicates
-from pipeline.etl.contract import DataContract, EtlConfig, SplitConfig
-from pipeline.etl.derive import numpy_of
-from pipeline.etl.source import Source, reader_error, sql_ident, sql_string
-from pipeline.etl.split import codes_by_position, stratified_cuts, uniform
-from pipeline.etl.staging import BOOLEAN_WORD_PREFIX
+from pipeline.etl.config import DataConfig, EtlConfig
+from pipeline.etl.source import Source, sql_ident, sql_string
+from pipeline.etl.staging import Check, first_failure
 from serving import features
 
 log = logging.getLogger(__name__)
-MAX_CLASSES = 100  # more distinct targets than this looks like a regression target
 ROW_ID = "row_id"
-KEY_BATCH_ROWS = 1 << 18  # ids hashed per batch while planning (a few MB of temporaries)
+MAX_CLASSES = 100
+MAX_INTEGER_CLASSES = 20  # an integer target with more distinct values is taken as regression
+BIN_ROWS = 100  # regression strata: target quantile bins of about this many rows, at most 10
+KEPT = "__why IS NULL"  # SQL: the row is kept
 
 
 @dataclass
 class Plan:
-    """Everything the row pass needs, decided from aggregates over the staging file."""
+    """What the row pass and the profile need from the plan."""
 
     rows_in: int
-    labels: list[str]
     task: str
-    id: str
-    boolean: list[str]
-    category_maps: dict[str, tuple[list[str], list[str | None]]]
-    datetime_maps: dict[str, tuple[list[str], np.ndarray]]  # string columns: raw → parsed
-    losers: np.ndarray  # positions of duplicate copies (the first copy is kept)
-    split_cuts: np.ndarray | None  # time: [[µs, pos]] x 2; otherwise None
-    codes: np.ndarray | None  # stratified and hash: int8 split code per input position (-1: none)
-    hashed: np.ndarray | None  # positions of the repeated ids' rows, hashed in the row pass
+    labels: list[str]  # classes in label-index order; [] for regression
+    id: str  # the id column of the splits
+    boolean: list[str]  # numeric columns holding booleans (typed, or true/false/yes/no words)
     rejected: dict[str, int] = field(default_factory=dict)  # reason → rows
 
 
-def check_columns(source: Source, contract: DataContract) -> None:
-    """Every contract column exists; columns outside the contract are dropped with a log line."""
-    found = list(source.types)
-    missing = [c for c in contract.columns if c not in source.types]
-    if missing:
-        role = next(r for r, cols in contract.roles().items() if missing[0] in cols)
-        hint = ""
-        if len(found) == 1 and any(d in found[0] for d in ";,\t|" if d != contract.delimiter):
-            hint = f"; the only column is {found[0]!r}, so the delimiter looks wrong"
-        raise PipelineError(
-            f"{role} column {missing[0]!r} not found (columns: {found[:12]}){hint}",
-            where=source.label,
-            fix=f"fix the column names or `delimiter` in configs/data/{contract.name}.yaml",
-        )
-    extra = [c for c in found if c not in contract.columns and c not in contract.drop]
-    if extra:
-        log.info("dropping columns not in the data contract: %s", ", ".join(extra))
-
-
-def _one(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
-    rows = con.execute(sql).fetchall()  # fetch to the end: DuckDB refuses new work otherwise
-    return rows[0][0]
-
-
-def _datetime_maps(
-    con: duckdb.DuckDBPyConnection, contract: DataContract, types: dict[str, str]
-) -> dict[str, tuple[list[str], np.ndarray]]:
-    maps = {}
-    for col in contract.datetime:
-        if types.get(col) != "VARCHAR":
-            continue
-        raw = [
-            r[0]
-            for r in con.execute(
-                f"SELECT DISTINCT {sql_ident(col)} FROM staged WHERE {sql_ident(col)} IS NOT NULL"
-            ).fetchall()
-        ]
-        parsed = features.parse_datetimes(raw)
-        maps[col] = (raw, parsed)
-        table = pl.DataFrame({"raw": pl.Series(raw, dtype=pl.String), "parsed": parsed})
-        con.register(f"dtmap_{len(maps)}", table.to_arrow())
-    return maps
-
-
-def _checked_table(
-    con: duckdb.DuckDBPyConnection,
-    contract: DataContract,
-    maps: dict[str, tuple[list[str], np.ndarray]],
-    id_col: str,
-) -> None:
-    joins, reasons, parsed = [], ["s.__reason"], {}
-    for i, col in enumerate(maps, start=1):
-        joins.append(f"LEFT JOIN dtmap_{i} m{i} ON s.{sql_ident(col)} = m{i}.raw")
-        reasons.append(
-            f"CASE WHEN s.{sql_ident(col)} IS NOT NULL AND m{i}.parsed IS NULL THEN "
-            f"{sql_string(col + ': ')} || '''' || left(s.{sql_ident(col)}, 40) || '''' "
-            "|| ' is not an ISO-8601 datetime' END"
-        )
-        parsed[col] = f"m{i}.parsed"
-    time_col = contract.split.time_column if contract.split.method == "time" else None
-    t_expr = "NULL::TIMESTAMP"
-    if time_col:
-        t_expr = parsed.get(time_col, f"s.{sql_ident(time_col)}")
-        reasons.append(
-            f"CASE WHEN {t_expr} IS NULL THEN "
-            f"{sql_string(time_col + ' is null (the time split needs it)')} END"
-        )
-    # With an id, only rows whose id repeats need the row hash (`duplicates`).
-    id_expr, h_expr = (f"s.{sql_ident(id_col)}", "") if contract.id else ("s.__pos + 1", "s.__h, ")
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE checked AS SELECT s.__pos, {h_expr}s.__target, "
-        f"{id_expr} AS __id, {t_expr} AS __t, COALESCE({', '.join(reasons)}) AS __why "
-        f"FROM staged s {' '.join(joins)}"
-    )
+def _one(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[Any, ...]:
+    rows = con.execute(sql).fetchall()  # fetched to the end: DuckDB refuses new work otherwise
+    return rows[0]
 
 
 def make_plan(
     con: duckdb.DuckDBPyConnection,
     source: Source,
-    contract: DataContract,
+    data: DataConfig,
     cfg: EtlConfig,
     seed: int,
+    work: Path,
 ) -> Plan:
-    """Validate the staged rows and decide labels, mappings, duplicates and split cuts."""
-    try:
-        return _plan(con, source, contract, cfg, seed)
-    except duckdb.Error as exc:
-        raise reader_error(exc, source.files, contract) from None
-
-
-def _plan(
-    con: duckdb.DuckDBPyConnection,
-    source: Source,
-    contract: DataContract,
-    cfg: EtlConfig,
-    seed: int,
-) -> Plan:
-    rows_in = int(_one(con, "SELECT count(*) FROM staged"))
+    """Validate the staged rows and write the table `verdict`; fails in one line."""
+    rows_in, targets, numbers, distinct, integers = _one(
+        con,
+        "SELECT count(*), count(__target), count(__y), count(DISTINCT __target), "
+        "coalesce(bool_and(__y = round(__y)) FILTER (WHERE isfinite(__y)), true) FROM staged",
+    )
     if rows_in == 0:
         raise PipelineError(
-            "no data rows (only a header?)",
-            where=source.label,
-            fix="point `path` at a file with data rows",
+            "no data rows (only a header?)", where=source.label, fix="point `path` at data"
         )
-    if _one(con, "SELECT count(__target) FROM staged") == 0:
+    if targets == 0:
         raise PipelineError(
-            f"target column {contract.target!r} is null in all {rows_in} rows",
+            f"target column {data.target!r} is null in all {rows_in} rows",
             where=source.label,
             fix="check `target` and the file's label column",
         )
-    id_col = contract.id or ROW_ID
-    maps = _datetime_maps(con, contract, source.types)
-    _checked_table(con, contract, maps, id_col)
-    hashed = duplicates.find_repeated(con, id_col if contract.id else None)
+    task = data.task or _infer_task(data, numbers == targets, distinct, integers)
+    data.check_task(task)
+    _judge(con, data, task, _datetime_maps(con, source, data, work), seed)
+    id_col = data.id or ROW_ID
+    if data.id:
+        _check_ids(con, source, data.id)
+    rejected = _rejections(con, rows_in, source, cfg)
+    labels = _labels(con, data, task, source) if task != "regression" else []
+    if task == "regression" and data.target_transform == "log1p":
+        _check_log1p(con, data)
+    _verdict(con, data, task, labels)
+    return Plan(rows_in, task, labels, id_col, _booleans(con, data, source), rejected)
+
+
+def _booleans(con: duckdb.DuckDBPyConnection, data: DataConfig, source: Source) -> list[str]:
+    flags = {
+        c: f"bool_or(__word{i})" for i, c in enumerate(data.numeric) if source.types[c] == "VARCHAR"
+    }
+    found = _one(con, f"SELECT {', '.join(flags.values())} FROM staged") if flags else ()
+    words = {c for c, flag in zip(flags, found, strict=True) if flag}
+    return [c for c in data.numeric if source.types[c] == "BOOLEAN" or c in words]
+
+
+def _infer_task(data: DataConfig, numeric: bool, distinct: int, integers: bool) -> str:
+    if numeric and (not integers or distinct > MAX_INTEGER_CLASSES):
+        log.info(
+            "target %r is numeric with %d distinct values: task regression "
+            "(set `task:` in %s to override)",
+            data.target,
+            distinct,
+            data.where,
+        )
+        return "regression"
+    return "binary" if distinct == 2 else "multiclass"
+
+
+def _datetime_maps(
+    con: duckdb.DuckDBPyConnection, source: Source, data: DataConfig, work: Path
+) -> dict[str, Path]:
+    """Datetime strings → `serving.features.parse_datetimes`, once per distinct value, to files.
+
+    Fails when no value of a column parses, showing one and the format that would read it.
+    """
+    maps = {}
+    types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE staged)").fetchall())
+    for i, col in enumerate(c for c in data.datetime if types[c] == "VARCHAR"):
+        fmt = data.datetime_format.get(col)
+        maps[col] = work / f"datetimes-{i}.parquet"
+        parsed_any, failed = _parse_distinct(con, col, fmt, data.timezone, maps[col])
+        if failed and not parsed_any:
+            guess = features.suggest_format(failed)
+            fix = f"set `datetime_format: {{{col}: '{guess}'}}` in {data.where}"
+            if guess is None:
+                fix = f"set `datetime_format: {{{col}: <strptime format>}}` in {data.where}"
+            raise PipelineError(
+                f"datetime column {col!r}: no value is ISO 8601{f' or {fmt!r}' if fmt else ''} "
+                f"(e.g. {failed[0]!r})",
+                where=source.label,
+                fix=fix,
+            )
+    return maps
+
+
+def _parse_distinct(
+    con: duckdb.DuckDBPyConnection, col: str, fmt: str | None, tz: str, path: Path
+) -> tuple[bool, list[str]]:
+    """Write (raw, parsed) for each distinct value to `path`; (any parsed, some failures)."""
+    c = sql_ident(col)
+    batches = con.sql(f"SELECT DISTINCT {c} FROM staged WHERE {c} IS NOT NULL").to_arrow_reader()
+    schema = pa.schema([("raw", pa.string()), ("parsed", pa.timestamp("us"))])
+    parsed_any, failed = False, list[str]()
+    with pq.ParquetWriter(path, schema) as writer:
+        for batch in batches:
+            raw = batch.column(0).to_pylist()
+            parsed = features.parse_datetimes(raw, fmt, tz)
+            bad = np.isnat(parsed)
+            parsed_any |= not bad.all()
+            failed = (failed + [v for v, b in zip(raw[:100], bad[:100], strict=True) if b])[:20]
+            writer.write_table(pa.table([pa.array(raw, pa.string()), pa.array(parsed)], schema))
+    return parsed_any, failed
+
+
+def _judge(
+    con: duckdb.DuckDBPyConnection, data: DataConfig, task: str, maps: dict[str, Path], seed: int
+) -> None:
+    """View `judged`: per row its id, target, datetimes, split key and why it is rejected.
+
+    Checks run in order and the first failing one is the reason: the target, then the staged
+    checks (id, numbers), the datetimes and the time split's column; a row that passes them all
+    and repeats an earlier kept row exactly is a duplicate.
+    """
+    q = sql_ident
+    checks = [*_target_checks(data, task), ("s.__why IS NOT NULL", "s.__why", "s.__value")]
+    joins, dts = [], []
+    for i, col in enumerate(data.datetime):
+        if col not in maps:
+            dts.append(f"s.{q(col)}")
+            continue
+        joins.append(
+            f"LEFT JOIN read_parquet({sql_string(maps[col])}) m{i} ON s.{q(col)} = m{i}.raw"
+        )
+        dts.append(f"m{i}.parsed")
+        fmt = data.datetime_format.get(col)
+        why = f"{col} is not a datetime (ISO 8601{f' or {fmt!r}' if fmt else ''})"
+        checks.append(
+            (f"s.{q(col)} IS NOT NULL AND m{i}.parsed IS NULL", sql_string(why), f"s.{q(col)}")
+        )
+    t = data.split.time_column if data.split.method == "time" else None
+    time = dts[data.datetime.index(t)] if t else "NULL::TIMESTAMP"
+    if t:
+        checks.append(
+            (f"{time} IS NULL", sql_string(f"{t} is null (the time split needs it)"), "NULL")
+        )
+    columns = [
+        "s.__pos",
+        "s.__h",
+        "s.__target",
+        "s.__y",
+        f"{time} AS __t",
+        f"{f's.{q(data.id)}' if data.id else 's.__pos + 1'} AS __id",
+        *(f"{d} AS __dt{i}" for i, d in enumerate(dts)),
+        *first_failure(checks, why="__pre"),
+    ]
+    # A number in [0, 1) per row from the md5 of its id, salted with the seed but for the hash
+    # split: the same on every machine and with every library version.
+    salt = sql_string("" if data.split.method == "hash" else f"{seed}:")
+    key = f"left(md5({salt} || CAST(__id AS VARCHAR)), 13)"
+    inner = f"SELECT {', '.join(columns)} FROM staged s {' '.join(joins)}"
     con.execute(
-        "CREATE OR REPLACE TEMP VIEW valid AS SELECT * FROM checked WHERE __why IS NULL "
-        "AND __pos NOT IN (SELECT __pos FROM losers)"
+        f"CREATE OR REPLACE TEMP TABLE checked AS SELECT *, "
+        f"CAST('0x' || {key} AS BIGINT) / {float(2**52)} AS __u FROM ({inner})"
     )
-    try:
-        rejected = _rejections(con, rows_in, source, cfg)
-        labels, task = _labels(con, contract, source)
-    except PipelineError:
-        if hashed is not None:  # an id with different rows is reported first, as it comes first
-            duplicates.hash_in_plan(con, source, id_col)
-        raise
-    s = contract.split
-    losers = np.asarray(
-        con.execute("SELECT __pos FROM losers ORDER BY 1").fetchnumpy()["__pos"], dtype=np.int64
+    # Exact duplicates: the later rows whose values hash like an earlier row's (a small table).
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE repeats AS SELECT __h, min(__pos) AS __first "
+        "FROM checked WHERE __pre IS NULL GROUP BY 1 HAVING count(*) > 1"
     )
-    cuts = _time_cuts(con, (s.train, s.val)) if s.method == "time" else None
-    keys = None if cuts is not None else _keys(con, s.method, labels, losers, rows_in, seed)
-    drop_tables(con)  # DuckDB's memory is free again before NumPy's is needed for the cuts
-    return Plan(
-        rows_in=rows_in,
-        labels=labels,
-        task=task,
-        id=id_col,
-        boolean=_booleans(con, contract, source.types),
-        category_maps=_category_maps(con, contract),
-        datetime_maps=maps,
-        losers=losers,
-        split_cuts=cuts,
-        codes=None if keys is None else _codes(*keys, s, len(labels)),
-        hashed=hashed,
-        rejected=rejected,
+    con.execute(
+        "CREATE OR REPLACE TEMP VIEW judged AS SELECT c.* EXCLUDE (__pre, __h), coalesce(__pre, "
+        "CASE WHEN c.__pos > r.__first THEN 'duplicate row' END) AS __why FROM checked c "
+        "LEFT JOIN repeats r ON c.__pre IS NULL AND c.__h = r.__h"
     )
 
 
-def drop_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """Free the plan's temporary tables: the row pass needs DuckDB's memory for reading."""
-    con.execute("DROP VIEW IF EXISTS valid")
-    for table in ("checked", "repeated", "losers"):
-        con.execute(f"DROP TABLE IF EXISTS {table}")
+def _target_checks(data: DataConfig, task: str) -> list[Check]:
+    checks: list[Check] = [("s.__target IS NULL", sql_string(f"{data.target} is null"), "NULL")]
+    if task != "regression":
+        return checks
+    checks += [
+        ("s.__y IS NULL", sql_string(f"{data.target} is not a number"), "s.__target"),
+        ("NOT isfinite(s.__y)", sql_string(f"{data.target} is not finite"), "s.__target"),
+    ]
+    lo, hi = data.bounds.get(data.target, (None, None))
+    outside = [f"s.__y {op} {v!r}" for op, v in (("<", lo), (">", hi)) if v is not None]
+    if outside:
+        why = sql_string(f"{data.target} is outside its bounds [{lo}, {hi}]")
+        checks.append((" OR ".join(outside), why, "s.__y"))
+    return checks
+
+
+def _check_ids(con: duckdb.DuckDBPyConnection, source: Source, id_col: str) -> None:
+    """Kept rows (exact copies are duplicates already) must not share an id."""
+    repeated = con.execute(
+        f"SELECT __id, min(__pos) FROM judged WHERE {KEPT} GROUP BY 1 HAVING count(*) > 1 "
+        "ORDER BY 2"
+    ).fetchall()
+    if repeated:
+        value = repeated[0][0]
+        rows = con.execute(
+            f"SELECT __pos + 1 FROM judged WHERE {KEPT} AND __id = ? ORDER BY 1", [value]
+        ).fetchall()
+        raise PipelineError(
+            f"id column {id_col!r} is not unique: {str(value)!r} is on {len(rows)} different rows "
+            f"(data rows {[r[0] for r in rows[:3]]}); {len(repeated)} ids repeat with "
+            "different values",
+            where=source.label,
+            fix="make the ids unique, or remove `id` from the data config to use row numbers",
+        )
 
 
 def _rejections(
     con: duckdb.DuckDBPyConnection, rows_in: int, source: Source, cfg: EtlConfig
 ) -> dict[str, int]:
     """Reason → rejected rows; fails when more than `max_rejected_fraction` are rejected."""
-    counts = {
-        str(r): int(n)
-        for r, n in con.execute(
-            "SELECT __why, count(*) FROM checked WHERE __why IS NOT NULL GROUP BY 1"
-        ).fetchall()
-    }
-    dups = int(_one(con, "SELECT count(*) FROM losers"))
-    if dups:
-        counts["duplicate row"] = dups
+    found = con.execute(
+        "SELECT __why, count(*), min(__pos) + 1, arg_min(__value, __pos) FROM judged "
+        "WHERE __why IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1"
+    ).fetchall()
+    counts = {str(why): int(n) for why, n, _, _ in found}
     total = sum(counts.values())
     if total > cfg.max_rejected_fraction * rows_in:
-        top = max(counts, key=lambda k: counts[k])
-        first = _one(
-            con,
-            "SELECT min(__pos) + 1 FROM losers"
-            if top == "duplicate row"
-            else f"SELECT min(__pos) + 1 FROM checked WHERE __why = {sql_string(top)}",
-        )
+        why, _, first, value = found[0]
+        example = f": {value!r}" if value is not None else ""
         raise PipelineError(
             f"{total} of {rows_in} rows rejected (limit {cfg.max_rejected_fraction:.0%}); "
-            f"most often: {top} (first at data row {first})",
+            f"most often: {why} (first at data row {first}{example})",
             where=source.label,
-            fix="fix the column types in the file or the column lists in the data config",
+            fix="fix the values in the file or the column lists of the data config",
         )
     return counts
 
 
 def _labels(
-    con: duckdb.DuckDBPyConnection, contract: DataContract, source: Source
-) -> tuple[list[str], str]:
-    found = [str(r[0]) for r in con.execute("SELECT DISTINCT __target FROM valid").fetchall()]
-    numeric = all(_is_number(v) for v in found)
-    labels = sorted(found, key=float) if numeric else sorted(found)
-    if contract.positive is not None:
-        if contract.positive not in labels:
-            raise PipelineError(
-                f"positive class {contract.positive!r} not among {labels[:10]}",
-                where=f"configs/data/{contract.name}.yaml: positive",
-                fix="name one of the target's values",
-            )
-        labels = [v for v in labels if v != contract.positive] + [contract.positive]
-    task = contract.task or ("binary" if len(labels) == 2 else "multiclass")
+    con: duckdb.DuckDBPyConnection, data: DataConfig, task: str, source: Source
+) -> list[str]:
+    """The classes of the kept rows: numbers in numeric order, else sorted; `positive` last."""
+    found = [
+        str(r[0])
+        for r in con.execute(f"SELECT DISTINCT __target FROM judged WHERE {KEPT}").fetchall()
+    ]
+    try:
+        labels = sorted(found, key=float)
+    except ValueError:
+        labels = sorted(found)
+    if data.positive is not None:
+        if data.positive not in labels:
+            raise data.error("positive", f"{data.positive!r} is not a class of {labels[:10]}")
+        labels = [v for v in labels if v != data.positive] + [data.positive]
     expected = "exactly 2" if task == "binary" else f"3 to {MAX_CLASSES}"
-    if len(labels) < 2 or (task == "binary" and len(labels) != 2) or len(labels) > MAX_CLASSES:
+    if len(labels) < 2 or (task == "binary") != (len(labels) == 2) or len(labels) > MAX_CLASSES:
         raise PipelineError(
-            f"target {contract.target!r} has {len(labels)} classes ({labels[:5]}), "
+            f"target {data.target!r} has {len(labels)} classes ({labels[:5]}); "
             f"{task} needs {expected}",
             where=source.label,
-            fix="check `target` and `task` in the data config (regression is not supported)",
+            fix=f"check `target` and `task` in {data.where} (task: regression for a number)",
         )
-    return labels, task
+    return labels
 
 
-def _is_number(value: str) -> bool:
-    try:
-        float(value)
-    except ValueError:
-        return False
-    return True
+def _check_log1p(con: duckdb.DuckDBPyConnection, data: DataConfig) -> None:
+    low, row = _one(con, f"SELECT min(__y), arg_min(__pos + 1, __y) FROM judged WHERE {KEPT}")
+    if low is not None and low <= -1:
+        raise data.error(
+            "target_transform",
+            f"log1p needs every target above -1; {data.target} is {low:g} at data row {row}",
+        )
 
 
-def _booleans(
-    con: duckdb.DuckDBPyConnection, contract: DataContract, types: dict[str, str]
-) -> list[str]:
-    out = []
-    for col in contract.numeric:
-        if types[col] == "BOOLEAN" or (
-            types[col] == "VARCHAR"
-            and _one(
-                con,
-                f"SELECT coalesce(bool_or({sql_ident(BOOLEAN_WORD_PREFIX + col)}), false) "
-                "FROM staged",
-            )
-        ):
-            out.append(col)
-    return out
-
-
-def _category_maps(
-    con: duckdb.DuckDBPyConnection, contract: DataContract
-) -> dict[str, tuple[list[str], list[str | None]]]:
-    maps = {}
-    for col in contract.categorical:
-        raw = [
-            r[0]
-            for r in con.execute(
-                f"SELECT DISTINCT {sql_ident(col)} FROM staged WHERE {sql_ident(col)} IS NOT NULL"
-            ).fetchall()
-        ]
-        maps[col] = (raw, [features.normalise_category(v) for v in raw])
-    return maps
-
-
-def _keys(
-    con: duckdb.DuckDBPyConnection,
-    method: str,
-    labels: list[str],
-    losers: np.ndarray,
-    rows_in: int,
-    seed: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """(random key, class index) per input position; NaN and -1 where no row is kept.
-
-    Each kept row's id is hashed once, here, for the hash-keyed split methods; the row pass
-    only looks its split code up. 9 bytes per input row, for as long as the cuts take.
-    """
-    keys = np.full(rows_in, np.nan)
-    classes = np.full(rows_in, -1, dtype=np.int8)  # at most MAX_CLASSES (100) classes
-    # Built by Polars: `pa.array` would import pandas (~0.3 s) in a run that never uses it.
-    index = pl.Series(labels, dtype=pl.String).to_arrow().cast(pa.string())
-    salt = 0 if method == "hash" else seed
-    # Rows that pass the checks, duplicates included (cheaper than the anti-join of `valid`).
-    sql = "SELECT __pos, __id, __target FROM checked WHERE __why IS NULL"
-
-    def store(batch: pa.RecordBatch) -> None:
-        pos = numpy_of(batch.column(0))
-        # The id's text as Polars spells it: the row pass hashed exactly this text before.
-        text = pl.Series(batch.column(1)).cast(pl.String).to_arrow()
-        keys[pos] = uniform(text, salt=salt)
-        classes[pos] = numpy_of(pc.index_in(batch.column(2), value_set=index))
-
-    # Two threads hash batches at once (NumPy and Polars release the GIL); batches fill
-    # disjoint positions, and at most three are alive.
-    with ThreadPoolExecutor(2, thread_name_prefix="etl-keys") as pool:
-        pending: deque[Future[None]] = deque()
-        for batch in con.sql(sql).to_arrow_reader(KEY_BATCH_ROWS):
-            pending.append(pool.submit(store, batch))
-            if len(pending) > 2:
-                pending.popleft().result()
-        for done in pending:
-            done.result()
-    keys[losers], classes[losers] = np.nan, -1
-    return keys, classes
-
-
-def _codes(keys: np.ndarray, classes: np.ndarray, s: SplitConfig, n_classes: int) -> np.ndarray:
-    """Split code per input position (-1 where no row is kept)."""
-    if s.method == "hash":
-        cuts = np.tile([s.train, s.train + s.val], (n_classes, 1))
+def _verdict(
+    con: duckdb.DuckDBPyConnection, data: DataConfig, task: str, labels: list[str]
+) -> None:
+    """Table `verdict`: per input row, in input order, why it is rejected, or its split code
+    (0 train, 1 val, 2 test) and label (class index, or the target for regression)."""
+    s = data.split
+    shares = (s.train, s.train + s.val)
+    if s.method == "hash":  # the id's key alone: a row keeps its split when data is appended
+        split = _split_sql("__u", shares)
+    elif s.method == "time":  # in (time, position) order; ties in time follow the input order
+        n = _one(con, f"SELECT count(*) FROM judged WHERE {KEPT}")[0]
+        cuts = [_time_cut(con, round(share * n)) for share in shares]
+        split = f"CASE WHEN {cuts[0]} THEN 0 WHEN {cuts[1]} THEN 1 ELSE 2 END"
+    else:  # stratified: each class, or quantile bin of a regression target, cut at its shares
+        stratum = "__target" if task != "regression" else _bins(con)
+        found = con.execute(
+            f"SELECT {stratum}, quantile_disc(__u, {list(shares)}) FROM judged WHERE {KEPT} "
+            "GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+        cases = " ".join(f"WHEN {sql_string(k)} THEN {_split_sql('__u', c)}" for k, c in found)
+        split = f"CASE CAST({stratum} AS VARCHAR) {cases} END"
+    if task == "regression":
+        label = "__y"
     else:
-        cuts = stratified_cuts(keys, classes, (s.train, s.val), n_classes)
-    return codes_by_position(keys, classes, cuts)
+        label = f"list_position([{', '.join(map(sql_string, labels))}], __target) - 1"
+    dts = "".join(f", __dt{i}" for i in range(len(data.datetime)))
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE verdict AS SELECT __pos, __why, __value, "
+        f"CASE WHEN {KEPT} THEN {split} END::TINYINT AS __split, "
+        f"CASE WHEN {KEPT} THEN {label} END AS __label{dts} FROM judged ORDER BY __pos"
+    )
+    for name in ("VIEW judged", "TABLE repeats", "TABLE checked"):
+        con.execute(f"DROP {name}")
 
 
-def _time_cuts(con: duckdb.DuckDBPyConnection, fractions: tuple[float, float]) -> np.ndarray:
-    """[[time µs, position]] of the last train row and the last val row, in (time, position)
-    order: ties in time are broken by input order, so the shares are exact even when many rows
-    share a timestamp."""
-    n = int(_one(con, "SELECT count(*) FROM valid"))
-    cuts = np.full((2, 2), -(2**62), dtype=np.int64)
-    for i, k in enumerate((round(fractions[0] * n), round((fractions[0] + fractions[1]) * n))):
-        if k > 0:
-            row = con.execute(
-                "SELECT epoch_us(__t), __pos FROM valid ORDER BY 1, 2 LIMIT 1 OFFSET ?", [k - 1]
-            ).fetchall()[0]
-            cuts[i] = row
-    return cuts
+def _split_sql(key: str, cuts: Sequence[float]) -> str:
+    return f"CASE WHEN {key} <= {cuts[0]!r} THEN 0 WHEN {key} <= {cuts[1]!r} THEN 1 ELSE 2 END"
+
+
+def _bins(con: duckdb.DuckDBPyConnection) -> str:
+    """SQL for a regression target's quantile bin (about BIN_ROWS rows each, at most 10)."""
+    n = _one(con, f"SELECT count(*) FROM judged WHERE {KEPT}")[0]
+    bins = max(1, min(10, n // BIN_ROWS))
+    if bins == 1:
+        return "0"
+    quantiles = [i / bins for i in range(1, bins)]
+    edges = _one(con, f"SELECT quantile_cont(__y, {quantiles}) FROM judged WHERE {KEPT}")[0]
+    return " + ".join(f"(__y > {e!r})::INTEGER" for e in edges)
+
+
+def _time_cut(con: duckdb.DuckDBPyConnection, k: int) -> str:
+    """SQL true for the first `k` kept rows in (time, position) order."""
+    if k == 0:
+        return "false"
+    t, pos = _one(
+        con, f"SELECT __t, __pos FROM judged WHERE {KEPT} ORDER BY 1, 2 LIMIT 1 OFFSET {k - 1}"
+    )
+    at = f"TIMESTAMP '{t.isoformat(sep=' ')}'"
+    return f"(__t < {at} OR (__t = {at} AND __pos <= {pos}))"

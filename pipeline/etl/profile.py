@@ -1,109 +1,115 @@
-"""Column statistics accumulated batch by batch (the whole table never sits in memory)."""
+"""What the ETL saw in the rows it kept: statistics read back from the written split files.
+
+DuckDB aggregates the three Parquet files on one thread, so sums (and so means) are added in the
+same order on every run and `profile.json` is byte-identical for the same data.
+"""
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-import polars as pl
+import duckdb
 
-from pipeline.common.dataset import LABEL, SPLITS
+from pipeline.common.data import LABEL
+from pipeline.etl.source import sql_ident, sql_string
+from serving.schemas import SPLITS, ColumnStats, FeatureSpec, TargetStats
 
-
-@dataclass
-class StatsAccumulator:
-    """Running per-column statistics over every written row."""
-
-    numeric: list[str]
-    categorical: list[str]
-    datetime: list[str]
-    text: str | None
-    rows: int = 0
-    nulls: Counter[str] = field(default_factory=Counter)
-    sums: dict[str, list[float]] = field(default_factory=dict)  # col → [count, sum, sumsq, lo, hi]
-    levels: dict[str, Counter[str]] = field(default_factory=dict)
-    times: dict[str, list[Any]] = field(default_factory=dict)
-    empty_text: int = 0
-    labels: dict[str, Counter[int]] = field(default_factory=lambda: {s: Counter() for s in SPLITS})
-
-    def update(self, frame: pl.DataFrame, split_codes: str) -> None:
-        """Add one batch of kept rows; column `split_codes` holds each row's index in SPLITS."""
-        self.rows += frame.height
-        for col, n in zip(frame.columns, frame.null_count().row(0), strict=True):
-            self.nulls[col] += int(n)
-        aggregates = frame.select(
-            *(e for col in self.numeric for e in _moments(col)),
-            *(e for col in self.datetime for e in _span(col)),
-            *([(pl.col(self.text) == "").sum().alias("empty_text")] if self.text else []),
-        ).row(0, named=True)
-        for col in self.numeric:
-            count, total, sq, lo, hi = (aggregates[f"{col}|{k}"] for k in _MOMENTS)
-            if count:
-                acc = self.sums.setdefault(col, [0.0, 0.0, 0.0, float("inf"), float("-inf")])
-                acc[0] += count
-                acc[1] += float(total)
-                acc[2] += float(sq)
-                acc[3] = min(acc[3], float(lo))
-                acc[4] = max(acc[4], float(hi))
-        for col in self.datetime:
-            lo, hi = aggregates[f"{col}|min"], aggregates[f"{col}|max"]
-            if lo is not None:
-                span = self.times.setdefault(col, [lo, hi])
-                span[0], span[1] = min(span[0], lo), max(span[1], hi)
-        if self.text:
-            self.empty_text += int(aggregates["empty_text"])
-        for col in self.categorical:
-            counts = frame[col].drop_nulls().value_counts()
-            self.levels.setdefault(col, Counter()).update(dict(counts.iter_rows()))
-        for code, label, n in frame.group_by(split_codes, LABEL).len().iter_rows():
-            self.labels[SPLITS[code]][label] += n
-
-    def columns(self, schema: dict[str, str], max_levels: int) -> dict[str, dict[str, Any]]:
-        """Profile `columns`: dtype, null rate and what each kind of column needs downstream."""
-        out: dict[str, dict[str, Any]] = {}
-        n = max(self.rows, 1)
-        for col, dtype in schema.items():
-            info: dict[str, Any] = {"dtype": dtype, "null_rate": self.nulls[col] / n}
-            if col in self.sums:
-                count, total, sq, lo, hi = self.sums[col]
-                mean = total / count
-                info |= {
-                    "min": lo,
-                    "max": hi,
-                    "mean": mean,
-                    "std": max(sq / count - mean * mean, 0.0) ** 0.5,
-                }
-            if col in self.levels:
-                # Ties broken by name: batch order must not change the profile.
-                top = sorted(self.levels[col].items(), key=lambda kv: (-kv[1], kv[0]))[:max_levels]
-                info |= {
-                    "n_levels": len(self.levels[col]),
-                    "levels": [k for k, _ in top],
-                    "level_counts": {k: v for k, v in top},
-                }
-            if col in self.times:
-                info |= {"min": str(self.times[col][0]), "max": str(self.times[col][1])}
-            if col == self.text:
-                info |= {"empty_rate": self.empty_text / n}
-            out[col] = info
-        return out
-
-    def label_distribution(self, labels: list[str]) -> dict[str, dict[str, int]]:
-        """Split → class name → rows."""
-        return {
-            s: {labels[i]: int(c[i]) for i in range(len(labels))} for s, c in self.labels.items()
-        }
+QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
 
-_MOMENTS = ("count", "sum", "sumsq", "min", "max")
+def split_rows(con: duckdb.DuckDBPyConnection, out: Path) -> dict[str, int]:
+    """Rows per split; also creates the view `kept` (every split, with its name in `__s`)."""
+    parts = [
+        f"SELECT *, {sql_string(s)} AS __s FROM read_parquet({sql_string(out / f'{s}.parquet')})"
+        for s in SPLITS
+    ]
+    con.execute("SET threads = 1")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW kept AS {' UNION ALL '.join(parts)}")
+    counts = dict(con.execute("SELECT __s, count(*) FROM kept GROUP BY 1").fetchall())
+    return {s: int(counts.get(s, 0)) for s in SPLITS}
 
 
-def _moments(col: str) -> list[pl.Expr]:
-    c = pl.col(col)
-    exprs = [c.count(), c.sum(), (c * c).sum(), c.min(), c.max()]
-    return [e.alias(f"{col}|{k}") for e, k in zip(exprs, _MOMENTS, strict=True)]
+def column_stats(
+    con: duckdb.DuckDBPyConnection, spec: FeatureSpec, id_col: str, max_levels: int
+) -> dict[str, ColumnStats]:
+    """Null rates of every column; moments of numbers, spans of datetimes, levels of categories,
+    the share of empty texts."""
+    q = sql_ident
+    roles = {id_col: "id", **dict.fromkeys(spec.numeric, "numeric")}
+    roles |= dict.fromkeys(spec.categorical, "categorical") | dict.fromkeys(
+        spec.datetime, "datetime"
+    )
+    roles |= {spec.text: "text"} if spec.text else {}
+    aggregates = {
+        f"{c}|null": f"avg(CASE WHEN {q(c)} IS NULL THEN 1.0 ELSE 0.0 END)" for c in roles
+    }
+    for c in spec.numeric:
+        for stat, fn in (("min", "min"), ("max", "max"), ("mean", "avg"), ("std", "stddev_pop")):
+            aggregates[f"{c}|{stat}"] = f"{fn}({q(c)})"
+    for c in spec.datetime:
+        aggregates |= {f"{c}|min": f"min({q(c)})", f"{c}|max": f"max({q(c)})"}
+    if spec.text:
+        aggregates[f"{spec.text}|empty"] = (
+            f"avg(CASE WHEN {q(spec.text)} = '' THEN 1.0 ELSE 0.0 END)"
+        )
+    select = ", ".join(f"{sql} AS {q(name)}" for name, sql in aggregates.items())
+    found = con.execute(f"SELECT {select} FROM kept").fetchall()[0]
+    values: dict[str, Any] = dict(zip(aggregates, found, strict=True))
+    out = {}
+    for col, role in roles.items():
+        stats: dict[str, Any] = {"role": role, "null_rate": values[f"{col}|null"] or 0.0}
+        for stat in ("min", "max", "mean", "std"):
+            value = values.get(f"{col}|{stat}")
+            if value is not None:
+                stats[stat] = value.isoformat() if role == "datetime" else float(value)
+        if role == "categorical":
+            stats |= _levels(con, col, max_levels)
+        if role == "text":
+            stats["empty_rate"] = values[f"{col}|empty"] or 0.0
+        out[col] = ColumnStats(**stats)
+    return out
 
 
-def _span(col: str) -> list[pl.Expr]:
-    return [pl.col(col).min().alias(f"{col}|min"), pl.col(col).max().alias(f"{col}|max")]
+def _levels(con: duckdb.DuckDBPyConnection, col: str, max_levels: int) -> dict[str, Any]:
+    """The number of levels and the most frequent ones (ties by name: batch order never
+    changes the profile)."""
+    c = sql_ident(col)
+    n = con.execute(f"SELECT count(DISTINCT {c}) FROM kept").fetchall()[0][0]
+    top = con.execute(
+        f"SELECT {c}, count(*) FROM kept WHERE {c} IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 "
+        f"LIMIT {int(max_levels)}"
+    ).fetchall()
+    return {"n_levels": int(n), "level_counts": {str(k): int(v) for k, v in top}}
+
+
+def label_distribution(
+    con: duckdb.DuckDBPyConnection, labels: list[str]
+) -> dict[str, dict[str, int]]:
+    """Split → class → rows."""
+    out = {s: dict.fromkeys(labels, 0) for s in SPLITS}
+    for split, index, n in con.execute(
+        f"SELECT __s, {LABEL}, count(*) FROM kept GROUP BY 1, 2"
+    ).fetchall():
+        out[split][labels[index]] = int(n)
+    return out
+
+
+def target_stats(con: duckdb.DuckDBPyConnection) -> dict[str, TargetStats]:
+    """Split → the regression target's distribution (in its own units)."""
+    y = LABEL
+    rows = con.execute(
+        f"SELECT __s, count(*), min({y}), max({y}), avg({y}), stddev_pop({y}), "
+        f"quantile_cont({y}, {list(QUANTILES)}) FROM kept GROUP BY 1"
+    ).fetchall()
+    return {
+        split: TargetStats(
+            count=n,
+            min=lo,
+            max=hi,
+            mean=mean,
+            std=std,
+            quantiles={str(p): float(v) for p, v in zip(QUANTILES, qs, strict=True)},
+        )
+        for split, n, lo, hi, mean, std, qs in rows
+    }

@@ -1,162 +1,140 @@
-"""The row pass: staged rows → cleaned, derived and split rows in Parquet, batch by batch.
+"""The row pass: every input row once, in input order, batch by batch, into the split files.
 
-Reading, cleaning and writing overlap so that both cores stay busy: one thread pulls DuckDB's
-Arrow batches into Polars, the calling thread cleans and derives them (`clean.transform`) and
-accumulates the profile statistics, and one thread writes the splits' Parquet files. DuckDB,
-Polars, Arrow and NumPy release the GIL inside their kernels. Each hand-over holds one batch,
-so at most four batches are alive at once, and the writer takes them in input order: the
-files are the same whatever the timing.
+DuckDB streams the staged rows beside their verdict; Polars cleans each batch with the rules of
+`serving.features` (number bounds, category spellings, text stripping) and the rows go to
+`train/val/test.parquet` or, with their reason, to `rejected.parquet`. One batch is in memory at a
+time, so the pass fits `memory_limit` whatever the input's size.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import duckdb
 import polars as pl
-import pyarrow as pa
 import pyarrow.parquet as pq
-from tqdm import tqdm
 
-from pipeline.common.dataset import SPLITS
-from pipeline.common.logs import progress_enabled
-from pipeline.etl.clean import SPLIT, transform
-from pipeline.etl.contract import DataContract, EtlConfig, memory_bytes
-from pipeline.etl.duplicates import HASH
+from pipeline.common.data import LABEL
+from pipeline.etl.config import DataConfig, EtlConfig, memory_bytes
 from pipeline.etl.plan import Plan
-from pipeline.etl.profile import StatsAccumulator
-from serving.features import FeatureSpec
+from pipeline.etl.source import sql_ident
+from serving import features
+from serving.schemas import SPLITS
 
 log = logging.getLogger(__name__)
 REJECTED_FILE = "rejected.parquet"
-# Measured on the demo data: the four batches in flight and their cleaned and derived copies
-# take about 20 times the staged batch's Arrow size (24 leaves a margin); the interpreter with
-# its libraries takes about 150 MB.
-IN_FLIGHT_COPIES = 24
-INTERPRETER_BYTES = 150_000_000
-MIN_BATCH_ROWS = 10_000
+# Measured on the demo data: a batch in flight takes about 8 times its staged Arrow size (the
+# batch, the kept rows, their cleaned columns, the split parts, Arrow copies for the writer); the
+# interpreter with its libraries, DuckDB's scan buffers and allocator slack about 250 MB.
+BATCH_COPIES = 8
+INTERPRETER_BYTES = 250_000_000
+MIN_BATCH_ROWS = 1_000
 
 
-class SplitWriter:
-    """Appends kept rows to the train/val/test Parquet files."""
-
-    def __init__(self, out: Path, compression: str, spec: FeatureSpec) -> None:
-        self.out, self.compression, self.spec = out, compression, spec
-        self.writers: dict[str, pq.ParquetWriter] = {}
-
-    def write(self, kept: pl.DataFrame) -> None:
-        """One batch of kept rows (with the split code column) → each split's file."""
-        for code, split in enumerate(SPLITS):
-            # Polars' own string views go to the Parquet writer as they are: converting them to
-            # Arrow's large strings copies every text once more (~0.1 s per million rows).
-            table = (
-                kept.filter(pl.col(SPLIT) == code)
-                .drop(SPLIT)
-                .to_arrow(compat_level=pl.CompatLevel.newest())
-            )
-            if split not in self.writers:
-                self.writers[split] = pq.ParquetWriter(
-                    self.out / f"{split}.parquet",
-                    table.schema,
-                    compression=self.compression,
-                    use_dictionary=self.spec.categorical,  # free text gains nothing from it
-                    # Without the Arrow schema the strings read back as plain strings, not views.
-                    store_schema=False,
-                )
-            self.writers[split].write_table(table)
-
-    def close(self) -> None:
-        """Finish the files (their footers)."""
-        for writer in self.writers.values():
-            writer.close()
+def row_pass_sql(data: DataConfig, plan: Plan) -> str:
+    """The staged columns the splits keep, beside each row's verdict, in input order."""
+    q = sql_ident
+    cols = [f"s.{q(data.id)}" if data.id else f"s.__pos + 1 AS {q(plan.id)}"]
+    cols += [f"s.{q(c)}" for c in (*data.numeric, *data.categorical)]
+    cols += [f"v.__dt{i} AS {q(c)}" for i, c in enumerate(data.datetime)]
+    cols += [f"s.{q(data.text)}"] if data.text else []
+    cols += ["s.__pos", "s.__target", "v.__pos AS __vpos", "v.__why", "v.__value", "v.__split"]
+    # POSITIONAL JOIN: both sides are in input order, so this streams without a sort.
+    return f"SELECT {', '.join(cols)}, v.__label FROM staged s POSITIONAL JOIN verdict v"
 
 
 def batch_rows(con: duckdb.DuckDBPyConnection, sql: str, cfg: EtlConfig) -> int:
-    """`cfg.batch_rows`, or fewer when the batches in flight would not fit beside DuckDB's share."""
-    sample = con.sql(f"{sql} LIMIT {MIN_BATCH_ROWS}").to_arrow_table()
+    """`cfg.batch_rows`, or fewer when a batch would not fit beside DuckDB's share of memory."""
+    sample = con.sql(f"{sql} LIMIT 10000").to_arrow_table()
     row_bytes = max(sample.nbytes / max(sample.num_rows, 1), 1.0)
     budget = memory_bytes(cfg.memory_limit) - cfg.duckdb_bytes - INTERPRETER_BYTES
-    fit = max(MIN_BATCH_ROWS, int(budget / (IN_FLIGHT_COPIES * row_bytes)))
+    fit = max(MIN_BATCH_ROWS, int(budget / (BATCH_COPIES * row_bytes)))
     if fit < cfg.batch_rows:
         log.info("batches of %d rows (%.0f bytes a row) fit memory_limit", fit, row_bytes)
     return min(cfg.batch_rows, fit)
 
 
 def write_splits(
-    batches: pa.RecordBatchReader,
-    out: Path,
-    contract: DataContract,
-    compression: str,
-    plan: Plan,
-    spec: FeatureSpec,
-) -> tuple[StatsAccumulator, dict[str, int], pl.DataFrame]:
-    """Clean, derive and split every staged batch into `out`.
-
-    Returns the statistics, the values nulled per column and (__pos, __h, __id) of the rows the
-    batches carry a row hash for (`duplicates.verify` checks them).
-    """
-    writer = SplitWriter(out, compression, spec)
-    stats = StatsAccumulator(
-        [*spec.numeric, *spec.derived], spec.categorical, spec.datetime, spec.text
-    )
-    nulled: dict[str, int] = {}
-    rejected_parts: list[pl.DataFrame] = []
-    hashed_parts: list[pl.DataFrame] = []
-    progress = tqdm(total=plan.rows_in, unit="rows", desc="etl", disable=not progress_enabled())
+    con: duckdb.DuckDBPyConnection, data: DataConfig, plan: Plan, cfg: EtlConfig, out: Path
+) -> int:
+    """Write the splits and `rejected.parquet` into `out`; returns the values set to null."""
+    sql = row_pass_sql(data, plan)
+    writers: dict[str, pq.ParquetWriter] = {}
+    spellings: dict[str, str | None] = {}  # raw category → its normalised spelling
+    nulled = 0
     try:
-        with (
-            ThreadPoolExecutor(1, thread_name_prefix="etl-read") as reading,
-            ThreadPoolExecutor(1, thread_name_prefix="etl-write") as writing,
-        ):
-            written: Future[None] | None = None
-            for frame in _prefetched(batches, reading):
-                progress.update(frame.height)
-                result = transform(frame, contract, plan, spec)
-                rejected_parts.append(result.rejected)
-                if HASH in frame.columns:
-                    hashed_parts.append(
-                        frame.filter(pl.col(HASH).is_not_null()).select(
-                            "__pos", HASH, pl.col(plan.id).alias("__id")
-                        )
+        for batch in con.sql(sql).to_arrow_reader(batch_rows(con, sql, cfg)):
+            frame = pl.from_arrow(batch)
+            assert isinstance(frame, pl.DataFrame)
+            assert (frame["__pos"] == frame["__vpos"]).all(), "staged rows and verdict disagree"
+            kept, n = clean(frame.filter(pl.col("__split").is_not_null()), data, plan, spellings)
+            nulled += n
+            by_code = kept.partition_by("__split", as_dict=True, include_key=False)
+            parts = {
+                s: by_code.get((i,), kept.clear().drop("__split")) for i, s in enumerate(SPLITS)
+            }
+            parts[REJECTED_FILE] = _rejected(frame.filter(pl.col("__why").is_not_null()), plan)
+            for name, part in parts.items():
+                table = part.to_arrow()
+                if name not in writers:
+                    file = name if name == REJECTED_FILE else f"{name}.parquet"
+                    # Dictionaries for categories only: on free text and numbers they cost more
+                    # than half of the writing time and save little.
+                    writers[name] = pq.ParquetWriter(
+                        out / file,
+                        table.schema,
+                        compression="snappy",
+                        use_dictionary=data.categorical,
                     )
-                for col, n in result.nulled.items():
-                    nulled[col] = nulled.get(col, 0) + n
-                if written is not None:
-                    written.result()  # one batch waits for the writer at most; raises its errors
-                written = writing.submit(writer.write, result.kept)
-                stats.update(result.kept, SPLIT)  # here, to share the work evenly with the writer
-            if written is not None:
-                written.result()
+                writers[name].write_table(table)
     finally:
-        progress.close()
-        writer.close()
-    rejected = pl.concat(rejected_parts) if rejected_parts else pl.DataFrame()
-    rejected.write_parquet(out / REJECTED_FILE)
-    if nulled:
-        log.info(
-            "impossible or unreadable values set to null: %s",
-            {k: v for k, v in nulled.items() if v},
-        )
-    hashed = pl.concat(hashed_parts) if hashed_parts else pl.DataFrame()
-    return stats, nulled, hashed
+        for writer in writers.values():
+            writer.close()
+    return nulled
 
 
-def _prefetched(batches: pa.RecordBatchReader, pool: ThreadPoolExecutor) -> Iterator[pl.DataFrame]:
-    """The batches as Polars frames; the next one is read in `pool` while the caller works."""
+def clean(
+    kept: pl.DataFrame, data: DataConfig, plan: Plan, spellings: dict[str, str | None]
+) -> tuple[pl.DataFrame, int]:
+    """Kept rows with cleaned columns, in the splits' column order; values set to null.
 
-    def read_next() -> pl.DataFrame | None:
-        try:
-            batch = batches.read_next_batch()
-        except StopIteration:
-            return None
-        frame = pl.from_arrow(batch)
-        assert isinstance(frame, pl.DataFrame)
-        return frame
+    `spellings` caches `serving.features.normalise_category` across batches.
+    """
+    columns: list[pl.Series | pl.Expr] = []
+    nulled = 0
+    for col in data.numeric:
+        lo, hi = data.bounds.get(col, (None, None))
+        values = pl.Series(col, features.apply_bounds(kept[col].to_numpy(), lo, hi)).fill_nan(None)
+        nulled += values.null_count() - kept[col].null_count()
+        columns.append(values)
+    for col in data.categorical:
+        raw = kept[col].drop_nulls().unique()
+        for value in raw.to_list():
+            if value not in spellings:
+                spellings[value] = features.normalise_category(value)
+        spelt = pl.Series([spellings[v] for v in raw.to_list()], dtype=pl.String)
+        columns.append(pl.col(col).replace_strict(raw, spelt, default=None, return_dtype=pl.String))
+    if data.text:
+        columns.append(pl.col(data.text).str.strip_chars(features.ASCII_SPACE))
+    dtype = pl.Float64 if plan.task == "regression" else pl.Int64
+    columns.append(pl.col("__label").cast(dtype).alias(LABEL))
+    names = [
+        plan.id,
+        *data.numeric,
+        *data.categorical,
+        *data.datetime,
+        *([data.text] if data.text else []),
+    ]
+    return kept.with_columns(columns).select(*names, LABEL, "__split"), nulled
 
-    pending = pool.submit(read_next)
-    while (frame := pending.result()) is not None:
-        pending = pool.submit(read_next)
-        yield frame
+
+def _rejected(frame: pl.DataFrame, plan: Plan) -> pl.DataFrame:
+    """Rejected rows: data row (1-based), reason, the offending value, id and target as text."""
+    return frame.select(
+        (pl.col("__pos") + 1).alias("row"),
+        pl.col("__why").alias("reason"),
+        pl.col("__value").alias("value"),
+        pl.col(plan.id).cast(pl.String).alias("id"),
+        pl.col("__target").alias("target"),
+    )

@@ -1,220 +1,289 @@
-"""Find the input files, read them with DuckDB and turn reader failures into one-line errors."""
+"""Find the input files, describe them to DuckDB and turn reader failures into one-line errors.
+
+CSV is read with an explicit dialect and the header this module reads itself (DuckDB's sniffer
+guesses wrong on odd files): CR, LF and CRLF line endings, gzip, a byte-order mark and unnamed
+columns are handled here; anything that cannot be read stops the run in one line.
+"""
 
 from __future__ import annotations
 
+import codecs
 import csv
 import glob
+import gzip
+import io
 import logging
 import re
 import shutil
-import urllib.error
-import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 import duckdb
-import pyarrow.parquet as pq
 
 from pipeline.common.errors import PipelineError
-from pipeline.etl.contract import DataContract, EtlConfig
+from pipeline.etl.config import DataConfig, EtlConfig
+from pipeline.etl.download import download, is_url, redact
 
 log = logging.getLogger(__name__)
-
-_EXTENSIONS = {
-    ".csv": "csv",
-    ".tsv": "csv",
-    ".txt": "csv",
-    ".parquet": "parquet",
-    ".pq": "parquet",
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".json": "jsonl",
-}
+EXTENSIONS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet"}
+EXTENSIONS |= {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
+MAX_HEADER_CHARS = 1 << 20
+# DuckDB's default, set explicitly: left unset, a last line longer than DuckDB's 32 MB buffer and
+# without a newline is dropped silently; set, it is an error (issue 19). DuckDB's read buffer is
+# 16 times this, so a larger limit costs memory.
+MAX_LINE_BYTES = 1 << 21
+SAMPLE_BYTES = 1 << 22  # the start of a CSV read for its header and encoding checks
+# Spreadsheet error cells (e.g. `#NAME?` where a cell started with "-" or "="): missing values.
+NULL_STRINGS = ("", "#NAME?", "#N/A", "#VALUE!", "#REF!", "#DIV/0!", "#NUM!", "#NULL!")
 
 
 @dataclass
 class Source:
-    """Resolved input: the files, their format and the SQL table expression that reads them."""
+    """Resolved input: the files, their format, column types and the SQL that reads them."""
 
-    files: list[Path]
+    files: list[Path]  # what DuckDB reads
     format: str
-    types: dict[str, str]  # column → DuckDB type (all VARCHAR for CSV)
-    relation: str  # e.g. read_parquet([...]) — used as `FROM <relation>`
-    position: str  # SQL for the row's 0-based position in the input (stable order)
-
-    @property
-    def label(self) -> str:
-        return str(self.files[0]) if len(self.files) == 1 else f"{self.files[0].parent}/*"
+    label: str  # for messages and the profile: the path, glob or redacted URL
+    types: dict[str, str] = field(default_factory=dict)  # column → DuckDB type
+    relation: str = ""  # `FROM <relation>`
+    shown: dict[str, str] = field(default_factory=dict)  # a file in the spill dir → its origin
 
 
-def connect(cfg: EtlConfig) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with its share of the memory limit, a spill directory and threads."""
-    spill = Path(cfg.spill_dir)
-    spill.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect()
-    con.execute("SET enable_progress_bar = false")
-    con.execute(f"SET memory_limit = '{cfg.duckdb_bytes}B'")
-    con.execute(f"SET temp_directory = {sql_string(str(spill / 'duckdb'))}")
-    con.execute(f"SET threads = {int(cfg.threads)}")
-    con.execute("SET preserve_insertion_order = true")  # splits keep the input's row order
-    return con
-
-
-def resolve_files(contract: DataContract, cfg: EtlConfig) -> list[Path]:
-    """The input files: a downloaded URL, a glob's matches (sorted) or one file."""
-    where = f"configs/data/{contract.name}.yaml: path"
-    if re.match(r"^https?://", contract.path):
-        return [download(contract.path, Path(cfg.spill_dir), cfg.download_timeout_s)]
-    matches = sorted(glob.glob(contract.path))
-    if not matches:
-        raise PipelineError(
-            f"no file matches {contract.path!r}",
-            where=where,
-            fix="check the path (relative to the project root) or run `dvc repro generate`",
+def open_source(
+    con: duckdb.DuckDBPyConnection, data: DataConfig, cfg: EtlConfig, work: Path
+) -> Source:
+    """Resolve, check and describe the input (a URL is downloaded into `work`)."""
+    if is_url(data.path):
+        label = redact(data.path)
+        file = download(data.path, work, cfg.max_download_bytes, cfg.download_timeout_s)
+        source = Source([file], _format(data, [file]), label, shown={str(file): label})
+    else:
+        files = _local_files(data)
+        source = Source(files, _format(data, files), data.path)
+    for f in source.files:
+        if f.stat().st_size == 0:
+            raise PipelineError(
+                "the file is empty (0 bytes)", where=str(f), fix="point `path` at the data"
+            )
+    paths = "[" + ", ".join(sql_string(f) for f in source.files) + "]"
+    if source.format == "csv":
+        header = _csv_header(source.files, data)
+        source.types = dict.fromkeys(header, "VARCHAR")
+        encoding = data.encoding
+        if encoding == "utf-16":
+            _to_utf8(source, work)
+            paths, encoding = "[" + ", ".join(sql_string(f) for f in source.files) + "]", "utf-8"
+        columns = "{" + ", ".join(f"{sql_string(c)}: 'VARCHAR'" for c in header) + "}"
+        nulls = "[" + ", ".join(sql_string(v) for v in NULL_STRINGS) + "]"
+        source.relation = (
+            f"read_csv({paths}, auto_detect=false, header=true, columns={columns}, "
+            f"delim={sql_string(data.delimiter)}, quote={sql_string(data.quote)}, "
+            f"escape={sql_string(data.quote)}, encoding={sql_string(encoding)}, "
+            f"nullstr={nulls}, max_line_size={MAX_LINE_BYTES}, strict_mode=true, "
+            "null_padding=false)"
         )
-    return [Path(m) for m in matches if Path(m).is_file()]
-
-
-def download(url: str, spill_dir: Path, timeout_s: float) -> Path:
-    """Fetch an http(s) URL into the spill directory (DuckDB's httpfs may be unavailable)."""
-    name = re.sub(r"[^A-Za-z0-9._-]", "_", url.split("?")[0].rstrip("/").rsplit("/", 1)[-1])
-    target = spill_dir / "download" / (name or "download")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    part = target.with_suffix(target.suffix + ".part")
+        return source
+    if source.format == "parquet":
+        source.relation = f"read_parquet({paths})"
+    else:
+        source.relation = f"read_json({paths}, format='newline_delimited')"
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as response, open(part, "wb") as fh:
-            shutil.copyfileobj(response, fh)
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        part.unlink(missing_ok=True)
-        reason = getattr(exc, "reason", exc)
+        described = con.execute(f"DESCRIBE SELECT * FROM {source.relation}").fetchall()
+    except duckdb.Error as exc:
+        raise reader_error(exc, source, data) from None
+    source.types = {str(r[0]): str(r[1]) for r in described}
+    return source
+
+
+def _to_utf8(source: Source, work: Path) -> None:
+    """Re-encode UTF-16 files as UTF-8 copies in `work`: DuckDB's own UTF-16 decoder refuses
+    characters outside the BMP (emoji) and reads big-endian files as empty."""
+    copies = []
+    for i, f in enumerate(source.files):
+        copy = work / f"utf8-{i}.csv"
+        try:
+            with (
+                io.TextIOWrapper(_open(f), "utf-16", newline="") as text,
+                open(copy, "w", encoding="utf-8", newline="") as out,
+            ):
+                shutil.copyfileobj(text, out, 1 << 20)
+        except UnicodeDecodeError as exc:
+            raise PipelineError(
+                f"not valid utf-16 ({exc.reason} at byte {exc.start})",
+                where=str(f),
+                fix="check `encoding` in the data config",
+            ) from None
+        source.shown[str(copy)] = str(f)
+        copies.append(copy)
+    source.files = copies
+
+
+def check_columns(source: Source, data: DataConfig) -> None:
+    """Every configured column exists; others are dropped with a log line unless under `drop`."""
+    found = list(source.types)
+    missing = [c for c in data.columns if c not in source.types]
+    if missing:
+        role = next(r for r, cols in data.roles().items() if missing[0] in cols)
+        hint = ""
+        if len(found) == 1 and any(d in found[0] for d in ";,\t|" if d != data.delimiter):
+            hint = f"; the only column is {found[0]!r}, so the delimiter looks wrong"
         raise PipelineError(
-            f"cannot download the data: {reason}",
-            where=url,
-            fix="check the URL and the network, or download the file and set `path` to it",
-        ) from None
-    part.replace(target)
-    log.info("downloaded %s → %s (%d bytes)", url, target, target.stat().st_size)
-    return target
+            f"{role} column {missing[0]!r} not found (columns: {found[:12]}){hint}",
+            where=source.label,
+            fix=f"fix the column names or `delimiter` in {data.where}",
+        )
+    extra = [c for c in found if c not in data.columns and c not in data.drop]
+    if extra:
+        log.info("dropping columns not in the data config: %s", ", ".join(extra))
 
 
-def infer_format(contract: DataContract, files: list[Path]) -> str:
-    """The contract's format, or the one the first file's extension implies."""
-    if contract.format:
-        return contract.format
-    suffixes = [s for s in files[0].suffixes if s not in (".gz", ".zst")]
-    fmt = _EXTENSIONS.get(suffixes[-1].lower()) if suffixes else None
+def _local_files(data: DataConfig) -> list[Path]:
+    matches = sorted(glob.glob(data.path))
+    files = [Path(m) for m in matches if Path(m).is_file()]
+    if not files:
+        found = "matches only directories" if matches else "matches no file"
+        raise PipelineError(
+            f"{data.path!r} {found}",
+            where=f"{data.where}: path",
+            fix="name a file or a glob of files (e.g. data/raw/demo/*.parquet), relative to the "
+            "project root",
+        )
+    return files
+
+
+def _format(data: DataConfig, files: list[Path]) -> str:
+    if data.format:
+        return data.format
+    suffixes = [s.lower() for s in files[0].suffixes if s.lower() != ".gz"]
+    fmt = EXTENSIONS.get(suffixes[-1]) if suffixes else None
     if fmt is None:
         raise PipelineError(
             "cannot tell the file format from its name",
             where=str(files[0]),
-            fix=f"set `format:` to one of csv, parquet, jsonl in configs/data/{contract.name}.yaml",
+            fix=f"set `format:` to one of csv, parquet, jsonl in {data.where}",
         )
     return fmt
 
 
-def open_source(con: duckdb.DuckDBPyConnection, contract: DataContract, cfg: EtlConfig) -> Source:
-    """Resolve, sanity-check and describe the input; errors name the file and the fix."""
-    files = resolve_files(contract, cfg)
-    fmt = infer_format(contract, files)
-    for f in files:
-        if f.stat().st_size == 0:
+def _open(path: Path) -> BinaryIO:
+    """The file's bytes, decompressed when it is gzipped (DuckDB reads .gz itself)."""
+    if path.suffix.lower() == ".gz":
+        return cast(BinaryIO, gzip.open(path, "rb"))
+    return open(path, "rb")
+
+
+def _csv_header(files: list[Path], data: DataConfig) -> list[str]:
+    """The column names of the first file; every other file must have the same header."""
+    header = _read_header(files[0], data)
+    for f in files[1:]:
+        if _read_header(f, data) != header:
             raise PipelineError(
-                "the file is empty (0 bytes)", where=str(f), fix="point `path` at the real data"
+                f"the header differs from that of {files[0]}",
+                where=str(f),
+                fix="give every file matched by `path` the same columns in the same order",
             )
-    paths = "[" + ", ".join(sql_string(str(f)) for f in files) + "]"
-    if fmt == "csv":
-        header = _csv_header(files[0], contract)
-        cols = "{" + ", ".join(f"{sql_string(c)}: 'VARCHAR'" for c in header) + "}"
-        relation = (
-            f"read_csv({paths}, auto_detect=false, header=true, columns={cols}, "
-            f"delim={sql_string(contract.delimiter)}, quote={sql_string(contract.quote)}, "
-            f"escape={sql_string(contract.quote)}, encoding={sql_string(contract.encoding)}, "
-            "strict_mode=true, null_padding=false)"
-        )
-        types = dict.fromkeys(header, "VARCHAR")
-        return Source(files, fmt, types, relation, "row_number() OVER () - 1")
-    if fmt == "parquet":
-        offsets, total = [], 0
-        for f in files:
-            offsets.append(total)
-            total += _parquet_rows(f)
-        relation = f"read_parquet({paths}, filename=true, file_row_number=true)"
-        position = f"list_extract({offsets}, list_position({paths}, filename)) + file_row_number"
-    else:
-        relation = f"read_json({paths}, format='newline_delimited')"
-        position = "row_number() OVER () - 1"
-    try:
-        described = con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()
-    except duckdb.Error as exc:
-        raise reader_error(exc, files, contract) from None
-    types = {str(r[0]): str(r[1]) for r in described if r[0] not in ("filename", "file_row_number")}
-    return Source(files, fmt, types, relation, position)
-
-
-def _parquet_rows(path: Path) -> int:
-    try:
-        return int(pq.read_metadata(path).num_rows)
-    except Exception as exc:  # pyarrow raises ArrowInvalid/OSError for broken files
+    if len(set(header)) < len(header):
+        twice = next(h for h in header if header.count(h) > 1)
         raise PipelineError(
-            f"not a readable Parquet file ({str(exc).splitlines()[0]})",
-            where=str(path),
-            fix="the file is truncated or corrupt (broken footer); re-export or re-download it",
-        ) from None
-
-
-def _csv_header(path: Path, contract: DataContract) -> list[str]:
-    """Column names from the first line (DuckDB's sniffer guesses wrong on odd files)."""
-    with open(path, "rb") as fh:
-        first = fh.readline()
-    try:
-        line = first.decode(contract.encoding.replace("-", "_")).lstrip("\ufeff")
-    except (UnicodeDecodeError, LookupError):
-        raise PipelineError(
-            f"line 1: the header is not valid {contract.encoding}",
-            where=str(path),
-            fix=f"save the file as UTF-8 or set `encoding:` in configs/data/{contract.name}.yaml",
-        ) from None
-    if contract.quote:
-        rows = list(csv.reader([line], delimiter=contract.delimiter, quotechar=contract.quote))
-    else:
-        rows = list(csv.reader([line], delimiter=contract.delimiter, quoting=csv.QUOTE_NONE))
-    # An unnamed column (e.g. a saved pandas index) is called column<i>, i counting from 0.
-    header = [h.strip() or f"column{i}" for i, h in enumerate(rows[0])] if rows else []
-    if not any(h.strip() for h in (rows[0] if rows else [])):
-        raise PipelineError(
-            "no header row", where=str(path), fix="the first line must name the columns"
+            f"column {twice!r} appears twice in the header", where=str(files[0]), fix="rename one"
         )
     return header
 
 
-def reader_error(exc: Exception, files: list[Path], contract: DataContract) -> PipelineError:
+def _read_header(path: Path, data: DataConfig) -> list[str]:
+    """The first record's fields; an unnamed column (e.g. a saved pandas index) is column<i>."""
+    try:
+        with _open(path) as fh:
+            raw = fh.read(SAMPLE_BYTES)
+    except (gzip.BadGzipFile, EOFError, OSError) as exc:
+        raise PipelineError(
+            f"the file cannot be read ({type(exc).__name__}: {exc})",
+            where=str(path),
+            fix="the file is truncated or not what its name says; re-export or re-download it",
+        ) from None
+    try:
+        text = codecs.getincrementaldecoder(data.encoding)().decode(raw, len(raw) < SAMPLE_BYTES)
+    except UnicodeDecodeError as exc:
+        before = raw[: exc.start]
+        line = before.count(b"\n" if b"\n" in before else b"\r") + 1
+        raise PipelineError(
+            f"line {line}: bytes that are not valid {data.encoding}",
+            where=str(path),
+            fix=f"save the file as UTF-8 or set `encoding: latin-1` in {data.where}",
+        ) from None
+    _check_declared_latin1(raw, path, data)
+    text = text.lstrip("\ufeff")
+    head = text[:MAX_HEADER_CHARS]
+    if not re.search(r"[\r\n]", head) and len(text) > MAX_HEADER_CHARS:
+        raise PipelineError(
+            f"line 1 (the header) is longer than {MAX_HEADER_CHARS:,} characters",
+            where=str(path),
+            fix="the file is not a CSV with a header line; check `path` and `format`",
+        )
+    options: dict[str, Any] = {"delimiter": data.delimiter}
+    options |= {"quotechar": data.quote} if data.quote else {"quoting": csv.QUOTE_NONE}
+    try:
+        fields = next(csv.reader(io.StringIO(head, newline=""), **options), [])
+    except csv.Error as exc:
+        raise PipelineError(
+            f"line 1: {exc}", where=str(path), fix="check the header line"
+        ) from None
+    if not any(f.strip() for f in fields):
+        raise PipelineError(
+            "no header row", where=str(path), fix="the first line must name the columns"
+        )
+    return [f.strip() or f"column{i}" for i, f in enumerate(fields)]
+
+
+def _check_declared_latin1(raw: bytes, path: Path, data: DataConfig) -> None:
+    """Refuse `encoding: latin-1` on UTF-8 text: every accented letter would come out garbled."""
+    if data.encoding != "latin-1" or raw.isascii():
+        return
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(raw, final=False)
+    except UnicodeDecodeError:
+        return  # not UTF-8: latin-1 is plausible
+    raise PipelineError(
+        "`encoding: latin-1` is set, but the file is UTF-8 (its accented letters would be garbled)",
+        where=str(path),
+        fix=f"remove `encoding` from {data.where} (UTF-8 is the default)",
+    )
+
+
+def reader_error(exc: Exception, source: Source, data: DataConfig) -> PipelineError:
     """DuckDB's multi-line reader message → one line naming the file, line and fix."""
     text = str(exc)
     file_match = re.search(r"file = (\S+)", text) or re.search(r"'([^']+\.parquet)'", text)
-    where = file_match.group(1) if file_match else str(files[0])
+    where = file_match.group(1) if file_match else str(source.files[0])
+    where = source.shown.get(where, where)
     line = re.search(r"CSV Error on Line: (\d+)", text)
     at = f"line {line.group(1)}: " if line else ""
-    cfg_file = f"configs/data/{contract.name}.yaml"
     columns = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", text)
+    if "Maximum line size" in text:
+        return PipelineError(
+            f"{at}a line is longer than {MAX_LINE_BYTES >> 20} MiB",
+            where=where,
+            fix="the file is cut off or not line-based; check its end, `quote` and `format`",
+        )
     if "unterminated quote" in text:
         return PipelineError(
             f"{at}a quoted value is never closed",
             where=where,
-            fix=f"close the quote, or set `quote: ''` in {cfg_file} if the file uses no quoting",
+            fix=f"close the quote, or set `quote: ''` in {data.where} if the file uses no quoting",
         )
     if columns:
         return PipelineError(
             f"{at}expected {columns.group(1)} columns, found {columns.group(2)}",
             where=where,
             fix=f"the file is truncated or uses another delimiter; re-export it or set "
-            f"`delimiter:` in {cfg_file}",
+            f"`delimiter:` in {data.where}",
         )
     if "unicode" in text.lower() or "utf-8" in text.lower():
         return PipelineError(
-            f"{at}bytes that are not valid {contract.encoding}",
+            f"{at}bytes that are not valid {data.encoding}",
             where=where,
-            fix=f"save the file as UTF-8 or set `encoding: latin-1` in {cfg_file}",
+            fix=f"save the file as UTF-8 or set `encoding: latin-1` in {data.where}",
         )
     if "magic bytes" in text or "parquet" in text.lower():
         return PipelineError(
@@ -222,9 +291,9 @@ def reader_error(exc: Exception, files: list[Path], contract: DataContract) -> P
             where=where,
             fix="the file is truncated or corrupt; re-export or re-download it",
         )
-    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    first = text.strip().splitlines()[0][:200] if text.strip() else type(exc).__name__
     return PipelineError(
-        f"{at}cannot read the data: {first}", where=where, fix=f"check the file and {cfg_file}"
+        f"{at}cannot read the data: {first}", where=where, fix=f"check the file and {data.where}"
     )
 
 

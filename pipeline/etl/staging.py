@@ -1,139 +1,125 @@
-"""The view `staged`: the input typed by the contract, with bookkeeping columns.
+"""The view `staged`: the input typed by the data config, one row per input row.
 
-Each staged row keeps its input position (`__pos`), a hash of its raw values (`__h`, to find
-exact duplicates), the target as text (`__target`), the contract columns cast to their types and
-`__reason` (why the row is rejected; null when it is fine). Every later query and the row pass
-read this view.
+Each staged row keeps its position (`__pos`), a hash of its raw values (`__h`, for exact
+duplicates), the target as a class name (`__target`) and as a number (`__y`), the configured
+columns cast to their types, and the first failed check of its id and numbers (`__why`, with the
+offending `__value`). Typed timestamps are normalised here; datetime strings stay strings for
+`serving.features` to parse (`plan`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import duckdb
-import numpy as np
-import polars as pl
 
-from pipeline.etl.contract import DataContract
-from pipeline.etl.source import Source, reader_error, sql_string
-from pipeline.etl.source import sql_ident as q
+from pipeline.etl.config import DataConfig
+from pipeline.etl.source import Source, sql_ident, sql_string
+from serving import features
 
-NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE")
-BOOLEAN_WORD_PREFIX = "__word_"  # staged flag: the raw value was a boolean word (true/no/...)
+# DuckDB's numeric type names (DECIMAL(p, s) included by prefix).
+NUMERIC: tuple[str, ...] = (
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "FLOAT",
+    "DOUBLE",
+)
+NUMERIC += ("DECIMAL", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT")
+Check = tuple[str, str, str]  # (condition, reason, offending value) as SQL expressions
 
 
-def _numeric(col: str, sql_type: str) -> tuple[str, str | None]:
-    """(cast expression, expression of the failure reason or None when it cannot fail)."""
-    c = q(col)
-    if sql_type == "BOOLEAN" or sql_type.startswith(NUMERIC_TYPES) or "DECIMAL" in sql_type:
-        return f"CAST({c} AS DOUBLE)", None
-    cast = f"COALESCE(TRY_CAST({c} AS DOUBLE), TRY_CAST(TRY_CAST({c} AS BOOLEAN) AS DOUBLE))"
-    reason = (
-        f"CASE WHEN {c} IS NOT NULL AND {cast} IS NULL "
-        f"THEN {sql_string(col + ': ')} || '''' || left(CAST({c} AS VARCHAR), 40) || '''' "
-        f"|| ' is not a number' END"
+def stage(con: duckdb.DuckDBPyConnection, source: Source, data: DataConfig, work: Path) -> None:
+    """The view `staged`: the input typed by the data config (CSV and JSON via a staging file)."""
+    q, t = sql_ident, source.types
+    select = [
+        "row_number() OVER () - 1 AS __pos",
+        f"hash({', '.join(q(c) for c in data.columns)}) AS __h",
+        f"{_target_text(data.target, t[data.target])} AS __target",
+        f"{_target_number(data.target, t[data.target])} AS __y",
+    ]
+    checks: list[Check] = []
+    if data.id:
+        select.append(q(data.id))
+        checks.append((f"{q(data.id)} IS NULL", sql_string(f"{data.id} is null"), "NULL"))
+    for i, col in enumerate(data.numeric):
+        number = number_sql(col, t[col])
+        select.append(f"{number} AS {q(col)}")
+        if t[col] == "VARCHAR":  # a boolean column written as words
+            words = sorted((features.TRUE_WORDS | features.FALSE_WORDS) - {"1", "0"})
+            word = f"lower(trim({q(col)})) IN ({', '.join(map(sql_string, words))})"
+            select.append(f"{word} AS __word{i}")
+        checks.append(
+            (
+                f"{q(col)} IS NOT NULL AND {number} IS NULL",
+                sql_string(f"{col} is not a number"),
+                q(col),
+            )
+        )
+    select += [f"CAST({q(c)} AS VARCHAR) AS {q(c)}" for c in data.categorical]
+    select += [f"{_datetime(c, t[c], data.timezone)} AS {q(c)}" for c in data.datetime]
+    if data.text:
+        select.append(f"CAST({q(data.text)} AS VARCHAR) AS {q(data.text)}")
+    select += first_failure(checks)
+    typed = f"SELECT {', '.join(select)} FROM {source.relation}"
+    if source.format == "parquet":  # read in place: each query reads only the columns it needs
+        con.execute(f"CREATE OR REPLACE TEMP VIEW staged AS {typed}")
+        return
+    out = sql_string(work / "staged.parquet")
+    # Text is parsed once; every later query reads the typed file.
+    con.execute(f"COPY ({typed}) TO {out} (FORMAT parquet, COMPRESSION lz4)")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW staged AS SELECT * FROM read_parquet({out})")
+
+
+def first_failure(checks: Sequence[Check], why: str = "__why") -> list[str]:
+    """The reason (`why`) and `__value` of the first failing check; NULL when all pass."""
+    if not checks:
+        return [f"NULL::VARCHAR AS {why}", "NULL::VARCHAR AS __value"]
+    reason = " ".join(f"WHEN {c} THEN {r}" for c, r, _ in checks)
+    value = " ".join(f"WHEN {c} THEN left(CAST({v} AS VARCHAR), 80)" for c, _, v in checks)
+    return [f"CASE {reason} END AS {why}", f"CASE {value} END AS __value"]
+
+
+def number_sql(col: str, sql_type: str) -> str:
+    """SQL reading a column as `serving.features.to_number(value, boolean=True)` reads it."""
+    c = sql_ident(col)
+    if sql_type.startswith(NUMERIC) or sql_type == "BOOLEAN":
+        return f"CAST({c} AS DOUBLE)"
+    word = f"lower(trim(CAST({c} AS VARCHAR)))"
+    true, false = (
+        ", ".join(map(sql_string, sorted(w))) for w in (features.TRUE_WORDS, features.FALSE_WORDS)
     )
-    return cast, reason
+    return (
+        f"CASE WHEN {word} IN ({true}) THEN 1.0 WHEN {word} IN ({false}) THEN 0.0 "
+        f"ELSE TRY_CAST(trim(CAST({c} AS VARCHAR)) AS DOUBLE) END"
+    )
 
 
-def _datetime(col: str, sql_type: str) -> str:
-    c = q(col)
+def _datetime(col: str, sql_type: str, tz: str) -> str:
+    """Typed timestamps normalised here; strings are kept for `serving.features` to parse."""
+    c = sql_ident(col)
     if sql_type.startswith("TIMESTAMP WITH TIME ZONE"):
-        return f"CAST(timezone('UTC', {c}) AS TIMESTAMP)"
+        return f"timezone({sql_string(tz)}, {c})"  # the naive time in `tz`
     if sql_type.startswith(("TIMESTAMP", "DATE")):
         return f"CAST({c} AS TIMESTAMP)"
-    # Strings are parsed later with serving.features.parse_datetime, as the server parses them.
-    return f"CAST({c} AS VARCHAR)"
-
-
-def _target(col: str, sql_type: str) -> str:
-    c = q(col)
-    if sql_type in ("FLOAT", "DOUBLE") or "DECIMAL" in sql_type:
-        return (
-            f"CASE WHEN {c} = round({c}) THEN CAST(CAST({c} AS BIGINT) AS VARCHAR) "
-            f"ELSE CAST({c} AS VARCHAR) END"
-        )
     return f"NULLIF(trim(CAST({c} AS VARCHAR)), '')"
 
 
-def stage_select(source: Source, types: dict[str, str], contract: DataContract) -> str:
-    """The SELECT that types the input and marks rows to reject."""
-    select = [f"{source.position} AS __pos"]
-    select.append(f"hash({', '.join(q(c) for c in contract.columns)}) AS __h")
-    select.append("__target_raw AS __target")
-    reasons = [
-        f"CASE WHEN __target_raw IS NULL THEN {sql_string(contract.target + ' is null')} END"
-    ]
-    if contract.id:
-        select.append(q(contract.id))
-        reasons.append(
-            f"CASE WHEN {q(contract.id)} IS NULL THEN {sql_string(contract.id + ' is null')} END"
-        )
-    for col in contract.numeric:
-        cast, reason = _numeric(col, types[col])
-        select.append(f"{cast} AS {q(col)}")
-        if reason:
-            reasons.append(reason)
-            word = (
-                f"TRY_CAST({q(col)} AS DOUBLE) IS NULL "
-                f"AND TRY_CAST({q(col)} AS BOOLEAN) IS NOT NULL"
-            )
-            select.append(f"({word}) AS {q(BOOLEAN_WORD_PREFIX + col)}")
-    for col in contract.categorical:
-        select.append(f"CAST({q(col)} AS VARCHAR) AS {q(col)}")
-    for col in contract.datetime:
-        select.append(f"{_datetime(col, types[col])} AS {q(col)}")
-    if contract.text:
-        select.append(f"CAST({q(contract.text)} AS VARCHAR) AS {q(contract.text)}")
-    select.append(f"NULLIF(concat_ws('; ', {', '.join(reasons)}), '') AS __reason")
-    target = _target(contract.target, types[contract.target])
-    inner = f"SELECT *, {target} AS __target_raw FROM {source.relation}"
-    return f"SELECT {', '.join(select)} FROM ({inner})"
+def _target_text(col: str, sql_type: str) -> str:
+    """The target as a class name: numbers that are whole are written without ".0"."""
+    c = sql_ident(col)
+    if sql_type.startswith(NUMERIC):
+        whole = f"{c} = trunc({c}) AND abs({c}) < 1e15"  # false for NaN and ±inf
+        text = f"CAST({c} AS VARCHAR)"
+        return f"CASE WHEN {whole} THEN CAST(CAST({c} AS BIGINT) AS VARCHAR) ELSE {text} END"
+    return f"NULLIF(trim(CAST({c} AS VARCHAR)), '')"
 
 
-def stage(
-    con: duckdb.DuckDBPyConnection, source: Source, contract: DataContract, spill: Path
-) -> None:
-    """Create the view `staged`; text formats are parsed once into a Parquet file in `spill`.
-
-    Parquet input is typed on the fly (DuckDB reads only the columns each query needs); CSV and
-    JSON are parsed once, so later queries and the row pass don't parse them again.
-    """
-    select = stage_select(source, source.types, contract)
-    try:
-        if source.format == "parquet":
-            con.execute(f"CREATE OR REPLACE TEMP VIEW staged AS {select}")
-            return
-        spill.mkdir(parents=True, exist_ok=True)
-        out = spill / "staged.parquet"
-        con.execute(
-            f"COPY ({select}) TO {sql_string(str(out))} "
-            "(FORMAT parquet, COMPRESSION lz4, ROW_GROUP_SIZE 100000)"
-        )
-        con.execute(
-            f"CREATE OR REPLACE TEMP VIEW staged AS "
-            f"SELECT * FROM read_parquet({sql_string(str(out))})"
-        )
-    except duckdb.Error as exc:
-        raise reader_error(exc, source.files, contract) from None
-
-
-def row_pass_sql(
-    con: duckdb.DuckDBPyConnection, hashed: np.ndarray | None = None, rows_in: int = 0
-) -> str:
-    """SELECT of the staged columns the row pass needs (not the row hash or boolean flags).
-
-    With `hashed` (input positions), `__h` is added: the row hash at those positions, else null.
-    A positional join with a flag per input row keeps the input order and streams.
-    """
-    names = [str(r[0]) for r in con.execute("DESCRIBE staged").fetchall()]
-    keep = [f"s.{q(n)}" for n in names if n != "__h" and not n.startswith(BOOLEAN_WORD_PREFIX)]
-    if hashed is None:
-        return f"SELECT {', '.join(keep)} FROM staged s"
-    flags = np.zeros(rows_in, dtype=bool)
-    flags[hashed] = True
-    con.register("hash_flags", pl.DataFrame({"f": flags}).to_arrow())
-    return (
-        f"SELECT {', '.join(keep)}, CASE WHEN f.f THEN s.__h END AS __h "
-        "FROM staged s POSITIONAL JOIN hash_flags f"
-    )
+def _target_number(col: str, sql_type: str) -> str:
+    c = sql_ident(col)
+    if sql_type.startswith(NUMERIC):
+        return f"CAST({c} AS DOUBLE)"
+    return f"TRY_CAST(trim(CAST({c} AS VARCHAR)) AS DOUBLE)"

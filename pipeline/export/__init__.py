@@ -1,1 +1,1 @@
-"""Stage `export`: every trained model to ONNX, with proven parity, a serving contract, lineage."""
+"""Stage `export`: each model's graph proven through the serving code, and the contract."""

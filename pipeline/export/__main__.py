@@ -1,9 +1,9 @@
-"""`python -m pipeline.export [overrides]`: export the trained models to models/export/."""
+"""`python -m pipeline.export [overrides]`: write models/export/ and metrics/export.json."""
 
 import sys
 
 from pipeline.common.stage import run_stage
-from pipeline.export.core import export_entry
+from pipeline.export.core import main
 
 if __name__ == "__main__":
-    sys.exit(run_stage("export", export_entry))
+    sys.exit(run_stage("export", main))

@@ -1,310 +1,261 @@
-"""Export every trained model, prove parity, write the contract: the stage's pure core."""
+"""Export: copy each model's graph, prove serving parity, run the champion gate, write the contract.
+
+Model-agnostic: it iterates over `cfg.models` and reads `models/trained/<name>/card.json`; the
+model stages wrote and checked the graphs already. Everything goes into a temporary folder that
+replaces `models/export/` only when every check passed, so a failure leaves the previous export,
+`metrics/export.json` and the MLflow alias as they were.
+"""
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Literal, cast
 
-import pandas as pd
 from omegaconf import DictConfig
 
 from pipeline.common.config import validate
-from pipeline.common.dataset import PROCESSED_DIR, Profile, load_profile, split_path
+from pipeline.common.data import PROCESSED_DIR, load_profile
 from pipeline.common.errors import PipelineError
-from pipeline.common.io import atomic_dir, write_json
+from pipeline.common.io import atomic_dir, write_json, write_text
+from pipeline.common.lineage import file_md5, git_state, input_hash
+from pipeline.common.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS
 from pipeline.common.paths import PARAMS_FILE
-from pipeline.export import contract as ct
-from pipeline.export import parity, tabular, verify
-from pipeline.export.config import ExportConfig
-from pipeline.export.textexport import export_text
+from pipeline.export import gate, parity
+from pipeline.export.records import caller_records, edge_records, input_schema, read_split
+from pipeline.export.registry import open_registry
+from serving.runtime import LoadedModel, ModelFileError, load_model, verified_bytes
+from serving.schemas import (
+    Contract,
+    FieldSchema,
+    FileError,
+    Lineage,
+    ModelCard,
+    ModelEntry,
+    ParityReport,
+    Profile,
+    dump,
+    read_file,
+)
 
-log = logging.getLogger(__name__)
-TABULAR = ("baseline", "lightgbm")
-PARITY_HINT = "see the checks logged above; re-train or fix the converter before serving"
+Policy = Literal["always", "if_better", "never"]
+POLICIES = ("always", "if_better", "never")
+
+
+@dataclass
+class ExportConfig:
+    """`configs/export/`: the contract's input limits and the champion gate."""
+
+    category_max_length: int = 200  # characters a category value may have in a request
+    text_max_length: int = 5000  # characters the text field may have in a request
+    champion_metric: str | None = None  # on val; null: roc_auc (classification), rmse (regression)
+    min_improvement: float = 0.0  # the candidate must beat the incumbent by at least this much
+    promote: str = "if_better"  # always | if_better | never: when the champion alias moves
 
 
 @dataclass(frozen=True)
 class ExportPaths:
-    """Where the stage reads and writes (fixed paths, see docs/architecture.md)."""
+    """The stage's fixed paths below a project root."""
 
-    processed_dir: Path = PROCESSED_DIR
-    models_dir: Path = Path("models")
-    metrics_dir: Path = Path("metrics")
-    params_file: Path = Path(PARAMS_FILE)
+    root: Path = Path(".")
+
+    @property
+    def processed_dir(self) -> Path:
+        return self.root / PROCESSED_DIR
+
+    @property
+    def trained_dir(self) -> Path:
+        return self.root / "models" / "trained"
 
     @property
     def out_dir(self) -> Path:
-        return self.models_dir / "export"
+        return self.root / "models" / "export"
 
     @property
     def metrics_file(self) -> Path:
-        return self.metrics_dir / "export.json"
+        return self.root / "metrics" / "export.json"
 
 
-@dataclass
-class ExportResult:
-    """What the stage produced: the contract, the parity report and the summary metrics."""
-
-    contract: dict[str, Any]
-    parity: dict[str, Any]
-    metrics: dict[str, Any]
-    skipped: dict[str, str] = field(default_factory=dict)
-
-
-def check_config(cfg: ExportConfig) -> None:
-    """Reject configurations the stage cannot honour, naming the key."""
-    unknown = [m for m in cfg.models if m not in (*TABULAR, "text_model")]
-    if unknown or not cfg.models:
+def champion_metric(config: ExportConfig, profile: Profile) -> str:
+    """The configured champion metric, checked against the task; the task's default if unset."""
+    if config.promote not in POLICIES:
         raise PipelineError(
-            f"export.models must list some of baseline, lightgbm, text_model; found {cfg.models}",
+            f"export.promote is {config.promote!r}",
             where="configs/export",
-            fix="remove unknown names",
+            fix=f"use one of {POLICIES}",
         )
-    if cfg.optimize not in ("none", "basic", "extended"):
+    regression = profile.task == "regression"
+    names = REGRESSION_METRICS if regression else CLASSIFICATION_METRICS
+    metric = config.champion_metric or ("rmse" if regression else "roc_auc")
+    if metric not in names:
         raise PipelineError(
-            f"export.optimize must be none, basic or extended, found {cfg.optimize!r}",
+            f"export.champion_metric {metric!r} is not a {profile.task} metric",
             where="configs/export",
-            fix="pick one of the three",
+            fix=f"use one of {', '.join(names)}",
         )
+    return metric
 
 
-def _feature_spec(profile: Profile) -> dict[str, Any]:
-    spec = profile.extra.get("feature_spec")
-    if isinstance(spec, dict):
-        return spec
-    raise PipelineError(
-        "profile.extra has no 'feature_spec' (the spec serving.features derives features with)",
-        where="data/processed/profile.json",
-        fix="re-run the ETL: dvc repro etl",
-    )
+def read_cards(names: list[str], trained_dir: Path, profile: Profile) -> dict[str, ModelCard]:
+    """Each listed model's card, checked to describe this data's task."""
+    if not names:
+        raise PipelineError(
+            "the models list is empty",
+            where="configs/config.yaml",
+            fix="list the models to export under `models`",
+        )
+    cards = {}
+    for name in names:
+        try:
+            card = read_file(trained_dir / name / "card.json", ModelCard)
+        except FileError as exc:
+            raise PipelineError(str(exc)) from None
+        if card.task != profile.task or (card.entry and card.labels != profile.labels):
+            raise PipelineError(
+                f"the card is for a {card.task} task with labels {card.labels}, the data is "
+                f"{profile.task} with {profile.labels}",
+                where=str(trained_dir / name / "card.json"),
+                fix=f"re-run the model stage: dvc repro {name}",
+            )
+        cards[name] = card
+    return cards
 
 
-def _test_frame(paths: ExportPaths, cfg: ExportConfig) -> pd.DataFrame:
-    path = split_path("test", paths.processed_dir)
-    if not path.is_file():
-        raise PipelineError("test split not found", where=str(path), fix="dvc repro etl")
-    frame = pd.read_parquet(path)
-    if cfg.max_test_rows is not None:
-        frame = frame.head(cfg.max_test_rows)
-    return frame.reset_index(drop=True)
+def copy_model(name: str, source: Path, out: Path, entry: ModelEntry) -> ModelEntry:
+    """Copy the graph (and tokenizer) to `out/<name>/`, checked against the card's sha256s
+    (which stay: the server checks them again); paths become relative to `out`."""
+    files = [(entry.file, entry.sha256)]
+    if entry.tokenizer is not None:
+        files.append((entry.tokenizer.file, entry.tokenizer.sha256))
+    (out / name).mkdir()
+    for relative, sha256 in files:
+        with model_files(name):
+            data = verified_bytes(source, relative, sha256, f"model {name}")
+        (out / name / relative).parent.mkdir(parents=True, exist_ok=True)
+        (out / name / relative).write_bytes(data)
+    update: dict[str, object] = {"file": f"{name}/{entry.file}"}
+    if entry.tokenizer is not None:
+        moved = f"{name}/{entry.tokenizer.file}"
+        update["tokenizer"] = entry.tokenizer.model_copy(update={"file": moved})
+    return entry.model_copy(update=update)
 
 
-def _nullable(schema: list[dict[str, Any]], profile: Profile, test: pd.DataFrame) -> set[str]:
-    """Model columns that may be null: nullable raw fields and derived columns seen with nulls."""
-    raw = {f["name"] for f in schema if f.get("nullable")}
-    derived = {c for c in profile.derived if c in test.columns and test[c].isna().any()}
-    return raw | derived
+@contextmanager
+def model_files(name: str) -> Iterator[None]:
+    """serving.runtime's errors about a model's files, as one line naming the stage to re-run."""
+    try:
+        yield
+    except ModelFileError as exc:
+        reason = str(exc).partition("fix:")[0].rstrip(" —;")
+        raise PipelineError(reason, fix=f"re-run the model stage: dvc repro {name}") from None
 
 
-def _base_facts(name: str, paths: ExportPaths, shared: dict[str, Any]) -> dict[str, Any]:
-    fix = f"re-run the model stage: dvc repro {name}"
-    return {
-        **shared,
-        "model": name,
-        "metrics": ct.read_json(paths.metrics_dir / f"{name}.json", fix),
-        "mlflow": ct.read_json(paths.models_dir / name / "run.json", fix),
-    }
-
-
-def _export_tabular(
-    name: str,
-    cfg: ExportConfig,
+def serving_parity(
+    models: dict[str, LoadedModel],
+    cards: dict[str, ModelCard],
     paths: ExportPaths,
     profile: Profile,
-    test: pd.DataFrame,
-    nullable: set[str],
-    facts: dict[str, Any],
-    out: Path,
-) -> tuple[dict[str, Any], list[parity.Check]]:
-    import onnx
+    schema: list[FieldSchema],
+) -> ParityReport:
+    """Every model on the test split's records and on the edge records."""
+    test = read_split(paths.processed_dir, "test", profile)
+    records = caller_records(test, profile)
+    edges = edge_records(records, schema, profile)
+    checks = []
+    for name, model in models.items():
+        tol = parity.tolerance(cards[name])
+        path = paths.trained_dir / name / "predictions_test.parquet"
+        reference = parity.read_reference(path, model, profile, test.ids)
+        checks.append(parity.reference_check(model, records, reference, profile, tol))
+        checks += [
+            parity.edge_check(model, group, rows, profile, tol) for group, rows in edges.items()
+        ]
+    return ParityReport(checks=checks, passed=all(c.passed for c in checks))
 
-    model_dir = paths.models_dir / name
-    pipeline = tabular.load_pipeline(model_dir / "model.skops", cfg.trusted_types)
-    graph, inputs = tabular.convert_pipeline(
-        pipeline, tabular.graph_inputs(pipeline, profile), cfg.opset, cfg.ml_opset, cfg.text_locale
+
+def lineage(paths: ExportPaths, names: list[str]) -> Lineage:
+    """Git state and DVC-style md5s of the processed data, params.yaml and each model's folder."""
+    params = paths.root / PARAMS_FILE
+    return Lineage(
+        **git_state(paths.root),
+        data={PROCESSED_DIR.as_posix(): input_hash(paths.processed_dir)},
+        params=file_md5(params) if params.is_file() else None,
+        models={n: input_hash(paths.trained_dir / n) for n in names},
     )
-    io = {"inputs": [i.to_json() for i in inputs], "outputs": {"probabilities": "probabilities"}}
-    ct.set_metadata(graph, {**facts, **io, "kind": "tabular"})
-    target = out / f"{name}.onnx"
-    onnx.save_model(graph, str(target), save_as_external_data=False)
-    onnx.checker.check_model(str(target), full_check=True)
-    sess = parity.session(target)
-    checks, proba = verify.tabular_checks(
-        name, sess, pipeline, inputs, test, nullable, profile, cfg
-    )
-    reference = pd.read_parquet(model_dir / "predictions_test.parquet")
-    checks.append(
-        verify.reference_check(
-            name, test[profile.id].to_numpy(), proba, reference, profile.id, cfg.reference_tolerance
-        )
-    )
-    entry = {"file": target.name, "kind": "tabular", **io}
-    return entry, checks
 
 
-def _shared_facts(
-    profile: Profile,
-    schema: list[dict[str, Any]],
-    features: dict[str, Any],
-    lineage: dict[str, Any],
-) -> dict[str, Any]:
-    return {
-        "schema_version": ct.SCHEMA_VERSION,
-        "task": profile.task,
-        "labels": profile.labels,
-        "id": profile.id,
-        "input_schema": schema,
-        "features": features,
-        "lineage": lineage,
-    }
-
-
-def _models_to_export(cfg: ExportConfig, paths: ExportPaths, profile: Profile) -> dict[str, str]:
-    """name → "export" or the reason it is skipped (the text model on data without text)."""
-    plan: dict[str, str] = {}
-    for name in cfg.models:
-        skipped = paths.models_dir / name / "skipped.json"
-        if name == "text_model" and (profile.text is None or skipped.is_file()):
-            plan[name] = "the data has no text column"
-        elif not (paths.models_dir / name).is_dir():
-            raise PipelineError(
-                "model directory not found",
-                where=str(paths.models_dir / name),
-                fix=f"train it first (dvc repro {name}) or remove it from export.models",
-            )
-        else:
-            plan[name] = "export"
-    return plan
-
-
-def export_models(cfg: ExportConfig, paths: ExportPaths, register: Any = None) -> ExportResult:
-    """Export, check parity, pick the champion, register (optional callback), write the contract.
-
-    `register(files, champion)` returns `{name: {"registered_model", "version", "run_id"}}`; it
-    runs only once every parity check passed, before the new directory replaces the old one.
-    """
-    check_config(cfg)
+def export(
+    config: ExportConfig, names: list[str], paths: ExportPaths, tracking: DictConfig | None
+) -> Contract:
+    """Run the stage below `paths.root`; `tracking` is the config holding the `tracking` group
+    (None: no tracking store, so no incumbent). Returns the contract written."""
     profile = load_profile(paths.processed_dir)
-    features = _feature_spec(profile)
-    schema = ct.input_schema(profile, features, cfg.category_max_length, cfg.text_max_length)
-    test = _test_frame(paths, cfg)
-    nullable = _nullable(schema, profile, test)
-    plan = _models_to_export(cfg, paths, profile)
-    todo = [n for n, why in plan.items() if why == "export"]
-    lineage = ct.lineage(
-        paths.processed_dir, paths.params_file, {n: paths.models_dir / n for n in todo}
-    )
-    shared = _shared_facts(profile, schema, features, lineage)
-    entries: dict[str, dict[str, Any]] = {}
-    checks: list[parity.Check] = []
-    extras: dict[str, Any] = {}
+    metric = champion_metric(config, profile)
+    cards = read_cards(names, paths.trained_dir, profile)
+    trained = {n: c.entry for n, c in cards.items() if c.entry is not None}
+    skipped = {n: c.skipped or "no graph" for n, c in cards.items() if c.entry is None}
+    if not trained:
+        raise PipelineError(
+            f"every model was skipped ({skipped})",
+            where="models/trained",
+            fix="check the data and the models list",
+        )
+    schema = input_schema(profile, config.category_max_length, config.text_max_length)
     with atomic_dir(paths.out_dir) as out:
-        for name in todo:
-            facts = _base_facts(name, paths, shared)
-            log.info("exporting %s", name)
-            if name == "text_model":
-                entry, found, extras = export_text(cfg, paths, profile, test, facts, out)
-            else:
-                entry, found = _export_tabular(
-                    name, cfg, paths, profile, test, nullable, facts, out
-                )
-            entries[name] = {**entry, "metrics": facts["metrics"], "mlflow": facts["mlflow"]}
-            checks += found
-        _log_checks(checks)
-        parity.raise_on_failure(checks, PARITY_HINT)
-        for entry in entries.values():
-            entry["sha256"] = ct.sha256(out / entry["file"])
-        champion = ct.pick_champion(
-            {n: e["metrics"] for n, e in entries.items()}, cfg.champion_metric
+        entries = {n: copy_model(n, paths.trained_dir / n, out, e) for n, e in trained.items()}
+        models = {}
+        for name, entry in entries.items():
+            with model_files(name):
+                models[name] = load_model(out, entry)
+        report = serving_parity(models, cards, paths, profile, schema)
+        if not report.passed:
+            raise PipelineError(
+                parity.summary_line(report),
+                where=str(paths.trained_dir),
+                fix="the exported graph does not answer as its stage predicted; re-run that stage",
+            )
+        candidate = gate.pick_candidate(entries, metric)
+        settings = gate.Gate(
+            cast(Policy, config.promote),
+            config.min_improvement,
+            metric,
+            profile,
+            read_split(paths.processed_dir, "val", profile),
         )
-        registered = (
-            register({n: out / e["file"] for n, e in entries.items()}, champion) if register else {}
-        )
-        for name, info in registered.items():
-            entries[name]["onnx_registry"] = info
-            entries[name]["version"] = info.get("version")
-        payload = _contract(shared, entries, champion, cfg, plan, extras)
-        report = _parity_report(checks, cfg, extras)
-        write_json(out / "contract.json", payload)
-        write_json(out / "parity.json", report)
-    metrics = {
-        "parity": parity.summarise(checks),
-        "champion": champion,
-        **({"quantized": extras["quantized"]["summary"]} if "quantized" in extras else {}),
-    }
-    write_json(paths.metrics_file, metrics)
-    skipped = {n: why for n, why in plan.items() if why != "export"}
-    return ExportResult(payload, report, metrics, skipped)
+        inputs = [paths.processed_dir, *(paths.trained_dir / n for n in entries)]
+        with open_registry(tracking, inputs) as registry:
+            promotion, champion = gate.run_gate(settings, registry, models[candidate], entries)
+            contract = Contract(
+                task=profile.task,
+                target=profile.target,
+                labels=profile.labels,
+                id=profile.id,
+                input_schema=schema,
+                features=profile.features,
+                models=entries,
+                champion=champion,
+                champion_metric=f"val.{metric}",
+                promotion=promotion,
+                skipped=skipped,
+                lineage=lineage(paths, list(entries)),
+            )
+            write_text(out / "parity.json", dump(report))
+            write_text(out / "contract.json", dump(contract))
+    worst = {f"parity_{n}": d for n, d in parity.worst_by_model(report).items()}
+    write_json(paths.metrics_file, {"champion": champion, "promoted": promotion.promoted, **worst})
+    return contract
 
 
-def _log_checks(checks: list[parity.Check]) -> None:
-    for check in checks:
-        level = logging.INFO if check.passed or not check.gating else logging.ERROR
-        log.log(
-            level,
-            "parity %-10s %-28s rows=%-6d max|Δ|=%.3g labels≠%d %s",
-            check.model,
-            check.name,
-            check.rows,
-            check.max_abs_diff,
-            check.label_mismatches,
-            "ok" if check.passed else "FAIL",
-        )
-
-
-def _contract(
-    shared: dict[str, Any],
-    entries: dict[str, dict[str, Any]],
-    champion: str,
-    cfg: ExportConfig,
-    plan: dict[str, str],
-    extras: dict[str, Any],
-) -> dict[str, Any]:
-    payload = {
-        **shared,
-        "models": entries,
-        "champion": champion,
-        "champion_metric": f"val.{cfg.champion_metric}",
-        "skipped": {n: why for n, why in plan.items() if why != "export"},
-    }
-    if "quantized" in extras:
-        payload["quantized"] = {"text_model": extras["quantized"]["contract"]}
-    return payload
-
-
-def _parity_report(
-    checks: list[parity.Check], cfg: ExportConfig, extras: dict[str, Any]
-) -> dict[str, Any]:
-    return {
-        "passed": not parity.failures(checks),
-        "tolerances": {
-            "probabilities": cfg.proba_tolerance,
-            "logits": cfg.logits_tolerance,
-            "reference": cfg.reference_tolerance,
-        },
-        "summary": parity.summarise(checks),
-        "checks": [c.to_json() for c in checks],
-        **({"quantized": extras["quantized"]["report"]} if "quantized" in extras else {}),
-    }
-
-
-def export_entry(cfg: DictConfig) -> str:
-    """Stage entry: validate `export`, run the core with MLflow registration, one-line summary."""
-    from pipeline.export.registry import mlflow_register
-
+def main(cfg: DictConfig) -> str:
+    """Stage entry: export the configured models; one line saying what was served and why."""
     config = validate(cfg.export, ExportConfig, "export")
     paths = ExportPaths()
-
-    def register(files: dict[str, Path], champion: str) -> dict[str, dict[str, Any]]:
-        return mlflow_register(cfg, files, champion, config.registered_name, paths)
-
-    result = export_models(config, paths, register)
-    worst = {n: s["max_abs_diff"] for n, s in result.metrics["parity"].items()}
-    parts = [f"{n} max|Δ|={d:.2g}" for n, d in worst.items()]
-    skipped = [f"{n} skipped ({why})" for n, why in result.skipped.items()]
+    contract = export(config, list(cfg.models), paths, cfg)
+    skipped = "".join(f"; {n} skipped ({why})" for n, why in contract.skipped.items())
+    assert contract.promotion is not None
     return (
-        f"{len(worst)} models → {paths.out_dir} (parity ok: {', '.join(parts)}; "
-        f"champion {result.contract['champion']})" + (f"; {'; '.join(skipped)}" if skipped else "")
+        f"{len(contract.models)} models → {paths.out_dir} (serving parity ok); champion "
+        f"{contract.champion}: {contract.promotion.reason}{skipped}"
     )

@@ -1,127 +1,171 @@
-"""Parity of each re-loaded ONNX file against the native model: numbers, labels, a report.
+"""Serving parity: the exported files, run by the server's own code on records as callers send
+them, must give the model stage's test predictions, and sound answers on edge records.
 
-A check compares ONNX Runtime's output with the native model's on the same rows: the largest
-absolute difference (probabilities or logits) must stay within the tolerance, and the predicted
-labels must be identical except where the native top two classes tie within that tolerance.
+Probabilities are compared absolutely; values (and interval bounds) relative to max(1, |value|);
+both within the card's tolerance. Labels must match except where the reference sits within the
+tolerance of a tie (the threshold, or the top two classes). An edge check runs its records as
+one batch and one by one: a record's answer must not depend on its neighbours, must be finite
+and, for probabilities, lie in [0, 1] and sum to 1; its `max_abs_diff` is the largest of those
+deviations.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
+from pipeline.common.decision import labels, positive_index
 from pipeline.common.errors import PipelineError
+from serving.features import prepare_records
+from serving.runtime import LoadedModel
+from serving.schemas import ModelCard, ParityCheck, ParityReport, Profile
 
 
-@dataclass(frozen=True)
-class Check:
-    """One comparison: which model, which rows, how far apart, and whether that passes."""
-
-    model: str
-    name: str
-    rows: int
-    max_abs_diff: float
-    tolerance: float
-    label_mismatches: int  # differing labels where the native top two classes do not tie
-    ties: int  # rows whose native top two classes are within the tolerance
-    gating: bool = True  # False: reported for information, never fails the stage
-
-    @property
-    def passed(self) -> bool:
-        return self.max_abs_diff <= self.tolerance and self.label_mismatches == 0
-
-    def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "passed": self.passed}
+def tolerance(card: ModelCard) -> float:
+    """The model's own parity tolerance, as its stage checked its graph."""
+    assert card.parity is not None and card.parity.checks  # a trained card always has them
+    return max(c.tolerance for c in card.parity.checks)
 
 
-def compare(
-    model: str,
-    name: str,
-    onnx_out: np.ndarray,
-    native_out: np.ndarray,
-    tolerance: float,
-    gating: bool = True,
-) -> Check:
-    """Compare two `[N, n_classes]` arrays (probabilities or logits)."""
-    onnx_out = np.asarray(onnx_out, dtype=np.float64)
-    native_out = np.asarray(native_out, dtype=np.float64)
-    if onnx_out.shape != native_out.shape:
+def columns(model: LoadedModel, profile: Profile) -> list[str]:
+    """The prediction-file columns the graph's outputs correspond to, in `output_of` order."""
+    if profile.is_classification:
+        return [f"proba_{k}" for k in range(profile.n_classes)]
+    return ["value", *(["lower", "upper"] if model.entry.outputs.interval else [])]
+
+
+def output_of(
+    model: LoadedModel, records: Sequence[Mapping[str, Any]], profile: Profile
+) -> np.ndarray:
+    """The outputs for raw records through the serving code, as [N, k]: probabilities, or the
+    value followed by the interval's bounds."""
+    out = model.run(prepare_records(records, profile.features))
+    if profile.is_classification:
+        return out["probabilities"]
+    return np.column_stack([out["value"], *([out["interval"]] if "interval" in out else [])])
+
+
+def read_reference(
+    path: Path, model: LoadedModel, profile: Profile, ids: np.ndarray
+) -> pd.DataFrame:
+    """The stage's test predictions in the order of `ids` (missing rows become NaN: a failure)."""
+    needed = [
+        profile.id,
+        *columns(model, profile),
+        *(["label"] if profile.is_classification else []),
+    ]
+    frame = pd.read_parquet(path) if path.is_file() else None
+    if frame is None or any(c not in frame for c in needed):
         raise PipelineError(
-            f"{model}: ONNX output shape {onnx_out.shape} != native {native_out.shape} on {name}",
-            where=f"models/export/{model}.onnx",
-            fix="check the exported outputs (one column per class)",
+            f"missing, or without columns {needed}",
+            where=str(path),
+            fix=f"re-run the model stage: dvc repro {model.name}",
         )
-    if onnx_out.size == 0:
-        return Check(model, name, 0, 0.0, tolerance, 0, 0, gating)
-    diff = np.abs(onnx_out - native_out)
-    max_diff = float(np.nanmax(diff)) if not np.isnan(diff).all() else float("inf")
-    if np.isnan(onnx_out).any() != np.isnan(native_out).any():
-        max_diff = float("inf")
-    top2 = np.sort(native_out, axis=1)[:, -2:]
-    tie = (top2[:, 1] - top2[:, 0]) <= tolerance
-    differ = onnx_out.argmax(axis=1) != native_out.argmax(axis=1)
-    return Check(
-        model=model,
-        name=name,
-        rows=int(onnx_out.shape[0]),
-        max_abs_diff=max_diff,
-        tolerance=tolerance,
-        label_mismatches=int((differ & ~tie).sum()),
-        ties=int(tie.sum()),
-        gating=gating,
+    return frame.set_index(profile.id).reindex(ids)
+
+
+def reference_check(
+    model: LoadedModel,
+    records: Sequence[Mapping[str, Any]],
+    reference: pd.DataFrame,
+    profile: Profile,
+    tol: float,
+) -> ParityCheck:
+    """The test split's records against the stage's `predictions_test.parquet`."""
+    got = output_of(model, records, profile)
+    expected = reference[columns(model, profile)].to_numpy(np.float64)
+    mismatches = 0
+    if profile.is_classification:
+        diff = _max_diff(got, expected, 1.0)
+        mismatches = _label_mismatches(got, expected, reference["label"], model, profile, tol)
+    else:
+        diff = _max_diff(got, expected, np.maximum(1.0, np.abs(expected)))
+    return ParityCheck(
+        model=model.name,
+        name="test split",
+        rows=len(records),
+        max_abs_diff=diff,
+        tolerance=tol,
+        label_mismatches=mismatches,
+        passed=diff <= tol and mismatches == 0,
     )
 
 
-def session(path: Path, threads: int = 1) -> Any:
-    """An ONNX Runtime CPU session for a model file (re-loaded from disk, as serving does)."""
-    import onnxruntime as ort
-
-    from serving.runtime import cpu_session
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3  # errors only: ORT's initialiser notes are not actionable
-    return cpu_session(str(path), options)  # the graph as the server runs it
+def _max_diff(got: np.ndarray, expected: np.ndarray, scale: float | np.ndarray) -> float:
+    """Largest |got - expected| / scale; a missing reference row or a NaN counts as infinite."""
+    if got.shape != expected.shape or not (np.isfinite(got).all() and np.isfinite(expected).all()):
+        return float("inf")
+    return float(np.max(np.abs(got - expected) / scale, initial=0.0))
 
 
-def failures(checks: list[Check]) -> list[Check]:
-    """The gating checks that did not pass."""
-    return [c for c in checks if c.gating and not c.passed]
+def _label_mismatches(
+    got: np.ndarray,
+    expected: np.ndarray,
+    ref_labels: pd.Series,
+    model: LoadedModel,
+    profile: Profile,
+    tol: float,
+) -> int:
+    if got.shape != expected.shape:
+        return len(got)
+    decision = model.entry.decision
+    assert decision is not None  # every classification card has one
+    served = np.asarray(profile.labels, dtype=object)[labels(got, decision, profile)]
+    if decision.kind == "threshold":
+        assert decision.threshold is not None
+        margin = np.abs(expected[:, positive_index(profile)] - decision.threshold)
+    else:
+        weighted = np.sort(expected * np.asarray(decision.class_weights or 1.0), axis=1)
+        margin = weighted[:, -1] - weighted[:, -2]
+    differ = served != ref_labels.to_numpy(dtype=object)
+    return int(np.count_nonzero(differ & (margin > tol)))
 
 
-def raise_on_failure(checks: list[Check], report_hint: str) -> None:
-    """Fail the stage in one line naming the worst failing check."""
-    failed = failures(checks)
-    if not failed:
-        return
+def edge_check(
+    model: LoadedModel,
+    name: str,
+    records: Sequence[Mapping[str, Any]],
+    profile: Profile,
+    tol: float,
+) -> ParityCheck:
+    """Edge records: batched equals one by one, finite, probabilities in [0, 1] summing to 1."""
+    batch = output_of(model, records, profile)
+    alone = np.concatenate([output_of(model, [r], profile) for r in records])
+    scale = 1.0 if profile.is_classification else np.maximum(1.0, np.abs(alone))
+    worst = _max_diff(batch, alone, scale)
+    if profile.is_classification and np.isfinite(worst):
+        outside = float(np.maximum(-batch, batch - 1.0).max(initial=0.0))
+        worst = max(worst, outside, float(np.abs(batch.sum(axis=1) - 1.0).max(initial=0.0)))
+    return ParityCheck(
+        model=model.name,
+        name=name,
+        rows=len(records),
+        max_abs_diff=worst,
+        tolerance=tol,
+        passed=worst <= tol,
+    )
+
+
+def summary_line(report: ParityReport) -> str:
+    """The worst failing check in one line, and which others failed."""
+    failed = [c for c in report.checks if not c.passed]
     worst = max(failed, key=lambda c: (c.label_mismatches, c.max_abs_diff / c.tolerance))
     others = sorted({f"{c.model}/{c.name}" for c in failed} - {f"{worst.model}/{worst.name}"})
-    raise PipelineError(
-        f"ONNX parity failed for {worst.model} on {worst.name}: max |Δ| {worst.max_abs_diff:.3g} "
-        f"(tolerance {worst.tolerance:g}), {worst.label_mismatches} label(s) differ over "
-        f"{worst.rows} rows" + (f"; also failing: {', '.join(others)}" if others else ""),
-        where=f"models/{worst.model}",
-        fix=report_hint,
+    return (
+        f"serving parity failed for {worst.model} on {worst.name}: max |Δ| "
+        f"{worst.max_abs_diff:.3g} (tolerance {worst.tolerance:g}), {worst.label_mismatches} "
+        f"label(s) differ over {worst.rows} rows"
+        + (f"; also failing: {', '.join(others)}" if others else "")
     )
 
 
-def summarise(checks: list[Check]) -> dict[str, dict[str, Any]]:
-    """Per model: worst gating difference, label mismatches, rows checked, pass/fail."""
-    out: dict[str, dict[str, Any]] = {}
-    for check in checks:
-        if not check.gating:
-            continue
-        entry = out.setdefault(
-            check.model,
-            {"max_abs_diff": 0.0, "label_mismatches": 0, "rows": 0, "checks": 0, "passed": True},
-        )
-        entry["max_abs_diff"] = max(entry["max_abs_diff"], check.max_abs_diff)
-        entry["label_mismatches"] += check.label_mismatches
-        entry["rows"] += check.rows
-        entry["checks"] += 1
-        entry["passed"] = entry["passed"] and check.passed
+def worst_by_model(report: ParityReport) -> dict[str, float]:
+    """The largest difference of any check, per model (for metrics/export.json)."""
+    out: dict[str, float] = {}
+    for check in report.checks:
+        out[check.model] = max(out.get(check.model, 0.0), check.max_abs_diff)
     return out

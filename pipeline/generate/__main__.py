@@ -3,7 +3,7 @@
 import sys
 
 from pipeline.common.stage import run_stage
-from pipeline.generate.core import generate_entry
+from pipeline.generate.core import main
 
 if __name__ == "__main__":
-    sys.exit(run_stage("generate", generate_entry))
+    sys.exit(run_stage("generate", main))

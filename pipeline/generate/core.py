@@ -1,4 +1,9 @@
-"""Demo data: support tickets whose label depends on tabular interactions and on the text.
+"""Demo data: support tickets whose target depends on tabular interactions and on the text.
+
+The target is escalation (binary), an ordered level (multiclass) or a resolution cost
+(regression), each from the same two parts: thresholds, an XOR and a per-product effect on the
+table, which trees find and a linear model cannot, and the ticket's mood, which its text tells
+in a way that needs reading in context (pipeline/generate/text.py).
 
 Vectorised with NumPy and Arrow, one part file per `part_rows` rows, parts generated in parallel
 processes. Deterministic for a given seed, row count and part size.
@@ -7,6 +12,7 @@ processes. Deterministic for a given seed, row count and part size.
 from __future__ import annotations
 
 import logging
+import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +35,7 @@ OUTPUT_DIR = Path("data/raw/demo")
 CHANNELS = ["email", "phone", "chat", "web form", "social media"]
 REGIONS = ["north", "south", "east", "west", "central", "north east", "south west", "islands"]
 START = np.datetime64("2023-01-01T00:00:00", "us")
+TASKS = ("binary", "multiclass", "regression")
 
 
 @dataclass
@@ -37,7 +44,7 @@ class GenerateConfig:
 
     rows: int = 50_000
     part_rows: int = 1_000_000  # rows per part file; 10M rows → 10 parts
-    task: str = "binary"  # binary | multiclass
+    task: str = "binary"  # binary | multiclass | regression (label = a resolution cost)
     n_classes: int = 3  # used when task is multiclass
     positive_rate: float = 0.2  # share of the positive (binary) / highest (multiclass) class
     n_products: int = 5_000  # the high-cardinality categorical
@@ -45,15 +52,15 @@ class GenerateConfig:
     missing_rate: float = 0.05  # base rate of nulls in nullable columns (varies per column)
     impossible_rate: float = 0.005  # negative amounts, ages of -1 or 150+
     duplicate_rate: float = 0.01  # exact duplicate rows (double submissions)
-    typo_rate: float = 0.08
+    typo_rate: float = 0.03  # share of words and phrases written with a typo
     workers: int = 2  # processes generating parts in parallel
 
     def __post_init__(self) -> None:
-        if self.task not in ("binary", "multiclass"):
+        if self.task not in TASKS:
             raise PipelineError(
-                f"task must be binary or multiclass, found {self.task!r}",
+                f"task must be one of {', '.join(TASKS)}, found {self.task!r}",
                 where="configs/generate: task",
-                fix="set generate.task=binary or generate.task=multiclass",
+                fix="set generate.task=binary, multiclass or regression",
             )
         if self.rows < 100 or self.part_rows < 100:
             raise PipelineError(
@@ -116,15 +123,10 @@ def _true_columns(cfg: GenerateConfig, rng: np.random.Generator, m: int) -> dict
     return cols
 
 
-def _label_and_text(
-    cfg: GenerateConfig, seed: int, rng: np.random.Generator, c: dict[str, Any]
-) -> tuple[np.ndarray, pa.Array]:
-    """The label from tabular interactions plus the text's tone, and the text itself."""
-    m = len(c["amount"])
+def _tabular_score(cfg: GenerateConfig, seed: int, c: dict[str, Any]) -> np.ndarray:
+    """Thresholds, an XOR and a per-product effect: what a tree finds and a linear model can't."""
     defect = np.random.default_rng([seed, 10**6]).normal(0, 1, cfg.n_products)  # same per part
-    text_signal = rng.normal(0, 1, m)
-    # Non-linear tabular part: thresholds and interactions a tree finds and a linear model can't.
-    tabular = (
+    return (
         1.1 * ((c["amount"] > 150) & ~c["member"])
         + 0.9 * ((c["channel"] == 1) & (c["prior"] >= 2))
         + 0.8 * ((c["age"] < 30) ^ (c["tenure"] < 180))
@@ -132,15 +134,27 @@ def _label_and_text(
         + 0.7 * (c["hour"] < 7)
         - 0.4 * c["member"]
     )
-    label = _labels(tabular + 1.0 * text_signal + rng.logistic(0, 0.6, m), cfg)
-    # The written text shows its severity 80% of the time, so text alone is informative, not exact.
-    severity = np.digitize(text_signal, [-0.8, 0.2, 1.0])
-    severity = np.where(rng.random(m) < 0.2, rng.integers(4, size=m), severity)
-    text = make_texts(severity, rng.integers(10_000, 99_999, size=m), rng, cfg.typo_rate)
+
+
+def _target(
+    cfg: GenerateConfig, tabular: np.ndarray, mood: np.ndarray, rng: np.random.Generator
+) -> pa.Array:
+    """Classes from a noisy score of table and text; for regression a cost in currency units."""
+    m = len(mood)
+    if cfg.task == "regression":
+        # Multiplicative effects and log-normal noise: positive, right-skewed (log1p suits it).
+        log_cost = 3.2 + 0.55 * tabular + 0.5 * mood + rng.normal(0, 0.3, m)
+        return pa.array(np.round(np.exp(log_cost), 2))
+    return pa.array(_labels(1.3 * tabular + 2.2 * mood + rng.logistic(0, 0.3, m), cfg))
+
+
+def _message(cfg: GenerateConfig, rng: np.random.Generator, mood: np.ndarray) -> pa.Array:
+    """The ticket text, some of it empty or missing."""
+    m = len(mood)
+    text = make_texts(mood, rng.integers(10_000, 99_999, size=m), rng, cfg.typo_rate)
     blank = rng.random(m)
     text = pc.if_else(pa.array(blank < 2 * cfg.missing_rate), "", text)
-    text = pc.if_else(pa.array(blank < cfg.missing_rate), pa.scalar(None, pa.string()), text)
-    return label, text
+    return pc.if_else(pa.array(blank < cfg.missing_rate), pa.scalar(None, pa.string()), text)
 
 
 def _dirty_table(
@@ -176,9 +190,11 @@ def make_part(cfg: GenerateConfig, seed: int, part: int, n: int, first_id: int) 
     n_dup = int(n * cfg.duplicate_rate)
     m = n - n_dup
     truth = _true_columns(cfg, rng, m)
-    label, text = _label_and_text(cfg, seed, rng, truth)
+    mood = rng.normal(-0.5, 1, m)  # how badly the ticket went, as its text tells: ~30% bad
+    label = _target(cfg, _tabular_score(cfg, seed, truth), mood, rng)
+    text = _message(cfg, rng, mood)
     columns = _dirty_table(cfg, rng, truth, first_id)
-    table = pa.table({**columns, "message": text, "label": pa.array(label)})
+    table = pa.table({**columns, "message": text, "label": label})
     # Duplicates sit right after their original, like a double-clicked submit button.
     order = np.sort(np.concatenate([np.arange(m), rng.choice(m, n_dup, replace=False)]))
     return table.take(pa.array(order))
@@ -209,8 +225,19 @@ def generate(cfg: GenerateConfig, seed: int, out_dir: Path = OUTPUT_DIR) -> int:
     return rows
 
 
-def generate_entry(cfg: DictConfig) -> str:
-    """Stage entry: validate `generate`, write the demo data, return a one-line summary."""
+def demo_selected(data_path: str, out_dir: Path = OUTPUT_DIR) -> bool:
+    """Whether the data config reads from the generator's output (a file or glob inside it)."""
+    if "://" in data_path:
+        return False
+    return Path(os.path.abspath(data_path)).is_relative_to(out_dir.absolute())
+
+
+def main(cfg: DictConfig) -> str:
+    """Stage entry: write the demo data when `data.path` reads it; otherwise write nothing."""
     gen = validate(cfg.generate, GenerateConfig, "generate")
+    data_path = str(cfg.data.path)
+    if not demo_selected(data_path):
+        OUTPUT_DIR.mkdir(parents=True, exist_ok=True)  # DVC expects the declared output
+        return f"nothing generated: data.path {data_path!r} is not under {OUTPUT_DIR}"
     rows = generate(gen, int(cfg.seed))
     return f"{rows:,} {gen.task} demo rows → {OUTPUT_DIR}"

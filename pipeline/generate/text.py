@@ -1,75 +1,35 @@
-"""Support-ticket texts assembled column-wise from phrase pools (no per-row Python loop).
+"""Support-ticket texts whose tone has to be read in context, assembled column-wise with Arrow.
 
-Each text is a few optional slots joined by spaces: greeting, order reference, one core sentence
-whose tone follows the ticket's severity, up to three detail sentences, a closer and a sign-off.
-Every phrase also exists in a misspelt variant, picked at `typo_rate`.
+A ticket is a few optional sentences (greeting, order reference, context, details, closer,
+sign-off) around one to three opinion clauses that carry its tone. Each clause says good or bad
+in one of six frames, and in each the polarity of its opinion word is flipped half the time:
+
+- a copula with or without a negator and 0-3 fillers: "the courier was not really very helpful",
+  "the refund has never been slow" (a double negative: good);
+- a stance far from its word: "I can't say the agent was usually rude" (good);
+- a feeling: "I wasn't genuinely disappointed with the app" (good);
+- a quantified noun: "I had no problems with the delivery" / "I had no luck with support";
+- a counterfactual: "the setup could have been easier" (bad) / "couldn't have been easier";
+- two events, one good and one bad, where the tone is that of the later one:
+  "your team fixed it, but then the device stopped working" (bad).
+
+Opinion words come from many synonyms, each rare, and every word appears in good and bad clauses
+alike, so unigrams and bigrams carry little of the tone; a pretrained encoder can read it.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import cache
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-GREETINGS = ["Hi,", "Hello team,", "Hey there.", "Good morning,", "Dear support,", "Hi all -"]
-SIGN_OFFS = ["Regards, Sam", "Thanks", "Cheers", "Best, Alex", "-- Maria", "Sent from my phone"]
+from pipeline.generate import phrases as ph
 
-# Severity 0 = happy, 1 = neutral, 2 = annoyed, 3 = angry. The label leans on severity, so a
-# text model that learns these tones learns part of the label.
-CORE = [
-    [
-        "Just wanted to say the new version works great.",
-        "Everything arrived on time and looks perfect.",
-        "Love the product, quick question about the warranty.",
-        "Great service as always, thank you for the quick reply.",
-    ],
-    [
-        "How do I change the email address on my account?",
-        "Can you tell me when the next delivery slot is?",
-        "I would like to update my billing details.",
-        "Is there a manual for the settings page?",
-    ],
-    [
-        "My package is late again and nobody answers the phone.",
-        "The app keeps logging me out every few minutes.",
-        "I was charged twice for the same order.",
-        "The item stopped working after two days.",
-    ],
-    [
-        "This is the third time the product broke, completely useless.",
-        "Your service is terrible and I want a full refund.",
-        "I have been waiting for weeks, this is unacceptable.",
-        "The device overheated and damaged my desk, I am furious.",
-    ],
-]
-DETAILS = [
-    [
-        "The setup took five minutes.",
-        "My kids love it too.",
-        "The colour is exactly as pictured.",
-    ],
-    [
-        "I checked the FAQ but could not find it.",
-        "My account number is on file.",
-        "No rush on this.",
-    ],
-    [
-        "I already restarted it twice.",
-        "The tracking page shows no update.",
-        "Support chat closed before I got an answer.",
-    ],
-    [
-        "Nobody has replied to my last four emails.",
-        "I will post a review about this everywhere.",
-        "I expect compensation for the damage.",
-    ],
-]
-CLOSERS = [
-    ["Thanks again!", "Keep it up!", "Have a nice day."],
-    ["Thanks in advance.", "Let me know.", "Appreciate it."],
-    ["Please fix this soon.", "Can someone look into it?", "Not happy."],
-    ["Cancel my subscription NOW!!!", "Fix it or refund me!", "Worst experience ever!!"],
-]
+TYPO_VARIANTS = 2  # misspellings per phrase: part of the fixed vocabulary
+NULL = pa.scalar(None, pa.string())
 
 
 def typo(phrase: str, rng: np.random.Generator) -> str:
@@ -86,53 +46,227 @@ def typo(phrase: str, rng: np.random.Generator) -> str:
     return phrase[:i] + phrase[i] + phrase[i:]
 
 
-def _pool(phrases: list[str], rng: np.random.Generator) -> pa.Array:
-    """The clean phrases followed by one misspelt variant of each."""
-    return pa.array(phrases + [typo(p, rng) for p in phrases], pa.string())
+@cache
+def _pool(phrases: tuple[str, ...]) -> pa.Array:
+    """The clean phrases, then TYPO_VARIANTS misspelt copies of the whole list."""
+    rng = np.random.default_rng(7)  # fixed: the misspellings are part of the vocabulary
+    typos = [typo(p, rng) for _ in range(TYPO_VARIANTS) for p in phrases]
+    return pa.array(list(phrases) + typos, pa.string())
 
 
-def _pick(
-    pool: pa.Array, n_clean: int, choice: np.ndarray, keep: np.ndarray, is_typo: np.ndarray
-) -> pa.Array:
-    """pool[choice] (its typo variant where is_typo), null where not keep (skipped in joins)."""
-    index = choice + n_clean * is_typo.astype(np.int64)
-    return pool.take(pa.array(index, mask=~keep))
+class Writer:
+    """Picks phrases for n rows at once; every pick may come out misspelt at `typo_rate`."""
+
+    def __init__(self, rng: np.random.Generator, n: int, typo_rate: float) -> None:
+        self.rng, self.n, self.typo_rate = rng, n, typo_rate
+
+    def chance(self, p: float | np.ndarray) -> np.ndarray:
+        """True per row with probability p."""
+        return self.rng.random(self.n) < p
+
+    def index(self, groups: Sequence[Sequence[object]], group: np.ndarray) -> np.ndarray:
+        """Per row, the flat index of a random member of groups[group] (sizes may differ)."""
+        sizes = np.array([len(g) for g in groups])
+        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        return offsets[group] + self.rng.integers(0, 1 << 30, self.n) % sizes[group]
+
+    def pick(
+        self,
+        phrases: Sequence[str],
+        choice: np.ndarray | None = None,
+        keep: np.ndarray | None = None,
+    ) -> pa.Array:
+        """phrases[choice] per row (random when None), null where not `keep`."""
+        size = len(phrases)
+        if choice is None:
+            choice = self.rng.integers(size, size=self.n)
+        variant = self.rng.integers(1, TYPO_VARIANTS + 1, size=self.n)
+        index = choice + size * variant * self.chance(self.typo_rate)
+        return _pool(tuple(phrases)).take(pa.array(index, mask=None if keep is None else ~keep))
+
+    def pick_in(self, groups: Sequence[Sequence[str]], group: np.ndarray) -> pa.Array:
+        """A random phrase of groups[group] per row."""
+        return self.pick([p for g in groups for p in g], self.index(groups, group))
+
+    def maybe(self, phrases: Sequence[str], p: float) -> pa.Array:
+        """A random phrase in a share `p` of the rows, null elsewhere."""
+        return self.pick(phrases, keep=self.chance(p))
+
+    def fixed(self, word: str) -> pa.Array:
+        """The same word in every row, never misspelt."""
+        return pa.repeat(pa.scalar(word, pa.string()), self.n)
+
+
+def join(parts: Sequence[pa.Array], sep: str = " ") -> pa.Array:
+    """Row-wise join that skips nulls."""
+    return pc.binary_join_element_wise(*parts, sep, null_handling="skip")
+
+
+def sentence(parts: Sequence[pa.Array]) -> pa.Array:
+    """Join words into a sentence with a capital first letter and a full stop."""
+    text = join(parts)
+    first = pc.utf8_upper(pc.utf8_slice_codeunits(text, 0, 1))
+    return pc.binary_join_element_wise(first, pc.utf8_slice_codeunits(text, 1), ".", "")
+
+
+def scatter(values: pa.Array, rows: np.ndarray, n: int) -> pa.Array:
+    """An n-row array holding values[k] at rows[k] and null elsewhere."""
+    index = np.zeros(n, np.int64)
+    index[rows] = np.arange(len(rows))
+    present = np.zeros(n, bool)
+    present[rows] = True
+    return values.take(pa.array(index, mask=~present))
+
+
+# --- the six clause frames: each takes `bad` per row and flips its word's polarity at will --
+
+
+def _fillers(w: Writer) -> list[pa.Array]:
+    """0-3 words between a negator and its word, each natural with or without the negator."""
+    return [
+        w.maybe(ph.STANCE_FILLERS, 0.35),
+        w.maybe(ph.TIME_FILLERS, 0.15),
+        w.maybe(ph.DEGREE_FILLERS, 0.6),
+    ]
+
+
+def _adjective(w: Writer, kind: np.ndarray, word: np.ndarray) -> pa.Array:
+    """An opinion word (0 positive, 1 negative) fitting the aspect's kind, or a generic one."""
+    groups = [*(g for per_kind in ph.ADJECTIVES for g in per_kind), *ph.GENERIC_ADJECTIVES]
+    word = word.astype(np.int64)
+    return w.pick_in(groups, np.where(w.chance(0.35), 6 + word, 2 * kind + word))
+
+
+def _copula(w: Writer, bad: np.ndarray) -> pa.Array:
+    negated = w.chance(0.5)
+    kind = w.rng.integers(3, size=w.n)
+    words = [w.pick_in(ph.ASPECTS, kind), w.pick_in(ph.COPULAS, negated.astype(np.int64))]
+    return sentence([*words, *_fillers(w), _adjective(w, kind, bad ^ negated)])
+
+
+def _stance(w: Writer, bad: np.ndarray) -> pa.Array:
+    negated = w.chance(0.5)
+    kind = w.rng.integers(3, size=w.n)
+    stance = w.pick_in(ph.STANCES, negated.astype(np.int64))
+    words = [w.fixed("I"), stance, w.pick_in(ph.ASPECTS, kind), w.fixed("was")]
+    return sentence([*words, *_fillers(w), _adjective(w, kind, bad ^ negated)])
+
+
+def _feeling(w: Writer, bad: np.ndarray) -> pa.Array:
+    negated = w.chance(0.5)
+    subject = w.pick_in(ph.FIRST_PERSON, negated.astype(np.int64))
+    feeling = w.pick_in(ph.FEELINGS, (bad ^ negated).astype(np.int64))
+    aspect = w.pick_in(ph.ASPECTS, w.rng.integers(3, size=w.n))
+    return sentence([subject, *_fillers(w), feeling, w.fixed("with"), aspect])
+
+
+def _quantified(w: Writer, bad: np.ndarray) -> pa.Array:
+    negated = w.chance(0.5)
+    noun = w.index(ph.NOUNS, (bad ^ negated).astype(np.int64))
+    pairs = [pair for group in ph.NOUNS for pair in group]
+    quantifier = w.pick_in(ph.QUANTIFIERS, negated.astype(np.int64))
+    verb, rest = (w.pick([pair[k] for pair in pairs], noun) for k in (0, 1))
+    aspect = w.pick_in(ph.ASPECTS, w.rng.integers(3, size=w.n))
+    return sentence([w.fixed("I"), verb, quantifier, w.pick(ph.NOUN_FILLERS), rest, aspect])
+
+
+def _counterfactual(w: Writer, bad: np.ndarray) -> pa.Array:
+    negated = w.chance(0.5)
+    # "could have been better" is bad, "couldn't have been better" good, "... worse" the reverse.
+    comparative = w.pick_in(ph.COMPARATIVES, (~(bad ^ negated)).astype(np.int64))
+    aspect = w.pick_in(ph.ASPECTS, w.rng.integers(3, size=w.n))
+    could = w.pick_in(ph.COULD, negated.astype(np.int64))
+    return sentence([aspect, could, w.maybe(["much", "a lot", "far"], 0.2), comparative])
+
+
+def _event(w: Writer, bad_turn: np.ndarray) -> pa.Array:
+    kind = w.rng.integers(2, size=w.n)
+    subject = w.pick_in(ph.EVENT_SUBJECTS, kind)
+    event = w.pick_in([turns for per_kind in ph.EVENTS for turns in per_kind], 2 * kind + bad_turn)
+    # Always a time at the end: the word before a connector or a full stop says no polarity.
+    return join([subject, event, w.pick(ph.TAILS)])
+
+
+def _events(w: Writer, bad: np.ndarray) -> pa.Array:
+    """'<event>, then <event>': one good turn and one bad; the later one sets the tone."""
+    first = join([w.maybe(ph.OPENERS, 0.25), _event(w, ~bad)])
+    head = pc.binary_join_element_wise(first, w.pick(ph.CONNECTORS), "")
+    return sentence([head, _event(w, bad)])
+
+
+Frame = Callable[[Writer, np.ndarray], pa.Array]
+FRAMES: list[tuple[Frame, float]] = [  # (frame, share of clauses)
+    (_copula, 0.30),
+    (_stance, 0.10),
+    (_feeling, 0.20),
+    (_quantified, 0.15),
+    (_counterfactual, 0.07),
+    (_events, 0.18),
+]
+
+
+def clause(w: Writer, bad: np.ndarray) -> pa.Array:
+    """One opinion clause per row that reads as bad where `bad`, good elsewhere."""
+    frame = w.rng.choice(len(FRAMES), w.n, p=[share for _, share in FRAMES])
+    pieces, rows = [], []
+    for f, (build, _) in enumerate(FRAMES):  # each frame built only for its own rows
+        chosen = np.flatnonzero(frame == f)
+        pieces.append(build(Writer(w.rng, len(chosen), w.typo_rate), bad[chosen]))
+        rows.append(chosen)
+    return scatter(pa.concat_arrays(pieces), np.concatenate(rows), w.n)
+
+
+def _order_refs(w: Writer, order_no: np.ndarray) -> pa.Array:
+    ref = pa.array(w.rng.integers(len(ph.ORDER_REFS), size=w.n))
+    prefix, suffix = (pa.array([r[k] for r in ph.ORDER_REFS]).take(ref) for k in (0, 1))
+    number = pc.cast(pa.array(order_no), pa.string())
+    return pc.if_else(
+        pa.array(w.chance(0.3)), pc.binary_join_element_wise(prefix, number, suffix, ""), NULL
+    )
+
+
+def _request(w: Writer, p_bad: np.ndarray) -> pa.Array:
+    """A request in a third of the tickets, demanding ones leaning bad: the one keyword cue, weak
+    on purpose so that a bag of words reads a little of the tone and the clauses hold the rest."""
+    calm = len(ph.REQUESTS) // 2  # the first half is calm, the second demanding
+    demanding = w.chance(0.3 + 0.4 * p_bad)
+    choice = w.rng.integers(calm, size=w.n) + calm * demanding
+    return w.pick(ph.REQUESTS, choice, keep=w.chance(0.35))
 
 
 def make_texts(
-    severity: np.ndarray, order_no: np.ndarray, rng: np.random.Generator, typo_rate: float
+    mood: np.ndarray, order_no: np.ndarray, rng: np.random.Generator, typo_rate: float
 ) -> pa.Array:
-    """One ticket text per row; the tone of its sentences follows `severity` (0-3)."""
-    n = len(severity)
-    vocab_rng = np.random.default_rng(7)  # fixed: the typo variants are part of the vocabulary
-    slots: list[pa.Array] = []
-
-    def add(pool_phrases: list[str], choice: np.ndarray, keep: np.ndarray) -> None:
-        is_typo = rng.random(n) < typo_rate
-        slots.append(
-            _pick(_pool(pool_phrases, vocab_rng), len(pool_phrases), choice, keep, is_typo)
-        )
-
-    add(GREETINGS, rng.integers(len(GREETINGS), size=n), rng.random(n) < 0.5)
-    order_ref = pc.binary_join_element_wise(
-        "(order #", pc.cast(pa.array(order_no), pa.string()), ")", ""
+    """One ticket per row; each of its clauses is bad with probability sigmoid(5 * mood)."""
+    n = len(mood)
+    w = Writer(rng, n, typo_rate)
+    p_bad = 1 / (1 + np.exp(-5 * mood))
+    n_clauses = 1 + w.chance(0.6) + w.chance(0.25)
+    clauses = []
+    for i in range(3):
+        rows = np.flatnonzero(n_clauses > i)
+        sub = Writer(rng, len(rows), typo_rate)
+        clauses.append(scatter(clause(sub, sub.chance(p_bad[rows])), rows, n))
+    n_details = np.where(w.chance(0.08), rng.integers(3, 7, n), rng.integers(0, 2, n))
+    start = rng.integers(len(ph.DETAILS), size=n)  # consecutive details: no repeats
+    details = [
+        w.pick(ph.DETAILS, (start + i) % len(ph.DETAILS), keep=n_details > i) for i in range(6)
+    ]
+    context_first = pa.array(w.chance(0.3))
+    context = w.maybe(ph.CONTEXT, 0.45)
+    text = join(
+        [
+            w.maybe(ph.GREETINGS, 0.5),
+            _order_refs(w, order_no),
+            pc.if_else(context_first, context, NULL),
+            clauses[0],  # early, so that a 32-token encoder still reads one clause
+            pc.if_else(context_first, NULL, context),
+            *clauses[1:],
+            _request(w, p_bad),
+            *details,
+            w.maybe(ph.CLOSERS, 0.4),
+            w.maybe(ph.SIGN_OFFS, 0.4),
+        ]
     )
-    slots.append(pc.if_else(pa.array(rng.random(n) < 0.3), order_ref, pa.nulls(n, pa.string())))
-    by_severity = [CORE, DETAILS, DETAILS, DETAILS, CLOSERS]
-    n_details = rng.integers(0, 2 + severity)  # angrier tickets run longer
-    start = rng.integers(0, 1_000, size=n)  # detail slots take consecutive phrases: no repeats
-    for slot, pools in enumerate(by_severity):
-        flat = [p for level in pools for p in level]
-        offsets = np.cumsum([0] + [len(level) for level in pools])[:-1]
-        sizes = np.array([len(level) for level in pools])
-        pick = start + slot if 1 <= slot <= 3 else rng.integers(0, 1_000, size=n)
-        choice = offsets[severity] + pick % sizes[severity]
-        if slot == 0:
-            keep = np.ones(n, bool)
-        elif slot == 4:
-            keep = rng.random(n) < 0.7
-        else:
-            keep = n_details >= slot
-        add(flat, choice, keep)
-    add(SIGN_OFFS, rng.integers(len(SIGN_OFFS), size=n), rng.random(n) < 0.4)
-    return pc.binary_join_element_wise(*slots, " ", null_handling="skip")
+    casual = pa.array(w.chance(0.15))  # some people never press shift
+    return pc.if_else(casual, pc.utf8_lower(text), text)

@@ -1,85 +1,194 @@
-"""LightGBM on upstream-encoded features: numerics as they are (LightGBM handles NaN), encoded
-categoricals, a small TF-IDF of the text; early stopping on val, deterministic training."""
+"""LightGBM on upstream-encoded features: numbers as they are (NaN included), ordinal or target
+encoded categories, a small TF-IDF of the text. Early stopping on val with the loss it trains
+for (log loss; l2, l1, huber or quantile loss); training is deterministic, so the same config and
+data give a byte-identical booster. Regression may add a quantile interval: two more boosters
+whose predictions the graph outputs as `interval`."""
 
 from __future__ import annotations
 
 import logging
-import re
 import time
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from omegaconf import DictConfig
-from sklearn.compose import ColumnTransformer
-from sklearn.model_selection import StratifiedKFold
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OrdinalEncoder, TargetEncoder
 
-from pipeline.common.config import validate
-from pipeline.common.dataset import PROCESSED_DIR, Profile, load_profile
 from pipeline.common.errors import PipelineError
 from pipeline.common.io import write_json
-from pipeline.common.tabular import ModelPaths, Splits, build_tfidf, save_model
-from pipeline.common.tracking import Run, start_run
-from pipeline.lightgbm.config import ENCODINGS, SEARCH_METRICS, LightGBMConfig
+from pipeline.common.parity import edge_variants
+from pipeline.common.tabular import SklearnModel, plain_vocabularies, top_features
+from pipeline.lightgbm import search, trees
+from pipeline.lightgbm.config import OBJECTIVES, LightGBMConfig
 
-NAME = "lightgbm"
-UNKNOWN_CODE = -1
-PROGRESS_EVERY = 100  # boosting rounds between progress lines
+if TYPE_CHECKING:
+    from onnx import ModelProto
+
+    from pipeline.common.data import Split, Splits
+    from pipeline.common.tracking import Run
+    from serving.schemas import GraphInput
 
 log = logging.getLogger(__name__)
+PROGRESS_EVERY = 100  # boosting rounds between progress lines
+Matrix = Any  # the preprocessor's output: a NumPy array or a SciPy sparse matrix
 
 
-def build_preprocessor(profile: Profile, config: LightGBMConfig, seed: int) -> ColumnTransformer:
-    """Columns in, numeric matrix out; every step converts to ONNX with skl2onnx."""
-    parts: list[tuple[str, Any, Any]] = [("numeric", "passthrough", profile.model_numeric)]
-    if profile.categorical:
-        encoder: Any
-        if encoding(config, profile) == "target":
-            folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
-            encoder = TargetEncoder(cv=folds)
-        else:
-            encoder = OrdinalEncoder(
-                handle_unknown="use_encoded_value",
-                unknown_value=UNKNOWN_CODE,
-                min_frequency=config.min_frequency,
-                dtype=np.float64,
+class LightGBM(SklearnModel):
+    config_class = LightGBMConfig
+    requirements = ("lightgbm",)
+    config: LightGBMConfig
+    bands_: list[Any]
+    search_: search.SearchResult | None
+
+    def estimator(self, **changes: Any) -> Any:
+        """LGBMClassifier / LGBMRegressor with the settings that make two runs identical."""
+        from lightgbm import LGBMClassifier, LGBMRegressor
+
+        params: dict[str, Any] = {**asdict(self.config.params), **changes}
+        if not self.profile.is_classification:
+            params.setdefault("objective", self.config.objective)
+            params.setdefault("alpha", self.config.alpha)
+        cls = LGBMClassifier if self.profile.is_classification else LGBMRegressor
+        return cls(
+            **params,
+            random_state=self.seed,
+            deterministic=True,
+            force_row_wise=True,  # no timing-based row/col-wise choice, so no run-to-run change
+            verbose=-1,
+        )
+
+    def check(self) -> None:
+        cfg, where = self.config, f"configs/{self.name}"
+        if cfg.objective not in OBJECTIVES:
+            raise PipelineError(
+                f"objective '{cfg.objective}' is not one of {OBJECTIVES}",
+                where=where,
+                fix="pick one",
             )
-        parts.append(("categorical", encoder, profile.categorical))
-    if profile.text:
-        # The column as a name, not a list: TF-IDF wants 1-D input.
-        parts.append(("text", build_tfidf(config.tfidf), profile.text))
-    return ColumnTransformer(parts)
+        if self.profile.is_classification and (cfg.objective != "l2" or cfg.interval):
+            raise PipelineError(
+                "objective and interval apply to regression; classification trains log loss",
+                where=where,
+                fix="remove lightgbm.objective / lightgbm.interval",
+            )
+        if cfg.interval is not None and not (
+            len(cfg.interval) == 2 and 0 < cfg.interval[0] < cfg.interval[1] < 1
+        ):
+            raise PipelineError(
+                f"interval {cfg.interval} must be two quantiles 0 < lo < hi < 1",
+                where=where,
+                fix="e.g. interval: [0.1, 0.9]",
+            )
+        super().check()
+
+    def fit(self, data: Splits, run: Run | None) -> None:
+        from sklearn.pipeline import Pipeline
+
+        columns = self.columns()
+        frame = data.train.frame(columns)
+        self.example_ = frame.head(5)
+        features = self.preprocessor()
+        train = (features.fit_transform(frame, data.train.y), data.train.y)
+        val = (features.transform(data.val.frame(columns)), data.val.y)
+        self.search_ = None
+        if self.config.optuna.enabled:
+
+            def score(params: search.Params) -> float:
+                return best_loss(self.boost(train, val, **params))
+
+            self.search_ = search.search(score, self.config.optuna, self.seed, run)
+        tuned = self.search_.best_params if self.search_ else {}
+        model = self.boost(train, val, **tuned)
+        self.pipeline_ = plain_vocabularies(Pipeline([("features", features), ("model", model)]))
+        quantiles = self.config.interval or []
+        self.bands_ = [
+            self.boost(train, val, **tuned, objective="quantile", alpha=q) for q in quantiles
+        ]
+
+    def boost(
+        self, train: tuple[Matrix, np.ndarray], val: tuple[Matrix, np.ndarray], **changes: Any
+    ) -> Any:
+        """Fit one booster, early-stopped on val by its own objective's loss."""
+        import lightgbm
+
+        model = self.estimator(**changes)
+        model.fit(
+            *train,
+            eval_X=(val[0],),
+            eval_y=(val[1],),
+            callbacks=[
+                lightgbm.early_stopping(self.config.early_stopping_rounds, verbose=False),
+                _progress(PROGRESS_EVERY),
+            ],
+        )
+        return model
+
+    def edge_splits(self, data: Splits) -> dict[str, Split]:
+        """The default edge rows, plus rows exactly on the trees' split thresholds of each raw
+        numeric column and one float64 / float32 step either side (where rounding would bite)."""
+        out = super().edge_splits(data)
+        numeric = self.profile.features.numeric
+        if self.features().numeric != "passthrough" or not numeric:
+            return out
+        by_feature = trees.split_thresholds(self.pipeline_[-1].booster_)
+        # passthrough: transformed feature k is raw numeric column k
+        changes = [
+            (c, trees.around(by_feature[k])) for k, c in enumerate(numeric) if k in by_feature
+        ]
+        if changes:
+            out["edge:thresholds"] = edge_variants(data, changes)
+        return out
+
+    def predict_interval(self, split: Split) -> np.ndarray | None:
+        if not self.bands_:
+            return None
+        matrix = self.pipeline_[:-1].transform(split.frame(self.columns()))
+        return np.column_stack([band.predict(matrix) for band in self.bands_])
+
+    def onnx_model(self, inputs: list[GraphInput]) -> ModelProto:
+        trees.register_lightgbm()
+        model = super().onnx_model(inputs)
+        if self.profile.is_classification:
+            trees.margins_then_probabilities(model.graph, self.profile.n_classes)
+        trees.exact_thresholds(model.graph, self.pipeline_[-1].booster_)
+        if self.bands_:
+            trees.add_interval(model.graph, self.bands_, self.pipeline_[-1].n_features_in_)
+        return model
+
+    def save(self, out_dir: Path) -> None:
+        super().save(out_dir)
+        self.pipeline_[-1].booster_.save_model(out_dir / "booster.txt")
+        for band, q in zip(self.bands_, self.config.interval or [], strict=True):
+            band.booster_.save_model(out_dir / f"booster_q{q:g}.txt")
+        if self.search_ is not None:
+            write_json(out_dir / "search.json", asdict(self.search_))
+
+    def importance(self) -> dict[str, float]:
+        gains = self.pipeline_[-1].booster_.feature_importance(importance_type="gain")
+        return top_features(self.pipeline_[:-1].get_feature_names_out(), gains)
+
+    def params(self) -> dict[str, float | int | str | bool | None]:
+        model = self.pipeline_[-1]
+        facts: dict[str, float | int | str | bool | None] = {
+            "best_iteration": int(model.best_iteration_),
+            "val_loss": best_loss(model),
+            "n_features": int(model.n_features_in_),
+        }
+        for band, q in zip(self.bands_, self.config.interval or [], strict=True):
+            facts[f"best_iteration_q{q:g}"] = int(band.best_iteration_)
+        if self.search_ is not None:
+            facts.update({f"tuned.{k}": v for k, v in self.search_.best_params.items()})
+        return facts
 
 
-def encoding(config: LightGBMConfig, profile: Profile) -> str:
-    """The categorical encoding in effect ("auto" resolved by task)."""
-    if config.categorical_encoding == "auto":
-        return "target" if profile.n_classes == 2 else "ordinal"
-    return config.categorical_encoding
-
-
-def feature_names(preprocessor: ColumnTransformer) -> list[str]:
-    """Transformed feature names, made safe for LightGBM (no JSON special characters)."""
-    return [re.sub(r"[^\w]+", "_", n) for n in preprocessor.get_feature_names_out()]
-
-
-def make_classifier(params: dict[str, Any], seed: int) -> Any:
-    """LGBMClassifier with the settings that make two runs give the same model."""
-    from lightgbm import LGBMClassifier
-
-    return LGBMClassifier(
-        **params,
-        random_state=seed,
-        deterministic=True,
-        force_row_wise=True,  # no timing-based row/col-wise choice, so no run-to-run change
-        verbose=-1,
-    )
+def best_loss(model: Any) -> float:
+    """The val loss at the best iteration (the only metric: the objective's own)."""
+    (scores,) = model.best_score_.values()
+    return float(next(iter(scores.values())))
 
 
 def _progress(every: int) -> Any:
-    """A LightGBM callback that logs the val score every `every` rounds (long fits stay visible)."""
+    """A callback logging the val loss every `every` rounds (long fits stay visible)."""
     started = time.perf_counter()
 
     def callback(env: Any) -> None:
@@ -89,96 +198,3 @@ def _progress(every: int) -> Any:
             log.info("round %d: val %s=%.5f (%.0fs)", env.iteration + 1, metric, value, elapsed)
 
     return callback
-
-
-def fit_classifier(
-    params: dict[str, Any], seed: int, early_stopping_rounds: int, data: dict[str, Any]
-) -> Any:
-    """Fit on the encoded train matrix, early-stopped on the encoded val matrix."""
-    import lightgbm
-
-    clf = make_classifier(params, seed)
-    clf.fit(
-        data["train"],
-        data["y_train"],
-        eval_X=(data["val"],),
-        eval_y=(data["y_val"],),
-        callbacks=[
-            lightgbm.early_stopping(early_stopping_rounds, verbose=False),
-            _progress(PROGRESS_EVERY),
-        ],
-    )
-    return clf
-
-
-def _check(config: LightGBMConfig, profile: Profile) -> None:
-    if config.categorical_encoding not in ENCODINGS:
-        raise PipelineError(
-            f"categorical_encoding '{config.categorical_encoding}' is not one of {ENCODINGS}",
-            where="configs/lightgbm",
-            fix="use auto, target or ordinal",
-        )
-    if config.categorical_encoding == "target" and profile.n_classes > 2 and profile.categorical:
-        raise PipelineError(
-            "categorical_encoding 'target' with a multiclass label cannot be exported to ONNX",
-            where="configs/lightgbm",
-            fix="use auto or ordinal",
-        )
-    if config.optuna.metric not in SEARCH_METRICS:
-        raise PipelineError(
-            f"optuna.metric '{config.optuna.metric}' is not one of {sorted(SEARCH_METRICS)}",
-            where="configs/lightgbm",
-            fix="pick one of the evaluation metrics",
-        )
-
-
-def train_lightgbm(
-    config: LightGBMConfig, seed: int, processed_dir: Path, paths: ModelPaths, run: Run | None
-) -> dict[str, dict[str, float]]:
-    """Encode, (optionally search,) fit, evaluate and write the model outputs; returns metrics."""
-    from dataclasses import asdict
-
-    from pipeline.lightgbm.search import search_params
-
-    splits = Splits.load(processed_dir)
-    _check(config, splits.profile)
-    preprocessor = build_preprocessor(splits.profile, config, seed)
-    data = {
-        "train": preprocessor.fit_transform(splits.frames["train"], splits.labels["train"]),
-        "val": preprocessor.transform(splits.frames["val"]),
-        "y_train": splits.labels["train"],
-        "y_val": splits.labels["val"],
-        "names": feature_names(preprocessor),
-    }
-    params = asdict(config.params)
-    if params["metric"] is None:
-        params["metric"] = "auc" if splits.profile.n_classes == 2 else "auc_mu"
-    search: dict[str, Any] | None = None
-    if config.optuna.enabled:
-        search = search_params(config, params, seed, data, splits.profile.n_classes, run)
-        params = {**params, **search["best_params"]}
-    clf = fit_classifier(params, seed, config.early_stopping_rounds, data)
-    model = Pipeline([("features", preprocessor), ("model", clf)])
-    gains = clf.booster_.feature_importance(importance_type="gain")
-    importance = dict(zip(data["names"], map(float, gains), strict=True))
-
-    def write_extra(model_dir: Path) -> None:
-        clf.booster_.save_model(model_dir / "booster.txt")
-        if search is not None:
-            write_json(model_dir / "search.json", search)
-
-    if run is not None:
-        run.log_params({"best_iteration": clf.best_iteration_, "n_features": len(data["names"])})
-    return save_model(NAME, model, splits, paths, run, importance, write_extra, ["lightgbm"])
-
-
-def main(cfg: DictConfig) -> str:
-    """Stage entry: validate `lightgbm`, train inside an MLflow run, summarise."""
-    config = validate(cfg.lightgbm, LightGBMConfig, NAME)
-    _check(config, load_profile(PROCESSED_DIR))  # user errors fail before a run is opened
-    with start_run(cfg, NAME, [PROCESSED_DIR]) as run:
-        metrics = train_lightgbm(
-            config, int(cfg.seed), PROCESSED_DIR, ModelPaths.for_model(NAME), run
-        )
-    test = metrics["test"]
-    return f"test roc_auc={test['roc_auc']:.4f} macro_f1={test['macro_f1']:.4f} → models/{NAME}"

@@ -1,19 +1,34 @@
-"""Optional Optuna search over LightGBM's main hyperparameters, scored on the val split."""
+"""Optional Optuna search over LightGBM's main hyperparameters.
+
+The caller gives `score(params) -> float`: the early-stopping loss on val of a model trained with
+those parameters, so the search minimises what training itself optimises.
+"""
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from pipeline.common.evaluation import compute_metrics
-from pipeline.common.tracking import Run
-from pipeline.lightgbm.config import SEARCH_METRICS, LightGBMConfig
+from pipeline.lightgbm.config import OptunaConfig
+
+if TYPE_CHECKING:
+    from pipeline.common.tracking import Run
 
 log = logging.getLogger(__name__)
+Params = dict[str, float | int]
 
 
-def suggest(trial: Any) -> dict[str, Any]:
-    """One point of the search space (LGBMClassifier argument names)."""
+@dataclass(frozen=True)
+class SearchResult:
+    best_params: Params
+    best_score: float
+    n_trials: int
+
+
+def suggest(trial: Any) -> Params:
+    """One point of the search space (LGBMParams names)."""
     return {
         "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.2, log=True),
         "num_leaves": trial.suggest_int("num_leaves", 8, 255, log=True),
@@ -24,48 +39,23 @@ def suggest(trial: Any) -> dict[str, Any]:
     }
 
 
-def search_params(
-    config: LightGBMConfig,
-    base_params: dict[str, Any],
-    seed: int,
-    data: dict[str, Any],
-    n_classes: int,
-    run: Run | None,
-) -> dict[str, Any]:
-    """Run the study (seeded TPE sampler); returns best params, best value and trial count."""
+def search(
+    score: Callable[[Params], float], config: OptunaConfig, seed: int, run: Run | None
+) -> SearchResult:
+    """Minimise `score` with a seeded TPE sampler; trials are nested MLflow runs."""
     import optuna
 
-    from pipeline.lightgbm.core import fit_classifier
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    metric = config.optuna.metric
 
     def objective(trial: optuna.Trial) -> float:
-        params = {**base_params, **suggest(trial)}
-        clf = fit_classifier(params, seed, config.early_stopping_rounds, data)
-        scores = compute_metrics(data["y_val"], clf.predict_proba(data["val"]), n_classes)
+        value = score(suggest(trial))
         if run is not None:
             with run.child(f"trial-{trial.number}") as child:
-                child.log_params({**trial.params, "best_iteration": clf.best_iteration_})
-                child.log_metrics({"val": scores})
-        return scores[metric]
+                child.log_params(trial.params)
+                child.log_metrics({"val": {"loss": value}})
+        return value
 
-    maximize = SEARCH_METRICS[metric] == "maximize"
-    study = optuna.create_study(
-        direction="maximize" if maximize else "minimize",
-        sampler=optuna.samplers.TPESampler(seed=seed),
-    )
-    study.optimize(objective, n_trials=config.optuna.n_trials, timeout=config.optuna.timeout_s)
-    result = {
-        "metric": f"val_{metric}",
-        "best_value": float(study.best_value),
-        "best_params": dict(study.best_params),
-        "n_trials": len(study.trials),
-    }
-    log.info(
-        "optuna: best val %s=%.4f after %d trials", metric, study.best_value, len(study.trials)
-    )
-    if run is not None:
-        run.log_params({f"best.{k}": v for k, v in study.best_params.items()})
-        run.log_dict(result, "optuna_best.json")
-    return result
+    study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed))
+    study.optimize(objective, n_trials=config.n_trials, timeout=config.timeout_s)
+    log.info("optuna: best val loss %.5f after %d trials", study.best_value, len(study.trials))
+    return SearchResult(dict(study.best_params), float(study.best_value), len(study.trials))

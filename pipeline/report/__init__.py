@@ -1,1 +1,1 @@
-"""Stage `report`: one self-contained HTML page comparing every model, after `dvc repro`."""
+"""Stage `report`: one self-contained HTML page about the data, the models and the export."""

@@ -3,7 +3,7 @@
 import sys
 
 from pipeline.common.stage import run_stage
-from pipeline.report.core import report_entry
+from pipeline.report.core import main
 
 if __name__ == "__main__":
-    sys.exit(run_stage("report", report_entry))
+    sys.exit(run_stage("report", main))

@@ -1,8 +1,14 @@
-"""Build reports/report.html from the metrics, plots, profile and contract the stages wrote."""
+"""Report: one self-contained HTML page from the files the other stages wrote.
+
+It reads the profile, each model's card, test predictions and plots (`cfg.models`, in order),
+and the export's contract and parity report; it names no model. What is missing is said on the
+page (a model whose stage has not run, no export yet); a file that exists but does not match
+its definition fails the stage in one line and leaves the previous page.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -10,60 +16,43 @@ from omegaconf import DictConfig
 from pipeline.common.config import validate
 from pipeline.common.errors import PipelineError
 from pipeline.common.io import write_text
-from pipeline.report.inputs import ReportData, ReportPaths, load_report_data
+from pipeline.report.inputs import ReportData, assess, load
 from pipeline.report.sections import render
 
 
 @dataclass
 class ReportConfig:
-    """The `report` config group (configs/report/default.yaml)."""
+    """`configs/report/`: where the page goes and how its intervals are computed."""
 
     output: str = "reports/report.html"
-    models: list[str] = field(default_factory=lambda: ["baseline", "lightgbm", "text_model"])
-    metrics: list[str] = field(
-        default_factory=lambda: ["accuracy", "macro_f1", "log_loss", "roc_auc", "pr_auc", "brier"]
-    )
     title: str = "Model report"
+    bootstrap_resamples: int = 1000  # test-set resamples for the headline metric's 95% interval
 
     def __post_init__(self) -> None:
-        if not self.models:
+        if not self.output.endswith(".html") or self.bootstrap_resamples < 100:
             raise PipelineError(
-                "report.models is empty",
+                f"report.output must end in .html and report.bootstrap_resamples be at least "
+                f"100; found {self.output!r} and {self.bootstrap_resamples}",
                 where="configs/report",
-                fix="list the model stages to compare, e.g. [baseline, lightgbm, text_model]",
+                fix="e.g. output: reports/report.html, bootstrap_resamples: 1000",
             )
-        if not self.output.endswith(".html"):
-            raise PipelineError(
-                f"report.output must be an .html file, got {self.output!r}",
-                where="configs/report",
-                fix="set output: reports/report.html",
-            )
-
-
-@dataclass(frozen=True)
-class ReportResult:
-    """What was written and what it shows."""
-
-    path: Path
-    data: ReportData
-    bytes_written: int
 
 
 def build_report(
-    config: ReportConfig, root: Path = Path("."), paths: ReportPaths | None = None
-) -> ReportResult:
-    """Read every input below `root` and write the page atomically to `root / config.output`."""
-    data = load_report_data(config.models, (paths or ReportPaths()).under(root))
-    page = render(data, config.title, config.metrics)
+    config: ReportConfig, names: list[str], seed: int, root: Path = Path(".")
+) -> tuple[Path, ReportData]:
+    """Read the inputs below `root`, write the page atomically to `root / config.output`."""
+    data = load(root, names)
+    data = replace(data, assessment=assess(data, config.bootstrap_resamples, seed))
     target = root / config.output
-    write_text(target, page)
-    return ReportResult(target, data, len(page.encode("utf-8")))
+    write_text(target, render(data, config.title))
+    return target, data
 
 
-def report_entry(cfg: DictConfig) -> str:
-    """Stage entry: validate the `report` group, build the page, summarise in one line."""
+def main(cfg: DictConfig) -> str:
+    """Stage entry: the page for `cfg.models`; one line saying what it shows."""
     config = validate(cfg.report, ReportConfig, "report")
-    result = build_report(config)
-    statuses = ", ".join(f"{m.name} {m.status}" for m in result.data.models)
-    champion = result.data.champion or "none"
-    return f"{result.path} ({result.bytes_written / 1024:.0f} KiB; {statuses}; champion {champion})"
+    path, data = build_report(config, list(cfg.models), int(cfg.seed))
+    statuses = ", ".join(f"{m.name} {m.status}" for m in data.models)
+    champion = data.contract.champion if data.contract else "none (no export yet)"
+    return f"{path} ({path.stat().st_size / 1024:.0f} KiB; {statuses}; champion {champion})"

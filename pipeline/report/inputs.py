@@ -1,141 +1,131 @@
-"""Gather what the report shows from the files the other stages wrote (docs/architecture.md)."""
+"""What the report reads, and the assessment it computes from it (see `pipeline.report.truth`)."""
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
+import numpy as np
+import pandas as pd
+
+from pipeline.common.data import PROCESSED_DIR, PROFILE_FILE
 from pipeline.common.errors import PipelineError
+from pipeline.report.truth import Interval, Outputs, base_rate, bootstrap, standings, statistic
+from serving.schemas import Contract, FileError, ModelCard, ParityReport, Profile, Typed, read_file
 
-# Plot files in display order; any other PNG in plots/<model>/ follows, sorted by name.
-PLOT_ORDER = ("roc", "pr", "confusion", "calibration")
-IMPORTANCE_PLOT = "feature_importance"
-
-
-@dataclass(frozen=True)
-class ReportPaths:
-    """Where the inputs live, relative to the project root (the stage's fixed paths)."""
-
-    metrics_dir: Path = Path("metrics")
-    plots_dir: Path = Path("plots")
-    profile: Path = Path("data/processed/profile.json")
-    export_dir: Path = Path("models/export")
-
-    def under(self, root: Path) -> ReportPaths:
-        """The same paths below another project root."""
-        return ReportPaths(
-            root / self.metrics_dir,
-            root / self.plots_dir,
-            root / self.profile,
-            root / self.export_dir,
-        )
+BASE = "base rate"
+# Plots shown first, in this order, when a model stage wrote them; any other PNG follows by name.
+PLOT_ORDER = ("reliability", "threshold", "predicted_vs_actual", "residuals", "residual_histogram")
+T = TypeVar("T", bound=Typed)
 
 
 @dataclass(frozen=True)
 class ModelResult:
-    """One model stage's outcome: trained (with metrics and plots), skipped or not run."""
+    """One model stage's outcome: its card (None: the stage has not run), test predictions
+    and plots."""
 
     name: str
-    status: str  # "trained" | "skipped" | "missing"
-    reason: str = ""
-    metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # split → metric → value
-    plots: list[tuple[str, bytes]] = field(default_factory=list)  # (plot name, PNG bytes)
-    importance: bytes | None = None  # feature_importance.png, when the model has one
+    card: ModelCard | None
+    test: Outputs | None = None
+    plots: list[tuple[str, bytes]] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        if self.card is None:
+            return "not run"
+        return "skipped" if self.card.entry is None else "trained"
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """The headline test metric's intervals, standings and the base rate."""
+
+    metric: str
+    base: dict[str, float]  # the base rate's test metrics
+    base_what: str  # what the base rate predicts, in words
+    intervals: dict[str, Interval | None]
+    standing: dict[str, str]
 
 
 @dataclass(frozen=True)
 class ReportData:
-    """Everything the page shows; missing optional inputs are None."""
+    """Everything the page shows; None where an input does not exist yet."""
 
+    profile: Profile | None
     models: list[ModelResult]
-    profile: dict[str, Any] | None
-    etl_metrics: dict[str, Any] | None
-    contract: dict[str, Any] | None
-    parity: dict[str, Any] | None
-    export_metrics: dict[str, Any] | None
+    contract: Contract | None
+    parity: ParityReport | None
+    assessment: Assessment | None = None
 
     @property
-    def champion(self) -> str | None:
-        """The model the export stage chose (contract `champion`)."""
-        return self.contract.get("champion") if self.contract else None
+    def trained(self) -> list[ModelResult]:
+        return [m for m in self.models if m.status == "trained"]
 
 
-def read_json(path: Path) -> dict[str, Any] | None:
-    """A JSON object from `path`, None when the file does not exist; a clear error when broken."""
+def _read(path: Path, kind: type[T]) -> T | None:
+    """A typed file, None when absent; a one-line error when it does not match its definition."""
     if not path.is_file():
         return None
     try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise PipelineError(
-            f"not valid JSON ({exc})",
-            where=str(path),
-            fix="re-run the stage that writes it (dvc repro --force <stage>)",
-        ) from None
-    if not isinstance(payload, dict):
-        raise PipelineError(
-            f"expected a JSON object, found {type(payload).__name__}",
-            where=str(path),
-            fix="re-run the stage that writes it",
-        )
-    return payload
+        return read_file(path, kind)
+    except FileError as exc:
+        raise PipelineError(str(exc)) from None
 
 
-def _split_metrics(payload: dict[str, Any]) -> dict[str, dict[str, float]]:
-    out: dict[str, dict[str, float]] = {}
-    for split, values in payload.items():
-        if isinstance(values, dict):
-            out[split] = {k: float(v) for k, v in values.items() if isinstance(v, int | float)}
-    return out
+def _plots(folder: Path) -> list[tuple[str, bytes]]:
+    files = {p.stem: p for p in folder.glob("*.png")} if folder.is_dir() else {}
+    order = [k for k in PLOT_ORDER if k in files] + sorted(k for k in files if k not in PLOT_ORDER)
+    return [(k, files[k].read_bytes()) for k in order]
 
 
-def _plots(plot_dir: Path) -> tuple[list[tuple[str, bytes]], bytes | None]:
-    if not plot_dir.is_dir():
-        return [], None
-    files = {p.stem: p for p in plot_dir.glob("*.png")}
-    order = [k for k in PLOT_ORDER if k in files]
-    order += sorted(k for k in files if k not in PLOT_ORDER and k != IMPORTANCE_PLOT)
-    importance = files.get(IMPORTANCE_PLOT)
-    return (
-        [(name, files[name].read_bytes()) for name in order],
-        importance.read_bytes() if importance else None,
-    )
-
-
-def load_model(name: str, paths: ReportPaths) -> ModelResult:
-    """Read metrics/<name>.json and plots/<name>/*.png for one model stage."""
-    payload = read_json(paths.metrics_dir / f"{name}.json")
-    if payload is None:
-        return ModelResult(name, "missing", reason=f"no {paths.metrics_dir / name}.json")
-    if payload.get("skipped"):
-        reason = str(payload.get("reason") or "its stage skipped it (no text column in the data)")
-        return ModelResult(name, "skipped", reason=reason)
-    plots, importance = _plots(paths.plots_dir / name)
-    return ModelResult(
-        name, "trained", metrics=_split_metrics(payload), plots=plots, importance=importance
-    )
-
-
-def load_report_data(models: list[str], paths: ReportPaths) -> ReportData:
-    """Read every input the report shows."""
-    export = paths.export_dir
-    contract = read_json(export / "contract.json")
-    results = [load_model(name, paths) for name in models]
-    # The export stage records why a model was skipped; prefer its words to the generic note.
-    reasons = (contract or {}).get("skipped") or {}
-    results = [
-        replace(r, reason=str(reasons[r.name]))
-        if r.status == "skipped" and isinstance(reasons.get(r.name), str)
-        else r
-        for r in results
-    ]
+def load(root: Path, names: list[str]) -> ReportData:
+    """Read every input below the project root `root`."""
+    profile = _read(root / PROCESSED_DIR / PROFILE_FILE, Profile)
+    models = []
+    for name in names:
+        card = _read(root / "models" / "trained" / name / "card.json", ModelCard)
+        test = None
+        if card is not None and profile is not None and card.task != profile.task:
+            raise PipelineError(
+                f"the card is for a {card.task} task, the data is {profile.task}",
+                where=str(root / "models" / "trained" / name / "card.json"),
+                fix=f"re-run the model stage: dvc repro {name}",
+            )
+        if card is not None and card.entry is not None and profile is not None:
+            path = root / "models" / "trained" / name / "predictions_test.parquet"
+            if not path.is_file():
+                raise PipelineError("not found", where=str(path), fix=f"re-run dvc repro {name}")
+            test = Outputs.read(pd.read_parquet(path), profile)
+        models.append(ModelResult(name, card, test, _plots(root / "plots" / name)))
+    export = root / "models" / "export"
     return ReportData(
-        models=results,
-        profile=read_json(paths.profile),
-        etl_metrics=read_json(paths.metrics_dir / "etl.json"),
-        contract=contract,
-        parity=read_json(export / "parity.json"),
-        export_metrics=read_json(paths.metrics_dir / "export.json"),
+        profile,
+        models,
+        _read(export / "contract.json", Contract),
+        _read(export / "parity.json", ParityReport),
+    )
+
+
+def assess(data: ReportData, resamples: int, seed: int) -> Assessment | None:
+    """Base rate, headline intervals and standings on the test split (None: nothing trained)."""
+    profile = data.profile
+    tested = {m.name: m.test for m in data.trained if m.test is not None}
+    if profile is None or not tested:
+        return None
+    regression = profile.task == "regression"
+    metric = (
+        data.contract.champion_metric.split(".", 1)[1]
+        if data.contract
+        else ("rmse" if regression else "roc_auc")
+    )
+    y = next(iter(tested.values())).y
+    base, what = base_rate(y, profile)
+    stats = {name: statistic(metric, out, profile) for name, out in tested.items()}
+    stats[BASE] = statistic(metric, base, profile)
+    intervals = bootstrap(stats, len(y), resamples, seed)
+    everything = np.arange(len(y))
+    points = {name: stat(everything) for name, stat in stats.items() if name != BASE}
+    return Assessment(
+        metric, base.scores(profile), what, intervals, standings(points, intervals, metric)
     )

@@ -1,224 +1,243 @@
-"""The report's data, export and lineage sections, and the page that holds every section."""
+"""The page, and its sections on the data, the export and the lineage."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from typing import Any
 
-from pipeline.report.html import (
-    CSP,
-    SCRIPT,
-    STYLE,
-    esc,
-    fmt,
-    importance_section,
-    json_section,
-    key_values,
-    model_table,
-    plots_section,
-    table,
-)
+from pipeline.report.comparison import models_section, plots_section, summary
+from pipeline.report.html import cell, note, page, pairs, table
 from pipeline.report.inputs import ReportData
+from serving.schemas import SPLITS, Profile
 
-# Per-column statistic names the ETL may use, tried in order.
-NULL_RATE_KEYS = ("null_rate", "null_fraction", "null_frac", "missing_rate")
-NULL_COUNT_KEYS = ("null_count", "nulls", "missing")
-TYPE_KEYS = ("type", "dtype", "kind")
-DETAIL_ORDER = ("min", "max", "mean", "std", "n_levels", "empty_rate")
-SPLIT_ORDER = ("train", "val", "test")
-ROLE_LISTS = ("numeric", "categorical", "datetime", "derived")
+TOP_LEVELS = 5  # category levels listed per column in the data section
 
 
-def _split_order(keys: Iterable[str]) -> list[str]:
-    """train, val, test first, anything else (rejected, ...) after, as the JSON has it."""
-    keys = list(keys)
-    return [k for k in SPLIT_ORDER if k in keys] + [k for k in keys if k not in SPLIT_ORDER]
-
-
-def _role(profile: Mapping[str, Any], column: str) -> str:
-    if column == profile.get("text"):
-        return "text"
-    if column == profile.get("id"):
-        return "id"
-    if column == profile.get("target"):
-        return "target"
-    return next((r for r in ROLE_LISTS if column in (profile.get(r) or [])), "")
-
-
-def _null_rate(stats: Mapping[str, Any], total_rows: int) -> float | None:
-    for key in NULL_RATE_KEYS:
-        if isinstance(stats.get(key), int | float):
-            return float(stats[key])
-    for key in NULL_COUNT_KEYS:
-        if isinstance(stats.get(key), int | float) and total_rows:
-            return float(stats[key]) / total_rows
-    return None
-
-
-def _details(stats: Mapping[str, Any]) -> str:
-    skip = {*NULL_RATE_KEYS, *NULL_COUNT_KEYS, *TYPE_KEYS}
-    parts = []
-    ordered = [k for k in DETAIL_ORDER if k in stats] + [k for k in stats if k not in DETAIL_ORDER]
-    for key in ordered:
-        value = stats[key]
-        if key in skip:
-            continue
-        if isinstance(value, list | Mapping):
-            if "n_levels" not in stats:  # else the level list is summarised by n_levels
-                parts.append(f"{key}: {len(value)} values")
-        else:
-            parts.append(f"{key}: {fmt(value)}")
-    return "; ".join(parts)
-
-
-def columns_table(profile: Mapping[str, Any]) -> str:
-    """Column, role, type, null rate and other statistics from the profile."""
-    columns = profile.get("columns") or {}
-    rows_by_split = profile.get("rows") or {}
-    total = sum(v for k, v in rows_by_split.items() if k != "rejected" and isinstance(v, int))
-    rows = []
-    for column, stats in columns.items():
-        stats = stats if isinstance(stats, Mapping) else {"value": stats}
-        rate = _null_rate(stats, total)
-        kind = next((str(stats[k]) for k in TYPE_KEYS if k in stats), "")
-        rows.append(
-            [
-                f'<td class="text">{esc(column)}</td>',
-                f'<td class="text">{esc(_role(profile, column))}</td>',
-                f'<td class="text">{esc(kind)}</td>',
-                "–" if rate is None else f"{rate:.1%}",
-                f'<td class="text">{esc(_details(stats))}</td>',
-            ]
+def render(data: ReportData, title: str) -> str:
+    """The whole page."""
+    lineage = data.contract.lineage if data.contract else None
+    subtitle = "lineage unknown (no export yet)" if lineage is None else "not in a git checkout"
+    if lineage and lineage.git_commit:
+        subtitle = (
+            f"git {lineage.git_commit}{' (uncommitted changes)' if lineage.git_dirty else ''}"
         )
-    if not rows:
-        return '<p class="muted">the profile lists no column statistics</p>'
-    return table(["column", "role", "type", "null rate", "details"], rows, "column-table")
+    return page(
+        title,
+        subtitle,
+        [
+            ("summary", "At a glance", summary(data)),
+            ("models", "Models on the test split", models_section(data)),
+            ("plots", "Plots (test split)", plots_section(data)),
+            ("data", "Data", data_section(data.profile)),
+            ("export", "Export and serving parity", export_section(data)),
+            ("lineage", "Lineage and MLflow runs", lineage_section(data)),
+        ],
+    )
 
 
-def label_table(profile: Mapping[str, Any]) -> str:
-    """Label counts (and shares) per split."""
-    dist: Mapping[str, Mapping[str, int]] = profile.get("label_distribution") or {}
-    if not dist:
-        return '<p class="muted">no label distribution in the profile</p>'
-    splits = _split_order(dist)
-    labels = list(dict.fromkeys(str(lbl) for counts in dist.values() for lbl in counts))
-    totals = {s: sum(dist[s].values()) or 1 for s in splits}
+def data_section(profile: Profile | None) -> str:
+    """What the ETL produced: facts, rows, rejections, labels or target, per-column statistics."""
+    if profile is None:
+        return note("No data profile (data/processed/profile.json): run the ETL first.")
+    split = profile.split
+    facts: dict[str, Any] = {
+        "data": profile.data,
+        "source": profile.source,
+        "task": profile.task,
+        "target": profile.target,
+        "rows read": profile.rows_in,
+        "split": f"{split.method} {split.train:g}/{split.val:g}/{split.test:g}",
+    }
+    if profile.is_classification:
+        facts["labels"] = ", ".join(profile.labels)
+    if profile.positive:
+        facts["positive class"] = profile.positive
+    if profile.target_transform != "none":
+        facts["target transform"] = profile.target_transform
+    parts = [
+        pairs(facts, "data-facts"),
+        "<h3>Rows</h3>",
+        table(
+            ["split", "rows"], [[s, profile.rows[s]] for s in in_order(profile.rows)], "rows-table"
+        ),
+    ]
+    if profile.rejected_reasons:
+        parts.append(
+            table(
+                ["rejected because", "rows"],
+                list(profile.rejected_reasons.items()),
+                "rejected-table",
+            )
+        )
+    parts += (
+        ["<h3>Label distribution</h3>", labels_table(profile)]
+        if profile.is_classification
+        else ["<h3>Target</h3>", target_table(profile)]
+    )
+    parts += ["<h3>Columns</h3>", columns_table(profile)]
+    return "".join(parts)
+
+
+def in_order(splits: Iterable[str]) -> list[str]:
+    """train, val, test first, then the rest (rejected), whatever order the file has."""
+    keys = list(splits)
+    return [s for s in SPLITS if s in keys] + [s for s in keys if s not in SPLITS]
+
+
+def labels_table(profile: Profile) -> str:
+    counts = profile.label_distribution
+    splits = in_order(counts)
+    totals = {s: sum(counts[s].values()) or 1 for s in splits}
     rows = [
-        [f'<td class="text">{esc(label)}</td>']
-        + [f"{dist[s].get(label, 0):,} ({dist[s].get(label, 0) / totals[s]:.1%})" for s in splits]
-        for label in labels
+        [
+            label,
+            *(
+                f"{counts[s].get(label, 0):,} ({counts[s].get(label, 0) / totals[s]:.1%})"
+                for s in splits
+            ),
+        ]
+        for label in profile.labels
     ]
     return table(["label", *splits], rows, "label-table")
 
 
-def data_section(data: ReportData) -> str:
-    """Rows per split, label distribution, per-column statistics and the ETL's metrics."""
-    profile = data.profile
-    if not profile:
-        return '<p class="muted">no data profile (data/processed/profile.json)</p>'
-    rows = profile.get("rows") or {}
-    facts = {
-        "task": profile.get("task"),
-        "target": profile.get("target"),
-        "labels": profile.get("labels"),
-        "text column": profile.get("text") or "none",
-    }
-    return (
-        key_values({k: v for k, v in facts.items() if v is not None}, "data-facts")
-        + "<h3>Rows</h3>"
-        + table(
-            ["split", "rows"], [[esc(k), fmt(rows[k])] for k in _split_order(rows)], "rows-table"
-        )
-        + "<h3>Label distribution</h3>"
-        + label_table(profile)
-        + "<h3>Columns</h3>"
-        + columns_table(profile)
-        + "<h3>ETL metrics</h3>"
-        + key_values(data.etl_metrics, "etl-metrics")
+def target_table(profile: Profile) -> str:
+    stats = profile.target_stats
+    quantiles = list(next(iter(stats.values())).quantiles) if stats else []
+    rows = [
+        [s, t.count, t.mean, t.std, t.min, *(t.quantiles.get(q) for q in quantiles), t.max]
+        for s, t in ((s, stats[s]) for s in in_order(stats))
+    ]
+    return table(
+        ["split", "rows", "mean", "std", "min", *(f"q{q}" for q in quantiles), "max"],
+        rows,
+        "target-table",
     )
+
+
+def columns_table(profile: Profile) -> str:
+    rows = []
+    for name, c in profile.columns.items():
+        levels = ""
+        if c.n_levels is not None:
+            top = list((c.level_counts or {}).items())[:TOP_LEVELS]
+            levels = f"{c.n_levels} levels: " + ", ".join(f"{k} ({v:,})" for k, v in top)
+        rows.append(
+            [
+                name,
+                c.role,
+                f"{c.null_rate:.1%}",
+                c.min,
+                c.max,
+                c.mean,
+                c.std,
+                cell(levels),
+                None if c.empty_rate is None else f"{c.empty_rate:.1%}",
+            ]
+        )
+    headers = ["column", "role", "null rate", "min", "max", "mean", "std", "levels", "empty texts"]
+    return table(headers, rows, "column-table")
 
 
 def export_section(data: ReportData) -> str:
-    """The exported models (files, hashes, registry versions), parity and export metrics."""
+    """The exported models, what a caller may send, and serving parity."""
     contract = data.contract
-    if not contract:
-        return '<p class="muted">no export yet (models/export/contract.json)</p>'
-    rows = []
-    for name, entry in (contract.get("models") or {}).items():
-        # The registered ONNX version when registration ran, else the training run's model.
-        mlflow = entry.get("onnx_registry") or entry.get("mlflow") or {}
-        rows.append(
-            [
-                f'<td class="text" data-model="{esc(name)}">{esc(name)}</td>',
-                f'<td class="text">{esc(entry.get("kind", ""))}</td>',
-                f'<td class="text">{esc(entry.get("file", ""))}</td>',
-                f'<td class="text"><code>{esc(str(entry.get("sha256", ""))[:12])}</code></td>',
-                f'<td class="text">{esc(mlflow.get("registered_model", ""))}</td>',
-                esc(mlflow.get("version", "")),
-            ]
+    if contract is None:
+        return note("No export yet (models/export/contract.json).")
+    models = [
+        [
+            m,
+            e.kind,
+            e.file,
+            cell(e.sha256[:12]),
+            e.version,
+            e.mlflow.registered_model if e.mlflow else None,
+        ]
+        for m, e in contract.models.items()
+    ]
+    parts = [
+        table(
+            ["model", "kind", "file", "sha256", "version", "registered model"],
+            models,
+            "export-table",
         )
-    models = table(["model", "kind", "file", "sha256", "registered", "version"], rows, "export")
-    return (
-        models
-        + "<h3>Parity (ONNX Runtime against the native model)</h3>"
-        + json_section(data.parity, "parity")
-        + "<h3>Export metrics</h3>"
-        + json_section(data.export_metrics, "export-metrics")
-    )
+    ]
+    if contract.skipped:
+        parts.append(
+            table(["model", "skipped because"], list(contract.skipped.items()), "skipped-table")
+        )
+    schema = [
+        [
+            f.name,
+            f.type,
+            f.nullable,
+            f.min,
+            f.max,
+            None if f.categories is None else len(f.categories),
+            f.max_length,
+            f.datetime_format,
+        ]
+        for f in contract.input_schema
+    ]
+    headers = [
+        "field",
+        "type",
+        "nullable",
+        "min",
+        "max",
+        "categories seen",
+        "max length",
+        "datetime format",
+    ]
+    parts += ["<h3>Input schema</h3>", table(headers, schema, "schema-table")]
+    parts.append("<h3>Serving parity</h3>")
+    if data.parity is None:
+        parts.append(note("no parity report (models/export/parity.json)"))
+    else:
+        checks = [
+            [c.model, c.name, c.rows, c.max_abs_diff, c.tolerance, c.label_mismatches, c.passed]
+            for c in data.parity.checks
+        ]
+        parts.append(
+            note(
+                "The exported files, run by the server's own code on test records as callers "
+                "send them and on edge records."
+            )
+            + table(
+                ["model", "check", "rows", "max |Δ|", "tolerance", "labels differing", "passed"],
+                checks,
+                "parity-table",
+            )
+        )
+    return "".join(parts)
 
 
 def lineage_section(data: ReportData) -> str:
-    """Git commit, data and params hashes, and each model's MLflow run."""
-    contract = data.contract or {}
-    runs = {
-        name: entry.get("mlflow")
-        for name, entry in (contract.get("models") or {}).items()
-        if entry.get("mlflow")
-    }
-    return (
-        key_values(contract.get("lineage"), "lineage")
-        + "<h3>MLflow runs</h3>"
-        + key_values(runs, "mlflow-runs")
-    )
-
-
-def summary(data: ReportData) -> str:
-    """The headline: champion and what was compared."""
-    champion = data.champion
-    trained = [m.name for m in data.models if m.status == "trained"]
-    skipped = [m.name for m in data.models if m.status != "trained"]
-    metric = (data.contract or {}).get("champion_metric")
-    chosen = f" (best {esc(metric)})" if metric else ""
-    line = (
-        f"Champion: <strong>{esc(champion)}</strong>{chosen}. " if champion else "No champion yet. "
-    )
-    line += f"Compared: {esc(', '.join(trained) or 'none')}."
-    if skipped:
-        line += f' <span class="muted">Not trained: {esc(", ".join(skipped))}.</span>'
-    return f'<p id="summary">{line}</p>'
-
-
-def render(data: ReportData, title: str, metrics: Sequence[str]) -> str:
-    """The whole page."""
-    commit = (data.contract or {}).get("lineage", {}).get("git_commit")
-    subtitle = f"git {esc(commit)}" if commit else "lineage unknown (no export yet)"
-    sections = [
-        ("models", "Models", summary(data) + model_table(data, metrics)),
-        ("plots", "Evaluation plots (test split)", plots_section(data)),
-        ("importance", "Feature importance", importance_section(data)),
-        ("data", "Data", data_section(data)),
-        ("export", "Export", export_section(data)),
-        ("lineage", "Lineage", lineage_section(data)),
+    """Git state, input hashes and each model's MLflow run."""
+    parts = []
+    lineage = data.contract.lineage if data.contract else None
+    if lineage is None:
+        parts.append(note("no lineage yet (written by the export)"))
+    else:
+        values: dict[str, Any] = {
+            "git commit": lineage.git_commit,
+            "uncommitted changes": lineage.git_dirty,
+            "params.yaml md5": lineage.params,
+        }
+        values |= {f"{path} md5": md5 for path, md5 in lineage.data.items()}
+        values |= {f"models/trained/{name} md5": md5 for name, md5 in lineage.models.items()}
+        parts.append(pairs(values, "lineage"))
+    runs = [
+        [m.name, ref.run_id, ref.experiment_id, ref.registered_model, ref.version]
+        for m in data.trained
+        if m.card is not None
+        and m.card.entry is not None
+        and (ref := m.card.entry.mlflow) is not None
     ]
-    body = "".join(
-        f'<section id="{sid}"><h2>{esc(heading)}</h2>{content}</section>'
-        for sid, heading, content in sections
+    parts.append("<h3>MLflow runs</h3>")
+    parts.append(
+        table(["model", "run", "experiment", "registered model", "version"], runs, "mlflow-runs")
+        if runs
+        else note("no model was tracked in MLflow")
     )
-    return (
-        "<!DOCTYPE html>\n"
-        '<html lang="en"><head><meta charset="utf-8">'
-        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{esc(title)}</title><style>{STYLE}</style><script>{SCRIPT}</script></head>"
-        f'<body><h1>{esc(title)}</h1><p class="muted">{subtitle}</p>{body}</body></html>\n'
-    )
+    return "".join(parts)

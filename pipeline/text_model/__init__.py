@@ -1,1 +1,1 @@
-"""Stage `text_model`: fine-tune a pretrained transformer with Lightning, DDP-ready."""
+"""Stage `text_model`: fine-tune a pretrained transformer on the text column, DDP-ready."""

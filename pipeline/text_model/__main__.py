@@ -3,7 +3,8 @@
 import sys
 
 from pipeline.common.stage import run_stage
-from pipeline.text_model.core import run_text_model
+from pipeline.common.train import train_entry
+from pipeline.text_model.core import TextModel
 
 if __name__ == "__main__":
-    sys.exit(run_stage("text_model", run_text_model))
+    sys.exit(run_stage("text_model", train_entry(TextModel, "text_model")))

@@ -1,171 +1,296 @@
-"""Fine-tune a pretrained transformer on the processed splits: data module, module, fit, evaluate.
+"""The text model: a pretrained transformer fine-tuned on the text column (`Model`, kind "text").
 
-Every DDP rank runs `train_text_model` (Lightning re-launches `python -m pipeline.text_model` with
-the same overrides for extra local ranks; torchrun and SLURM start them all). Only global rank 0
-predicts, writes outputs and talks to MLflow.
+The runner (`pipeline.common.train`) does everything around it: calibration, the decision,
+metrics, parity of the graph through `serving.runtime`, the stage's files and MLflow.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from typing import Any
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import lightning as L
-import torch
-from omegaconf import DictConfig
+import numpy as np
 
-from pipeline.common.config import validate
-from pipeline.common.dataset import Profile, load_profile
-from pipeline.common.evaluation import SplitPredictions
-from pipeline.common.tracking import Run, process_rank, start_run
-from pipeline.text_model.config import TextModelConfig, TrainerConfig
-from pipeline.text_model.data import SplitTexts, TextDataModule, encode, read_split
-from pipeline.text_model.data import text_input_spec as build_spec
-from pipeline.text_model.module import (
-    TextClassifier,
-    balanced_class_weights,
-    predict_proba,
-    weights_digest,
-)
-from pipeline.text_model.outputs import TextModelPaths, text_config, write_outputs, write_skipped
-from pipeline.text_model.pretrained import load_pretrained
-from pipeline.text_model.trainer import build_trainer, resume_checkpoint
+from pipeline.common.errors import PipelineError
+from pipeline.common.io import write_json
+from pipeline.common.model import MODEL_FILE, Model, ModelGraph
+from pipeline.text_model.config import TextModelConfig
+from serving.schemas import Outputs, TextField, TextInput
+from serving.text_input import build_texts
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+    from pipeline.common.data import Split, Splits
+    from pipeline.common.tracking import Run
+    from pipeline.text_model.encoder import TextNet
 
 log = logging.getLogger(__name__)
+NATIVE_DIR = "hf"  # save_pretrained encoder + tokenizer, the head and head.json
+HEAD_FILE = "head.safetensors"
+HEAD_META_FILE = "head.json"  # pooling, max_length, task: how to use the head
+WHERE = "configs/text_model"
+# One call mixing texts of very different token lengths (1 to ~2,000 words): padding and
+# truncation must not change any row's result. Odd texts are among the default edge rows.
+LENGTHS = (1, 400, 2, 3, 60, 5, 8, 2000, 13, 21, 34)
 
 
-@dataclass
-class TextModelResult:
-    """What one rank did; `metrics` is filled on global rank 0 only."""
+class TextModel(Model):
+    """Encoder + pooling + dropout + linear head, fine-tuned with Lightning."""
 
-    rank: int
-    world_size: int
-    global_step: int
-    samples_seen: int
-    weights_sha256: str
-    best_checkpoint: str | None
-    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    kind = "text"
+    config_class = TextModelConfig
+    config: TextModelConfig
+
+    def __init__(self, name: str, config: Any, profile: Any, seed: int) -> None:
+        super().__init__(name, config, profile, seed)
+        self.tokenizer: Any = None
+        self.net: TextNet | None = None
+        self.facts: dict[str, float | int | str | bool | None] = {}
+
+    @classmethod
+    def config_node(cls, cfg: DictConfig, name: str) -> Any:
+        """`text_model` with the `trainer` group (the hardware) inside it."""
+        from omegaconf import OmegaConf
+
+        node = OmegaConf.to_container(cfg[name], resolve=True)
+        assert isinstance(node, dict)
+        if "trainer" in cfg:
+            node["trainer"] = OmegaConf.to_container(cfg.trainer, resolve=True)
+        return node
+
+    @property
+    def regression(self) -> bool:
+        return not self.profile.is_classification
+
+    def skip_reason(self) -> str | None:
+        if self.profile.features.text is None:
+            return "the data has no text column (data config `text` is not set)"
+        return None
+
+    def check(self) -> None:
+        from pipeline.text_model.encoder import PACKAGED, POOLINGS, packaged_model_dir
+
+        config = self.config
+        if config.pooling not in POOLINGS:
+            raise PipelineError(
+                f"pooling '{config.pooling}' unknown", where=WHERE, fix=f"use one of {POOLINGS}"
+            )
+        if config.loss not in ("mse", "huber"):
+            raise PipelineError(
+                f"loss '{config.loss}' unknown", where=WHERE, fix="use mse or huber"
+            )
+        if config.pretrained in PACKAGED:
+            packaged_model_dir(config.pretrained)
+        self.text_input()  # checks text_fields
+        if (
+            config.max_steps > 0
+            and config.max_steps // config.val_check_interval <= config.early_stopping_patience
+        ):
+            raise PipelineError(
+                f"early stopping (patience {config.early_stopping_patience}) can never fire in "
+                f"{config.max_steps // config.val_check_interval} validations",
+                where=WHERE,
+                fix="lower early_stopping_patience or val_check_interval, or raise max_steps",
+            )
+
+    def text_input(self) -> TextInput:
+        """The input string's recipe: `text_fields` (numeric or categorical) before the text."""
+        features = self.profile.features
+        assert features.text is not None
+        fields = []
+        for name in self.config.text_fields:
+            if name in features.model_numeric:
+                fields.append(TextField(name=name, type="number"))
+            elif name in features.categorical:
+                fields.append(TextField(name=name, type="category"))
+            else:
+                raise PipelineError(
+                    f"text_fields entry '{name}' is not a numeric or categorical input",
+                    where=f"{WHERE}: text_fields",
+                    fix=f"choose from {[*features.model_numeric, *features.categorical]}",
+                )
+        return TextInput(text=features.text, fields=fields)
+
+    def encode(self, split: Split) -> list[list[int]]:
+        """Token ids exactly as the server makes them: `build_texts`, then `tokenizer.json`."""
+        from pipeline.text_model.onnx_graph import backend_tokenizer
+
+        backend = backend_tokenizer(self.tokenizer, self.config.max_length)
+        return [e.ids for e in backend.encode_batch(build_texts(split.columns, self.text_input()))]
+
+    def batches(self, split: Split, y: np.ndarray | None = None) -> Any:
+        from pipeline.text_model.onnx_graph import pad_of
+        from pipeline.text_model.training import Batches
+
+        pad_id, left = pad_of(self.tokenizer)
+        return Batches(self.encode(split), np.zeros(len(split)) if y is None else y, pad_id, left)
+
+    def targets(self, split: Split) -> np.ndarray:
+        """Class indices, or the runner's target standardised with the training mean and scale."""
+        if not self.regression:
+            return split.y.astype(np.int64)
+        assert self.net is not None
+        mean, scale = float(self.net.target_mean), float(self.net.target_scale)
+        return ((split.y - mean) / scale).astype(np.float32)
+
+    def fit(self, data: Splits, run: Run | None) -> None:
+        import lightning as L
+        import torch
+
+        from pipeline.common.tracking import process_rank
+        from pipeline.text_model import training
+        from pipeline.text_model.encoder import build
+
+        config = self.config
+        L.seed_everything(self.seed, workers=True, verbose=False)
+        threads = config.num_threads or len(os.sched_getaffinity(0))
+        torch.set_num_threads(threads)  # a fixed count: CPU results depend on it
+        train = sample(data.train, config.train_rows, self.seed)
+        val = sample(data.val, config.val_rows, self.seed)
+        n_outputs = 1 if self.regression else self.profile.n_classes
+        texts = build_texts(train.columns, self.text_input())
+        self.tokenizer, self.net = build(config, texts, n_outputs)
+        if self.regression:
+            self.net.target_mean.fill_(float(np.mean(train.y)))
+            self.net.target_scale.fill_(float(np.std(train.y)) or 1.0)
+        train_data, val_data = (
+            self.batches(train, self.targets(train)),
+            self.batches(val, self.targets(val)),
+        )
+        log.info(
+            "training on %d texts, validating on %d, %d threads", len(train), len(val), threads
+        )
+        module = training.FineTune(self.net, self.regression, config)
+        start: tuple[float, dict[str, Any]] | None = None
+        if config.warm_start and config.resume_from is None:
+            training.warm_start(self.net, train_data, self.regression, config.eval_batch_size)
+            # The warm start is a candidate like every checkpoint: kept when fine-tuning
+            # never beats its validation loss.
+            loss = module.evaluate(val_data, config.eval_batch_size)
+            start = (loss, {k: v.clone() for k, v in self.net.state_dict().items()})
+            log.info("warm start: val_loss=%.4f", loss)
+        resume = training.resume_checkpoint(config, is_rank_zero=process_rank() == 0)
+        trainer, checkpoint = training.build_trainer(config, run.run_id if run else None)
+        trainer.fit(
+            module,
+            train_data.loader(config.batch_size, shuffle=True),
+            val_data.loader(config.eval_batch_size, shuffle=False),
+            ckpt_path=resume,
+        )
+        digest = weights_sha256(self.net)
+        log.info(
+            "rank %d/%d trained: %d optimizer steps, %d samples, weights sha256 %s",
+            *(trainer.global_rank, trainer.world_size, trainer.global_step, module.samples_seen),
+            digest[:16],
+        )
+        if not trainer.is_global_zero:
+            raise SystemExit(0)  # rank 0 alone predicts, writes and tracks
+        best: Any = checkpoint.best_model_score
+        chosen = Path(checkpoint.best_model_path).name or "final weights"
+        if start is not None and (best is None or start[0] <= float(best)):
+            self.net.load_state_dict(start[1])
+            best, chosen = start[0], "warm start"
+        elif checkpoint.best_model_path:
+            state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
+            module.load_state_dict(state["state_dict"])
+        self.net.eval()
+        self.facts = {
+            "pooling": self.net.pooling,
+            "train_rows": len(train),
+            "steps": trainer.global_step,
+            "best_val_loss": None if best is None else float(best),
+            "best_checkpoint": chosen,
+            "stopped_early": trainer.global_step < trainer.estimated_stepping_batches,
+        }
+
+    def predict(self, split: Split) -> np.ndarray:
+        from pipeline.text_model.encoder import Served
+        from pipeline.text_model.training import run_batches
+
+        assert self.net is not None, "fit first"
+        self.net.eval()
+        device = next(self.net.parameters()).device
+        served = Served(self.net, self.regression)
+        out = run_batches(served, self.batches(split), self.config.eval_batch_size, device)
+        return out[:, 0] if self.regression else out
+
+    def to_onnx(self, out_dir: Path) -> ModelGraph:
+        from pipeline.text_model.encoder import Served
+        from pipeline.text_model.onnx_graph import export_graph, write_tokenizer
+
+        assert self.net is not None, "fit first"
+        output = "value" if self.regression else "probabilities"
+        export_graph(
+            Served(self.net.cpu().eval(), self.regression),
+            out_dir / MODEL_FILE,
+            output,
+            self.config.opset,
+        )
+        return ModelGraph(
+            file=MODEL_FILE,
+            outputs=Outputs(**{output: output}),
+            text_input=self.text_input(),
+            tokenizer=write_tokenizer(self.tokenizer, out_dir, self.config.max_length),
+        )
+
+    def edge_splits(self, data: Splits) -> dict[str, Split]:
+        from pipeline.common.parity import edge_variants
+
+        texts = [" ".join(["word"] * n) for n in LENGTHS]
+        mixed = edge_variants(data, [(self.text_input().text, texts)])
+        return {**super().edge_splits(data), "edge:text_lengths": mixed}
+
+    def save(self, out_dir: Path) -> None:
+        """`hf/`: the encoder and tokenizer (`save_pretrained`, safetensors), the head with its
+        target scale, and head.json (pooling); never pickle. Runs after the runner finished the
+        graph, so the optional int8 copy includes calibration and any target transform."""
+        from safetensors.torch import save_file
+
+        from pipeline.text_model.encoder import quiet_transformers
+        from pipeline.text_model.onnx_graph import INT8_FILE, quantize_int8
+
+        assert self.net is not None, "fit first"
+        native = out_dir / NATIVE_DIR
+        with quiet_transformers():
+            self.net.encoder.save_pretrained(native, safe_serialization=True)
+            self.tokenizer.save_pretrained(native)
+        state = self.net.state_dict()
+        head = {k: v.cpu().contiguous() for k, v in state.items() if not k.startswith("encoder.")}
+        save_file(head, str(native / HEAD_FILE))
+        # Not safetensors metadata: its key order varies between runs, and two runs must
+        # write the same bytes.
+        meta = {
+            "pooling": self.net.pooling,
+            "max_length": self.config.max_length,
+            "task": self.profile.task,
+        }
+        write_json(native / HEAD_META_FILE, meta)
+        if self.config.quantize:
+            quantize_int8(out_dir / MODEL_FILE, out_dir / INT8_FILE)
+
+    def log_model(self, run: Run, out_dir: Path) -> None:
+        run.log_artifacts(out_dir / NATIVE_DIR, "native")
+
+    def params(self) -> dict[str, float | int | str | bool | None]:
+        return self.facts
 
 
-def train_text_model(
-    config: TextModelConfig,
-    trainer_config: TrainerConfig,
-    profile: Profile,
-    paths: TextModelPaths,
-    seed: int,
-    run: Run | None = None,
-) -> TextModelResult:
-    """Fine-tune, pick the best checkpoint on validation, and (rank 0) evaluate and save."""
-    L.seed_everything(seed, workers=True, verbose=False)
-    if config.num_threads:
-        torch.set_num_threads(config.num_threads)
-    spec = build_spec(profile, config.text_fields)
-    train = read_split(paths.processed_dir, "train", profile, spec, config.train_subsample, seed)
-    val = read_split(paths.processed_dir, "val", profile, spec, config.val_subsample, seed)
-    log.info("training on %d texts, validating on %d", len(train.texts), len(val.texts))
-    tokenizer, model = load_pretrained(config, profile.n_classes, profile.labels, train.texts)
-    weights = None
-    if config.class_weights == "balanced":
-        weights = balanced_class_weights(train.labels, profile.n_classes)
-    module = TextClassifier(
-        model, config.lr, config.weight_decay, config.warmup_ratio, weights, config.compile
-    )
-    data = TextDataModule(
-        train,
-        val,
-        tokenizer,
-        config.max_length,
-        config.batch_size,
-        config.eval_batch_size,
-        config.num_workers,
-        config.pin_memory,
-        config.persistent_workers,
-    )
-    ckpt_path = resume_checkpoint(config, is_rank_zero=process_rank() == 0)
-    trainer, checkpoint = build_trainer(config, trainer_config, run.run_id if run else None)
-    trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
-
-    result = TextModelResult(
-        rank=trainer.global_rank,
-        world_size=trainer.world_size,
-        global_step=trainer.global_step,
-        samples_seen=module.samples_seen,
-        weights_sha256=weights_digest(model),
-        best_checkpoint=checkpoint.best_model_path or None,
-    )
-    log.info(
-        "rank %d/%d trained: %d optimizer steps, %d samples, weights sha256 %s",
-        result.rank,
-        result.world_size,
-        result.global_step,
-        result.samples_seen,
-        result.weights_sha256[:16],
-    )
-    if not trainer.is_global_zero:
-        return result
-    if result.best_checkpoint:
-        load_best(module, result.best_checkpoint)
-    predictions = predict_splits(model, tokenizer, config, profile, paths, spec)
-    payload = text_config(profile, spec, config.max_length, config.pretrained)
-    result.metrics = write_outputs(
-        paths,
-        profile,
-        model,
-        tokenizer,
-        payload,
-        predictions,
-        run,
-        config.registered_model,
-        train.texts[:2],
-    )
-    return result
+def sample(split: Split, rows: int | None, seed: int) -> Split:
+    """A seeded random subset of `rows` rows (the whole split when it is no larger)."""
+    if rows is None or len(split) <= rows:
+        return split
+    return split.take(np.sort(np.random.default_rng(seed).choice(len(split), rows, replace=False)))
 
 
-def load_best(module: TextClassifier, checkpoint_path: str) -> None:
-    """Load the weights of the best validation checkpoint (tensors only, no pickled objects)."""
-    state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
-    module.load_state_dict(state["state_dict"])
-    log.info("best checkpoint: %s", checkpoint_path)
+def weights_sha256(net: Any) -> str:
+    """SHA-256 over the state dict in key order (equal on every DDP rank after training)."""
+    import hashlib
 
-
-def predict_splits(
-    model: Any,
-    tokenizer: Any,
-    config: TextModelConfig,
-    profile: Profile,
-    paths: TextModelPaths,
-    spec: dict[str, Any],
-) -> dict[str, SplitPredictions]:
-    """Class probabilities on the whole validation and test splits."""
-    out = {}
-    for split in ("val", "test"):
-        data: SplitTexts = read_split(paths.processed_dir, split, profile, spec)
-        ids = encode(tokenizer, data.texts, config.max_length)
-        proba = predict_proba(model, ids, tokenizer.pad_token_id, config.eval_batch_size)
-        out[split] = SplitPredictions(ids=data.ids, y_true=data.labels, proba=proba)
-    return out
-
-
-def run_text_model(cfg: DictConfig, paths: TextModelPaths | None = None) -> str:
-    """Stage entry: validate config, skip without a text column, else train under MLflow."""
-    paths = paths or TextModelPaths()
-    config = validate(cfg.text_model, TextModelConfig, "text_model")
-    trainer_config = validate(cfg.trainer, TrainerConfig, "trainer")
-    profile = load_profile(paths.processed_dir)
-    if profile.text is None:
-        reason = "the data set has no text column (data config `text` is not set)"
-        if process_rank() == 0:
-            write_skipped(paths, reason)
-        log.info("text model skipped: %s", reason)
-        return f"skipped: {reason}"
-    with start_run(cfg, "text_model", [paths.processed_dir]) as run:
-        result = train_text_model(config, trainer_config, profile, paths, int(cfg.seed), run)
-    if not result.metrics:
-        return f"rank {result.rank}: trained {result.global_step} steps, outputs left to rank 0"
-    test = result.metrics["test"]
-    return (
-        f"{result.global_step} steps on {result.world_size} device(s); test "
-        f"accuracy={test['accuracy']:.3f} macro_f1={test['macro_f1']:.3f} "
-        f"roc_auc={test['roc_auc']:.3f} → {paths.model_dir}"
-    )
+    digest = hashlib.sha256()
+    for name, tensor in sorted(net.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()

@@ -70,3 +70,10 @@ def serving(project: Path, ready_timeout: float = 120) -> Iterator[str]:
         server.terminate()
         code = server.wait(timeout=30)
     assert code == 0, f"server exited with {code} on SIGTERM"
+
+
+def tolerance(project: Path, name: str) -> float:
+    """The parity tolerance the model's stage checked its graph with (its own, times the
+    calibration's steepest slope)."""
+    card = json.loads((project / "models" / "trained" / name / "card.json").read_text())
+    return float(max(check["tolerance"] for check in card["parity"]["checks"]))

@@ -1,146 +1,195 @@
-"""The README's walk for your own data, on two schemas unlike the demo data's: write a CSV and
-`configs/data/<name>.yaml`, select it, `dvc repro`, serve, call the API — no code change.
-Some columns are named as spreadsheet exports name them ("Weight (kg)", "Customer Notes").
+"""The README's walk for your own data: write a CSV and `configs/data/<name>.yaml`, select it,
+`make repro`, serve, call the API with raw values as they stand in the file — no code change.
+
+Two files unlike the demo: support tickets with European timestamps (`24-02-2015 11.35`),
+spreadsheet-style column names, yes/no flags, rare categories and Unicode notes (binary, CRLF
+line endings); and insurance costs with a skewed numeric target (regression, log1p).
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
 import pytest
 
-from tests.e2e.serve import predict, serving
-from tests.smoke import dvc_repro, make_copy, stages_run
+from tests.e2e.serve import predict, serving, tolerance
+from tests.smoke import dvc_repro, git, make_copy, pipeline_env, stages_run
+
+NOTES = [
+    "still waiting for the refund 😡",
+    "Danke, alles gut!",
+    "não recebi a fatura",
+    "",
+    "ok",
+    "the router keeps dropping the connection " * 40,
+    "naïve question about the café order — résumé attached",
+    "配送が遅れています",
+]
 
 
-def _shipments(rows: int, rng: np.random.Generator) -> tuple[list[dict[str, Any]], str]:
-    """Multiclass with a text column: shipment priority from weight, fragility and the notes."""
-    words = {
-        "low": ["standard parcel", "no rush", "regular restock", "whenever convenient"],
-        "medium": ["customer waiting", "needed this week", "replacement part", "follow up"],
-        "high": ["urgent outage", "hospital order", "line down asap", "critical spare"],
-    }
+def _tickets(rows: int, rng: np.random.Generator) -> tuple[list[dict[str, Any]], str]:
     out = []
     for i in range(rows):
-        weight = float(rng.gamma(2.0, 3.0))
-        fragile = bool(rng.random() < 0.3)
-        score = weight / 6 + 1.5 * fragile + rng.normal(0, 0.6)
-        level = "low" if score < 1.2 else "medium" if score < 2.4 else "high"
-        # The notes mostly agree with the level: the text signal.
-        note_level = level if rng.random() < 0.7 else str(rng.choice(list(words)))
+        age = int(rng.integers(18, 90))
+        member = bool(rng.random() < 0.4)
+        plan = str(rng.choice(["Básico", "Pro", "Team", "Legacy 2019"], p=[0.5, 0.3, 0.18, 0.02]))
+        hour = int(rng.integers(0, 24))
+        night = hour < 7
+        note = str(rng.choice(NOTES))
+        score = 0.04 * (age - 50) - 0.9 * member + 1.2 * night + (0.8 if "refund" in note else 0)
+        day, month = int(rng.integers(1, 29)), int(rng.integers(1, 13))
         out.append(
             {
-                "sku_code": f"S{i:05d}",
-                "Weight (kg)": round(weight, 2) if rng.random() > 0.05 else "",
-                "colour": str(rng.choice(["red", "Blue ", "green", "BLACK"])),
-                "fragile": "true" if fragile else "false",
-                "shipped_on": f"2024-{1 + i % 12:02d}-{1 + i % 27:02d} {i % 24:02d}:15:00",
-                "Customer Notes": f"{rng.choice(words[note_level])} for depot {i % 7}",
-                "priority": level,
+                "Ticket ID": f"T-{i:05d}",
+                "Opened": f"{day:02d}-{month:02d}-2015 {hour:02d}.{int(rng.integers(60)):02d}",
+                "Customer Age": age if rng.random() > 0.05 else "",
+                "Plan": plan,
+                "Is Member": "yes" if member else "no",
+                "Notes": note,
+                "Escalated": "yes" if score + rng.normal(0, 0.8) > 0.3 else "no",
             }
         )
-    contract = """
-name: shipments
-path: data/raw/shipments.csv
-target: priority
-id: sku_code
-text: Customer Notes
-categorical: [colour]
-numeric: ["Weight (kg)", fragile]
-datetime: [shipped_on]
+    config = """
+name: tickets
+path: data/raw/tickets.csv
+target: Escalated
+id: Ticket ID
+text: Notes
+categorical: [Plan]
+numeric: [Customer Age, Is Member]
+datetime: [Opened]
+datetime_format:
+  Opened: "%d-%m-%Y %H.%M"
+timezone: Europe/Berlin
 bounds:
-  "Weight (kg)": [0, 500]
+  Customer Age: [0, 120]
 """
-    return out, contract
+    return out, config
 
 
-def _accounts(rows: int, rng: np.random.Generator) -> tuple[list[dict[str, Any]], str]:
-    """Tabular only (no id, no text, no datetime): churn from usage and plan."""
+def _costs(rows: int, rng: np.random.Generator) -> tuple[list[dict[str, Any]], str]:
     out = []
-    for _ in range(rows):
-        usage = float(rng.exponential(10))
-        plan = str(rng.choice(["basic", "pro", "team"]))
-        risk = -0.15 * usage + (1.2 if plan == "basic" else 0.0) + rng.normal(0, 0.7)
+    for i in range(rows):
+        age = int(rng.integers(18, 65))
+        smoker = bool(rng.random() < 0.2)
+        region = str(rng.choice(["north", "south", "east", "west", "islands"]))
+        cost = np.exp(7.5 + 0.025 * age + 1.1 * smoker + (0.3 if region == "islands" else 0))
         out.append(
             {
-                "Monthly Usage": round(usage, 3),
-                "seats": int(rng.integers(1, 50)),
-                "plan": plan,
-                "churned": "yes" if risk > 0 else "no",
-                "internal_comment": "ignored column",
+                "policy": i + 1000,
+                "age": age,
+                "smoker": "yes" if smoker else "no",
+                "region": region,
+                "claim note": str(rng.choice(NOTES)),
+                "charges": round(float(cost * rng.lognormal(0, 0.25)), 2),
             }
         )
-    contract = """
-name: accounts
-path: data/raw/accounts.csv
-target: churned
-id: null
-text: null
-categorical: [plan]
-numeric: [Monthly Usage, seats]
-datetime: []
-drop: [internal_comment]
+    config = """
+name: costs
+path: data/raw/costs.csv
+target: charges
+task: regression
+target_transform: log1p
+id: policy
+text: claim note
+categorical: [region]
+numeric: [age, smoker]
 """
-    return out, contract
+    return out, config
 
 
-CASES = {"shipments": _shipments, "accounts": _accounts}
+CASES = {"tickets": _tickets, "costs": _costs}
 
 
-@pytest.mark.parametrize("name", list(CASES))
-def test_own_csv_runs_end_to_end_and_serves(tmp_path: Path, name: str) -> None:
-    project = make_copy(tmp_path / "project")
-    rows, contract = CASES[name](800, np.random.default_rng(7))
-    raw = project / "data" / "raw" / f"{name}.csv"
-    raw.parent.mkdir(parents=True, exist_ok=True)
-    with raw.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    (project / "configs" / "data" / f"{name}.yaml").write_text(contract.lstrip())
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\r\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(buffer.getvalue(), encoding="utf-8", newline="")
+
+
+def _select(project: Path, name: str) -> None:
     config = project / "configs" / "config.yaml"
     config.write_text(re.sub(r"(?m)^(\s*- data:)\s*\S+", rf"\1 {name}", config.read_text()))
 
+
+def _as_sent(value: str, field: dict[str, Any]) -> Any:
+    """A CSV cell as a caller sends it: numbers as numbers, yes/no as booleans, text as is."""
+    if field["type"] == "boolean":
+        return {"yes": True, "no": False}.get(value)
+    if field["type"] == "number":
+        return None if value == "" else float(value)
+    return value
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_own_csv_runs_end_to_end_and_serves_raw_values(tmp_path: Path, name: str) -> None:
+    project = make_copy(tmp_path / "project")
+    rows, config = CASES[name](900, np.random.default_rng(11))
+    _write_csv(project / "data" / "raw" / f"{name}.csv", rows)
+    (project / "configs" / "data" / f"{name}.yaml").write_text(config.lstrip())
+    _select(project, name)
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", f"{name} data")
+
     result = dvc_repro(project)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "etl" in stages_run(result.stdout)
+    # The demo generator is not selected: it wrote no rows, and the demo folder is no input.
+    assert not list((project / "data" / "raw" / "demo").glob("*.parquet"))
+    (project / "data" / "raw" / "unrelated.csv").write_text("a,b\n1,2\n")
+    (project / "data" / "raw" / "notes.txt").write_text("not the selected data\n")
+    assert stages_run(dvc_repro(project).stdout) == []
 
-    contract_json = json.loads((project / "models" / "export" / "contract.json").read_text())
-    has_text = name == "shipments"
-    assert ("text_model" in contract_json["models"]) is has_text
-    if not has_text:
-        skipped = json.loads((project / "metrics" / "text_model.json").read_text())
-        assert skipped.get("skipped") is True
-    # skl2onnx names graph inputs in word characters; the contract feeds each from its column.
-    spaced = "Weight (kg)" if has_text else "Monthly Usage"
-    graph_names = {i["column"]: i["name"] for i in contract_json["models"]["lightgbm"]["inputs"]}
-    assert graph_names[spaced] == spaced.replace(" ", "_").replace("(", "_").replace(")", "_")
-    labels = contract_json["labels"]
-    assert len(labels) == (3 if has_text else 2), labels
+    contract = json.loads((project / "models" / "export" / "contract.json").read_text())
+    assert contract["task"] == ("regression" if name == "costs" else "binary")
+    fields = {f["name"]: f for f in contract["input_schema"]}
+    test = pl.read_parquet(project / "data" / "processed" / "test.parquet").head(30)
+    id_column = contract["id"]
+    by_id = {str(r[id_column]): r for r in rows}
+    records = [
+        {k: _as_sent(v, fields[k]) for k, v in by_id[str(i)].items() if k in fields}
+        for i in test[id_column].to_list()
+    ]
+    if name == "tickets":
+        assert records[0]["Opened"].count(".") == 1  # sent as written: "24-02-2015 11.35"
 
-    fields = [f["name"] for f in contract_json["input_schema"]]
-    assert "internal_comment" not in fields
-    records = []
-    for row in rows[:5]:
-        record: dict[str, Any] = {}
-        for field in fields:
-            value = row[field]
-            if field == "fragile":
-                value = value == "true"
-            elif field in {"Weight (kg)", "Monthly Usage", "seats"}:
-                value = None if value == "" else float(value)
-            record[field] = value
-        records.append(record)
     with serving(project) as base:
-        for model in contract_json["models"]:
-            served = predict(base, records, model)
-            assert len(served["predictions"]) == len(records)
-            for pred in served["predictions"]:
-                assert pred["label"] in labels
-                assert abs(sum(pred["probabilities"].values()) - 1) < 1e-4
-                assert pred["model"] == model
+        for model in contract["models"]:
+            served = predict(base, records, model)["predictions"]
+            offline = pl.read_parquet(
+                project / "models" / "trained" / model / "predictions_test.parquet"
+            ).head(len(records))
+            if name == "costs":
+                got = np.array([p["value"] for p in served])
+                want = offline["value"].to_numpy()
+                np.testing.assert_allclose(got, want, rtol=1e-5, err_msg=model)
+            else:
+                got = np.array([p["probabilities"]["yes"] for p in served])
+                want = offline["proba_1"].to_numpy()
+                np.testing.assert_allclose(got, want, atol=tolerance(project, model), err_msg=model)
+
+    source = project / "data" / "raw" / f"{name}.csv"
+    scored = project / "scored.parquet"
+    done = subprocess.run(
+        [sys.executable, "-m", "serving.batch", str(source), str(scored)],
+        cwd=project,
+        env=pipeline_env(project),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert pl.read_parquet(scored).height == len(rows)
+    page = (project / "reports" / "report.html").read_text()
+    assert ("RMSE" in page) is (name == "costs")

@@ -1,26 +1,36 @@
-"""Fixtures of the export tests: a project built once per session (see export_fixtures.py)."""
+"""Fixture projects, built once per session and copied for each test that writes into one."""
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.export.export_fixtures import build_project
+from tests.export.projects import build_project
+
+Factory = Callable[[str], Path]
 
 
 @pytest.fixture(scope="session")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A built project (read-only for tests: copy it before changing anything)."""
-    root = tmp_path_factory.mktemp("export-project")
-    build_project(root)
-    return root
+def built(tmp_path_factory: pytest.TempPathFactory) -> Factory:
+    """task → a built project (read-only: tests take a copy)."""
+    cache: dict[str, Path] = {}
+
+    def get(task: str) -> Path:
+        if task not in cache:
+            cache[task] = build_project(tmp_path_factory.mktemp(f"built-{task}"), task)
+        return cache[task]
+
+    return get
 
 
 @pytest.fixture
-def project_copy(project: Path, tmp_path: Path) -> Path:
-    """A private copy of the project that a test may change."""
-    target = tmp_path / "project"
-    shutil.copytree(project, target, ignore=shutil.ignore_patterns("export"))
-    return target
+def project(built: Factory, tmp_path: Path) -> Factory:
+    """task → a private copy of that task's project."""
+
+    def copy(task: str) -> Path:
+        return Path(shutil.copytree(built(task), tmp_path / task))
+
+    return copy

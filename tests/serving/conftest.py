@@ -1,13 +1,12 @@
-"""Fixtures for the serving tests: exported models built once, a running server, an ASGI client.
+"""Fixtures for the serving tests: exported model directories, a running server, an app client.
 
-The models (see fixtures.py) take ~15 s to build, so they are cached in pytest's cache directory
-under a key made of this folder's fixture code and the library versions; every test session
-copies them into its own temporary directory.
+The model directories (see fixtures.py) take ~10 s each to build, so they are cached in pytest's
+cache directory under a key made of the fixture code and the library versions; every test
+session copies them into its own temporary directory.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import os
@@ -19,7 +18,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, MutableMapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -27,43 +26,57 @@ from typing import Any
 
 import pytest
 
-from serving.app import App
-from serving.contract import Contract, load_contract
-from serving.settings import Settings
-
 HERE = Path(__file__).parent
 ROOT = HERE.parents[1]
+TASKS = ("binary", "multiclass", "regression")
 
 
 def _cache_key() -> str:
     digest = hashlib.sha256((HERE / "fixtures.py").read_bytes())
-    digest.update((ROOT / "serving" / "features.py").read_bytes())
-    digest.update((ROOT / "serving" / "text_input.py").read_bytes())
-    for package in ("torch", "transformers", "scikit-learn", "lightgbm", "skl2onnx", "tokenizers"):
+    for module in ("schemas.py", "features.py", "text_input.py"):
+        digest.update((ROOT / "serving" / module).read_bytes())
+    for package in ("scikit-learn", "skl2onnx", "onnx", "tokenizers", "numpy"):
         digest.update(metadata.version(package).encode())
     return digest.hexdigest()[:16]
 
 
-@pytest.fixture(scope="session")
-def export_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A models/export-like directory with baseline, lightgbm and text_model (fresh copy)."""
-    cache = Path(request.config.cache.mkdir("serving-models")) / _cache_key()
+def _models(request: pytest.FixtureRequest, factory: pytest.TempPathFactory, task: str) -> Path:
+    cache = Path(request.config.cache.mkdir("serving-models")) / _cache_key() / task
     if not (cache / "export" / "contract.json").is_file():
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from tests.serving.fixtures import build
 
         shutil.rmtree(cache, ignore_errors=True)
-        build(cache / "export")
-    target = tmp_path_factory.mktemp("models") / "export"
-    shutil.copytree(cache / "export", target)
-    shutil.copy(cache / "export.reference.json", target.parent / "reference.json")
-    return target
+        reference = build(cache / "export", task)
+        (cache / "reference.json").write_text(json.dumps(reference))
+    target = factory.mktemp(task)
+    shutil.copytree(cache / "export", target / "export")
+    shutil.copy(cache / "reference.json", target / "reference.json")
+    return target / "export"
 
 
 @pytest.fixture(scope="session")
-def reference(export_dir: Path) -> dict[str, Any]:
-    """Offline predictions of the parity records: {"records": [...], "<model>": [[p, ...]]}."""
-    result: dict[str, Any] = json.loads((export_dir.parent / "reference.json").read_text())
+def export_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A binary task's export directory: baseline (champion), forest and text_model."""
+    return _models(request, tmp_path_factory, "binary")
+
+
+@pytest.fixture(scope="session")
+def multiclass_dir(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    return _models(request, tmp_path_factory, "multiclass")
+
+
+@pytest.fixture(scope="session")
+def regression_dir(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    return _models(request, tmp_path_factory, "regression")
+
+
+def reference_of(models: Path) -> dict[str, Any]:
+    """Offline predictions of the parity records: {"records": [...], "<model>": [...]}."""
+    result: dict[str, Any] = json.loads((models.parent / "reference.json").read_text())
     return result
 
 
@@ -137,18 +150,21 @@ class ServerProcess:
 
 
 def start_server(
-    models: Path, log_dir: Path, *args: str, launcher: Sequence[str] = ("-m", "serving")
+    models: Path,
+    log_dir: Path,
+    *args: str,
+    launcher: Sequence[str] = ("-m", "serving"),
+    env: dict[str, str] | None = None,
 ) -> ServerProcess:
-    """Start a server process (not yet ready: call wait_ready)."""
+    """Start a server process on loopback (not yet ready: call wait_ready)."""
     port = free_port()
     log = log_dir / f"server-{port}.log"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [
                 sys.executable,
                 *launcher,
-                "--models-dir",
+                "--models",
                 str(models),
                 "--port",
                 str(port),
@@ -157,7 +173,7 @@ def start_server(
                 *args,
             ],
             cwd=ROOT,
-            env=env,
+            env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -166,7 +182,7 @@ def start_server(
 
 @pytest.fixture(scope="session")
 def server(export_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """A ready server on the fixture models, shared by the tests that only send requests."""
+    """A ready server on the binary models, shared by the tests that only send requests."""
     proc = start_server(export_dir, tmp_path_factory.mktemp("logs"))
     try:
         proc.wait_ready()
@@ -175,72 +191,20 @@ def server(export_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         proc.terminate()
 
 
-# --- in-process ASGI calls (no sockets), for deterministic robustness tests -----------------
+def app_client(models: Path, **settings: Any) -> Any:
+    """A TestClient (lifespan started) on an in-process app; use it as a context manager."""
+    from fastapi.testclient import TestClient
+
+    from serving.app import create_app
+    from serving.server import load_contract
+    from serving.settings import Settings
+
+    app = create_app(Settings(models_dir=models, **settings), load_contract(models))
+    return TestClient(app, raise_server_exceptions=False)
 
 
-@dataclass
-class Reply:
-    status: int
-    headers: dict[bytes, bytes]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-async def call(
-    app: App,
-    method: str,
-    path: str,
-    body: bytes = b"",
-    headers: Sequence[tuple[bytes, bytes]] = ((b"content-type", b"application/json"),),
-    chunk: int | None = None,
-) -> Reply:
-    """Send one request straight to the ASGI app; `chunk` splits the body into several messages."""
-    parts = [body[i : i + chunk] for i in range(0, len(body), chunk)] if chunk else [body]
-    messages = [
-        {"type": "http.request", "body": p, "more_body": i < len(parts) - 1}
-        for i, p in enumerate(parts)
-    ]
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return messages.pop(0) if messages else {"type": "http.disconnect"}
-
-    async def send(message: MutableMapping[str, Any]) -> None:
-        sent.append(dict(message))
-
-    scope = {"type": "http", "method": method, "path": path, "headers": list(headers)}
-    await app(scope, receive, send)
-    start, payload = sent[0], sent[1]
-    return Reply(start["status"], dict(start["headers"]), payload["body"])
-
-
-async def start_app(
-    models: Path, contract: Contract | None = None, **settings: Any
-) -> tuple[App, asyncio.Task[None]]:
-    """An App with its lifespan started (models load in the background)."""
-    app = App(Settings(models_dir=models, **settings), contract or load_contract(models))
-    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    await inbox.put({"type": "lifespan.startup"})
-
-    async def send(message: MutableMapping[str, Any]) -> None:
-        return None
-
-    task = asyncio.create_task(app({"type": "lifespan"}, inbox.get, send))
-    app.lifespan_inbox = inbox  # type: ignore[attr-defined]
-    return app, task
-
-
-async def wait_ready(app: App, timeout: float = 30) -> None:
-    """Wait until the app reports ready."""
+def wait_ready(client: Any, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
-    while not app.ready:
+    while client.get("/health/ready").status_code != 200:
         assert time.monotonic() < deadline, "app never became ready"
-        await asyncio.sleep(0.01)
-
-
-async def stop_app(app: App, task: asyncio.Task[None]) -> None:
-    """Run the lifespan shutdown."""
-    await app.lifespan_inbox.put({"type": "lifespan.shutdown"})  # type: ignore[attr-defined]
-    await asyncio.wait_for(task, 10)
+        time.sleep(0.02)

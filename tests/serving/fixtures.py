@@ -1,30 +1,45 @@
-"""Small exported models for the serving tests and benchmark, laid out like `models/export/`.
+"""Exported model directories for the serving tests, built without the pipeline.
 
-`build(out_dir)` fits a LogisticRegression and a LightGBM pipeline on synthetic data, converts
-them with skl2onnx (one [N, 1] input per column, ZipMap off, output `probabilities`), exports a
-tiny random BERT with `torch.onnx.export(dynamo=True)` plus a tokenizer trained with
-`tokenizers`, and writes `contract.json` as in docs/architecture.md. Training libraries are used
-here only; the server never imports them.
+`build(out_dir, task)` fits small scikit-learn pipelines on messy synthetic records (prepared
+by `serving.features`, as the model stages do), converts them with skl2onnx (one [N, 1] input
+per column, ZipMap off), writes a tiny text model as an ONNX graph of its own (embedding lookup,
+masked mean pooling, a linear layer, softmax) with a `tokenizers` WordPiece tokenizer.json, and
+writes contract.json through `serving.schemas.Contract`. It returns the offline reference
+predictions (scikit-learn, and NumPy for the text graph) of `parity_records()`.
 
-    python tests/serving/fixtures.py OUT_DIR      # build once, e.g. for bench/http_serving.py
+    python -m tests.serving.fixtures OUT_DIR [binary|multiclass|regression]
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from serving.features import FeatureSpec, prepare_records
+from serving.features import prepare_records
+from serving.schemas import (
+    Calibration,
+    Contract,
+    Decision,
+    FeatureSpec,
+    FieldSchema,
+    GraphInput,
+    Lineage,
+    MlflowRef,
+    ModelEntry,
+    Outputs,
+    TextField,
+    TextInput,
+    TokenizerSpec,
+    dump,
+)
+from serving.text_input import build_texts
 
-LABELS = ["no", "yes"]
-CHANNELS = ["email", "phone", "web chat"]
+CHANNELS = ["email", "phone", "web chat", "in store"]
 WORDS = [
     "great",
     "awful",
@@ -40,318 +55,370 @@ WORDS = [
     "bad",
     "good",
     "late",
+    "👍",
+    "café",
+    "naïve",
 ]
+DATETIME_FORMAT = "%d-%m-%Y %H.%M"
 FEATURES = FeatureSpec(
     numeric=["amount", "is_member"],
     boolean=["is_member"],
-    bounds={"amount": [0.0, 1e6]},
+    bounds={"amount": (0.0, 1e6)},
     categorical=["channel"],
     datetime=["created_at"],
+    datetime_formats={"created_at": DATETIME_FORMAT},
+    timezone="Europe/Amsterdam",
     text="review",
 )
-TEXT_SPEC = {"text": "review", "fields": [{"name": "channel", "type": "category"}]}
+TEXT_INPUT = TextInput(text="review", fields=[TextField(name="channel", type="category")])
 TEXT_MAX_TOKENS = 64
-MISSING_CATEGORY = ""  # what the server feeds for a null category (contract inputs[].null)
+LABELS = {"binary": ["no", "yes"], "multiclass": ["low", "mid", "high"], "regression": []}
+THRESHOLD = 0.35  # the binary baseline's "tuned" threshold: not 0.5, so tests can tell
 
 
-def input_schema() -> list[dict[str, Any]]:
-    """The contract's raw input schema for the synthetic data."""
+def input_schema() -> list[FieldSchema]:
     return [
-        {"name": "amount", "type": "number", "nullable": True, "min": 0.0, "max": 1e6},
-        {
-            "name": "channel",
-            "type": "category",
-            "nullable": True,
-            "categories": CHANNELS,
-            "max_length": 200,
-        },
-        {"name": "is_member", "type": "boolean", "nullable": False},
-        {"name": "created_at", "type": "datetime", "nullable": True},
-        {"name": "review", "type": "text", "nullable": True, "max_length": 5000},
+        FieldSchema(name="amount", type="number", nullable=True, min=0.0, max=1e6),
+        FieldSchema(
+            name="channel", type="category", nullable=True, categories=CHANNELS, max_length=200
+        ),
+        FieldSchema(name="is_member", type="boolean", nullable=False),
+        FieldSchema(
+            name="created_at", type="datetime", nullable=True, datetime_format=DATETIME_FORMAT
+        ),
+        FieldSchema(name="review", type="text", nullable=True, max_length=5000),
     ]
 
 
 def make_records(n: int, seed: int) -> tuple[list[dict[str, Any]], np.ndarray]:
-    """Raw JSON records (with nulls and edge values) and their labels."""
+    """Raw JSON records (nulls, odd spellings, three datetime styles) and a numeric score."""
     rng = np.random.default_rng(seed)
-    records, labels = [], []
+    records, scores = [], []
     for i in range(n):
         amount = float(np.round(rng.lognormal(4, 1), 2)) if rng.random() > 0.1 else None
         channel = str(rng.choice(CHANNELS)) if rng.random() > 0.1 else None
+        if channel and rng.random() < 0.2:
+            channel = f"  {channel.upper()} "  # spelling the features normalise
         member = bool(rng.random() > 0.5)
         words = rng.choice(WORDS, size=int(rng.integers(0, 30))).tolist()
-        review = " ".join(words) if rng.random() > 0.05 else None
-        created = (
-            f"2024-{rng.integers(1, 13):02d}-{rng.integers(1, 29):02d}T"
-            f"{rng.integers(0, 24):02d}:{rng.integers(0, 60):02d}:00"
-        )
+        day, hour = int(rng.integers(1, 29)), int(rng.integers(0, 24))
+        created = [
+            f"2024-{i % 12 + 1:02d}-{day:02d}T{hour:02d}:15:00",
+            f"2024-{i % 12 + 1:02d}-{day:02d}T{hour:02d}:15:00+05:30",
+            f"{day:02d}-{i % 12 + 1:02d}-2024 {hour:02d}.15",
+            None,
+        ][i % 4]
         score = (
-            (amount or 50) / 100
-            + member
-            + 0.6 * sum(w in ("great", "love", "good") for w in words)
-            - 0.5 * (channel == "phone")
+            (amount or 50) / 100 + member + 0.6 * sum(w in ("great", "love", "good") for w in words)
         )
-        labels.append(int(score + rng.normal() > 1.5))
+        scores.append(score - 0.5 * (channel == "phone") + rng.normal())
         records.append(
             {
                 "amount": amount,
                 "channel": channel,
                 "is_member": member,
-                "created_at": created if i % 7 else None,
-                "review": review,
+                "created_at": created,
+                "review": " ".join(words) if i % 19 else None,
             }
         )
-    return records, np.array(labels)
+    return records, np.array(scores)
 
 
-def model_frame(records: list[dict[str, Any]]) -> Any:
-    """The training frame: cleaned raw columns plus derived features, as the ETL writes them."""
+def parity_records() -> list[dict[str, Any]]:
+    """Fresh records plus edge rows: nulls, unseen and oddly spelled categories, bounds, time
+    zones, the custom datetime format, long, empty and non-Latin texts."""
+    records, _ = make_records(60, seed=2)
+    base = dict(records[0])
+    edges = [
+        {**base, "amount": None, "channel": None, "created_at": None, "review": None},
+        {**base, "channel": "  WEB   Chat ", "amount": 0},
+        {**base, "channel": "fax", "amount": 1e6},
+        {**base, "amount": 2e6},  # outside the bounds: missing, as in the ETL
+        {**base, "created_at": "2024-03-31T01:59:59+02:00", "is_member": 0},
+        {**base, "created_at": "31-12-2024 23.59"},
+        {**base, "review": "great " * 400},  # beyond the token limit
+        {**base, "review": ""},
+        {**base, "review": "Ünïcödé — 日本語のテキスト 🎉🎉 e\u0301 \t\n end"},
+    ]
+    return [*records, *edges]
+
+
+def prepared_frame(records: list[dict[str, Any]], dtype: str = "float32") -> Any:
+    """The training frame: prepared columns as the graph reads them ("" for null strings)."""
     import pandas as pd
 
     cols = prepare_records(records, FEATURES)
-    frame = pd.DataFrame({k: v for k, v in cols.items() if k != "created_at"})
-    frame["channel"] = frame["channel"].fillna(MISSING_CATEGORY).astype(object)
+    frame = pd.DataFrame({name: cols[name] for name in _numeric()})
+    frame = frame.astype(dtype)
+    frame["channel"] = ["" if v is None else v for v in cols["channel"]]
+    frame["review__folded"] = list(cols["review__folded"])
     return frame
 
 
-def numeric_columns() -> list[str]:
-    """Numeric model inputs: raw numeric then derived, as in the profile's `model_numeric`."""
+def _numeric() -> list[str]:
     return [*FEATURES.numeric, *FEATURES.derived]
 
 
-def _tabular_onnx(estimator: Any, frame: Any, labels: np.ndarray, name: str) -> tuple[bytes, Any]:
+def _graph_inputs(dtype: str) -> list[GraphInput]:
+    inputs = [GraphInput(name=c, column=c, dtype=dtype) for c in _numeric()]  # type: ignore[arg-type]
+    inputs.append(GraphInput(name="channel", column="channel", dtype="string"))
+    inputs.append(GraphInput(name="review__folded", column="review__folded", dtype="string"))
+    return inputs
+
+
+def _tabular(estimator: Any, frame: Any, y: np.ndarray, path: Path) -> tuple[Any, list[str]]:
+    """Fit `estimator` behind the usual preprocessing, write its ONNX graph; (pipeline, outputs)."""
     from skl2onnx import convert_sklearn
-    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, StringTensorType
     from sklearn.compose import ColumnTransformer
+    from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    numeric = numeric_columns()
+    numeric = _numeric()
+    tfidf = TfidfVectorizer(token_pattern=r"[^ ]+", lowercase=False, min_df=2)
     pre = ColumnTransformer(
         [
             ("num", Pipeline([("impute", SimpleImputer()), ("scale", StandardScaler())]), numeric),
             ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), ["channel"]),
+            ("text", tfidf, "review__folded"),
         ]
     )
-    pipe = Pipeline([("pre", pre), ("model", estimator)])
-    frame = frame[[*numeric, "channel"]].copy()
-    frame[numeric] = frame[numeric].astype(np.float32)
-    pipe.fit(frame, labels)
-    types = [(c, FloatTensorType([None, 1])) for c in numeric]
-    types.append(("channel", StringTensorType([None, 1])))
+    pipe = Pipeline([("pre", pre), ("model", estimator)]).fit(frame, y)
+    number = DoubleTensorType if frame[numeric[0]].dtype == np.float64 else FloatTensorType
+    types: list[Any] = [(c, number([None, 1])) for c in numeric]
+    types += [
+        ("channel", StringTensorType([None, 1])),
+        ("review__folded", StringTensorType([None, 1])),
+    ]
+    options: dict[Any, Any] = {
+        id(pipe.named_steps["pre"].named_transformers_["text"]): {"separators": [" "]}
+    }
+    if hasattr(estimator, "predict_proba"):
+        options[id(estimator)] = {"zipmap": False}
     onx = convert_sklearn(
         pipe,
-        name,
+        path.stem,
         initial_types=types,
+        options=options,
         target_opset={"": 17, "ai.onnx.ml": 3},
-        options={id(estimator): {"zipmap": False}},
     )
-    assert [o.name for o in onx.graph.output] == ["label", "probabilities"]
-    return onx.SerializeToString(), pipe
+    path.write_bytes(onx.SerializeToString())
+    return pipe, [o.name for o in onx.graph.output]
 
 
-def _register_lightgbm() -> None:
-    from lightgbm import LGBMClassifier
-    from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
-    from skl2onnx import update_registered_converter
-    from skl2onnx.common.shape_calculator import calculate_linear_classifier_output_shapes
+def _with_interval(path: Path, value: str, half_width: float) -> None:
+    """Append an `interval` output [N, 2] = value ± half_width (a stand-in for quantiles)."""
+    import onnx
+    from onnx import TensorProto, helper
 
-    update_registered_converter(
-        LGBMClassifier,
-        "LightGbmLGBMClassifier",
-        calculate_linear_classifier_output_shapes,
-        convert_lightgbm,
-        options={"nocl": [True, False], "zipmap": [True, False, "columns"]},
+    model = onnx.load(str(path))
+    graph = model.graph
+    graph.initializer.append(helper.make_tensor("half_width", TensorProto.FLOAT, [], [half_width]))
+    graph.node.extend(
+        [
+            helper.make_node("Sub", [value, "half_width"], ["lower"]),
+            helper.make_node("Add", [value, "half_width"], ["upper"]),
+            helper.make_node("Concat", ["lower", "upper"], ["interval"], axis=1),
+        ]
     )
+    graph.output.append(helper.make_tensor_value_info("interval", TensorProto.FLOAT, [None, 2]))
+    onnx.save(model, str(path))
 
 
-def _text_model(out_dir: Path, records: list[dict[str, Any]]) -> Any:
-    """Write text_model.onnx and the tokenizer; return a function giving torch probabilities."""
-    import torch
+def _text_model(out_dir: Path, records: list[dict[str, Any]], n_classes: int) -> Any:
+    """Write text_model.onnx and its tokenizer; return the NumPy reference (probabilities)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from tokenizers.trainers import WordPieceTrainer
-    from transformers import BertConfig, BertForSequenceClassification
 
-    from serving.text_input import build_texts
-
-    texts = build_texts(prepare_records(records, FEATURES), TEXT_SPEC)
+    texts = build_texts(prepare_records(records, FEATURES), TEXT_INPUT)
     tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tok.decoder = decoders.WordPiece()
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tok.train_from_iterator(texts, WordPieceTrainer(vocab_size=300, special_tokens=specials))
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
+    tok.train_from_iterator(texts, WordPieceTrainer(vocab_size=200, special_tokens=specials))
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
     )
-    (out_dir / "tokenizer").mkdir(parents=True, exist_ok=True)
-    tok.save(str(out_dir / "tokenizer" / "tokenizer.json"))
-
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=tok.get_vocab_size(),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-    )
-    config.num_labels = len(LABELS)
-    model = BertForSequenceClassification(config).eval()
-
-    class Logits(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.bert = model
-
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-            return self.bert(input_ids=input_ids, attention_mask=attention_mask).logits
-
-    ids = torch.ones((2, 16), dtype=torch.int64)
-    batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence", max=128)
-    with warnings.catch_warnings():  # exporter chatter about axis names and deprecations
-        warnings.simplefilter("ignore")
-        program = torch.onnx.export(
-            Logits().eval(),
-            (ids, torch.ones_like(ids)),
-            dynamo=True,
-            verbose=False,
-            input_names=["input_ids", "attention_mask"],
-            output_names=["logits"],
-            dynamic_shapes={"input_ids": {0: batch, 1: seq}, "attention_mask": {0: batch, 1: seq}},
-        )
-    assert program is not None
-    program.save(str(out_dir / "text_model.onnx"), external_data=False)
+    (out_dir / "text_model").mkdir(parents=True, exist_ok=True)
+    tok.save(str(out_dir / "text_model" / "tokenizer.json"))
     tok.enable_truncation(max_length=TEXT_MAX_TOKENS)
 
-    @torch.inference_mode()
+    rng = np.random.default_rng(0)
+    vocab, dim = tok.get_vocab_size(), 8
+    emb = rng.normal(size=(vocab, dim)).astype(np.float32)
+    weight = rng.normal(size=(dim, n_classes)).astype(np.float32)
+    bias = rng.normal(size=n_classes).astype(np.float32)
+    init = [
+        numpy_helper.from_array(a, n)
+        for a, n in (
+            (emb, "emb"),
+            (weight, "w"),
+            (bias, "b"),
+            (np.array([2], np.int64), "two"),
+            (np.array([1], np.int64), "one"),
+            (np.array(1.0, np.float32), "one_f"),
+        )
+    ]
+    nodes = [
+        helper.make_node("Gather", ["emb", "input_ids"], ["tokens"]),
+        helper.make_node("Cast", ["attention_mask"], ["mask"], to=TensorProto.FLOAT),
+        helper.make_node("Unsqueeze", ["mask", "two"], ["mask3"]),
+        helper.make_node("Mul", ["tokens", "mask3"], ["masked"]),
+        helper.make_node("ReduceSum", ["masked", "one"], ["summed"], keepdims=0),
+        helper.make_node("ReduceSum", ["mask", "one"], ["count"], keepdims=1),
+        helper.make_node("Max", ["count", "one_f"], ["safe_count"]),
+        helper.make_node("Div", ["summed", "safe_count"], ["pooled"]),
+        helper.make_node("MatMul", ["pooled", "w"], ["scores"]),
+        helper.make_node("Add", ["scores", "b"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
+    ]
+    ids = helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "tokens"])
+    mask = helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "tokens"])
+    out = helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", n_classes])
+    graph = helper.make_graph(nodes, "text_model", [ids, mask], [out], init)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(out_dir / "text_model.onnx"))
+
     def reference(rows: list[dict[str, Any]]) -> np.ndarray:
-        encoded = tok.encode_batch(build_texts(prepare_records(rows, FEATURES), TEXT_SPEC))
-        proba = []
-        for e in encoded:  # one text at a time: no padding in the reference
-            ids = torch.tensor([e.ids])
-            logits = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits
-            proba.append(torch.softmax(logits.double(), dim=1)[0].numpy())
-        return np.array(proba)
+        encoded = tok.encode_batch(build_texts(prepare_records(rows, FEATURES), TEXT_INPUT))
+        logits = np.array(
+            [emb[e.ids].astype(np.float64).mean(axis=0) @ weight + bias for e in encoded]
+        )
+        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return np.asarray(exp / exp.sum(axis=1, keepdims=True))
 
     return reference
-
-
-def _quantize(source: Path, target: Path) -> None:
-    """int8 dynamic quantization, as the export stage does it."""
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    model = onnx.load(str(source))
-    del model.graph.value_info[:]  # stale trace shapes that the quantizer's inference rejects
-    quantize_dynamic(model, target, weight_type=QuantType.QInt8)
 
 
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def parity_records() -> list[dict[str, Any]]:
-    """Records the parity test sends: fresh synthetic rows plus edge rows."""
-    records, _ = make_records(60, seed=2)
-    base = dict(records[0])
-    edges = [
-        {**base, "amount": None, "channel": None, "created_at": None, "review": None},
-        {**base, "channel": "  WEB   Chat ", "amount": 0},  # spelling normalised like the ETL
-        {**base, "channel": "fax", "amount": 1e6},  # unseen category, value at the bound
-        {**base, "amount": 2e6},  # outside the bounds: becomes missing, as in the ETL
-        {**base, "created_at": "2024-03-01T23:59:59+02:00", "is_member": 0},
-        {**base, "review": "great " * 400},  # far beyond the token limit
-        {**base, "review": ""},
-    ]
-    return [*records, *edges]
+def _entry(name: str, out_dir: Path, version: str, **fields: Any) -> ModelEntry:
+    path = out_dir / fields.pop("file", f"{name}.onnx")
+    return ModelEntry(
+        name=name,
+        file=path.name,
+        sha256=_sha(path),
+        metrics={"val": {"score": 0.5}},
+        mlflow=MlflowRef(
+            run_id=version * 32, experiment_id="1", registered_model=f"{name}-onnx", version=version
+        ),
+        version=version,
+        **fields,
+    )
 
 
-def build(out_dir: Path, *, text: bool = True) -> dict[str, Any]:
-    """Write ONNX files, tokenizer and contract.json into out_dir; return the contract.
-
-    The offline reference probabilities of `parity_records()` (scikit-learn / LightGBM
-    `predict_proba`, torch softmax) go to `<out_dir>.reference.json`, outside the models dir.
-    """
-    from lightgbm import LGBMClassifier
-    from sklearn.linear_model import LogisticRegression
+def build(out_dir: Path, task: str = "binary") -> dict[str, Any]:
+    """Write the models and contract.json into out_dir; return the reference predictions."""
+    from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+    from sklearn.linear_model import LogisticRegression, Ridge
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    records, labels = make_records(600, seed=1)
-    frame = model_frame(records)
+    records, scores = make_records(600, seed=1)
+    dtype = "float32"
+    frame = prepared_frame(records, dtype)
     check = parity_records()
-    check_frame = model_frame(check)
-    _register_lightgbm()
-    tabular = {
-        "baseline": LogisticRegression(max_iter=500),
-        "lightgbm": LGBMClassifier(n_estimators=30, num_leaves=7, min_child_samples=5, verbose=-1),
-    }
-    inputs = [{"name": c, "column": c, "dtype": "float32"} for c in numeric_columns()]
-    inputs.append(
-        {"name": "channel", "column": "channel", "dtype": "string", "null": MISSING_CATEGORY}
-    )
-    models: dict[str, Any] = {}
+    check_frame = prepared_frame(check, dtype)
+    labels = LABELS[task]
     reference: dict[str, Any] = {"records": check}
-    for name, estimator in tabular.items():
-        onx, pipe = _tabular_onnx(estimator, frame, labels, name)
-        (out_dir / f"{name}.onnx").write_bytes(onx)
-        columns = [*numeric_columns(), "channel"]
-        typed = check_frame[columns].astype({c: np.float32 for c in numeric_columns()})
-        reference[name] = pipe.predict_proba(typed).tolist()
-        models[name] = {
-            "file": f"{name}.onnx",
-            "kind": "tabular",
-            "inputs": inputs,
-            "outputs": {"probabilities": "probabilities"},
-            "metrics": {"val": {}},
-            "mlflow": {"run_id": "0" * 32, "registered_model": f"{name}-onnx", "version": "1"},
-        }
-    if text:
-        torch_proba = _text_model(out_dir, records)
-        reference["text_model"] = torch_proba(check).tolist()
-        models["text_model"] = {
-            "file": "text_model.onnx",
-            "kind": "text",
-            "tokenizer": "tokenizer/tokenizer.json",
-            "text_input": TEXT_SPEC,
-            "max_length": TEXT_MAX_TOKENS,
-            "inputs": [
-                {"name": "input_ids", "dtype": "int64"},
-                {"name": "attention_mask", "dtype": "int64"},
-            ],
-            "outputs": {"logits": "logits"},
-            "metrics": {"val": {}},
-            "mlflow": {"run_id": "1" * 32, "registered_model": "text_model-onnx", "version": "2"},
-        }
-    quantized = {}
-    if text:
-        _quantize(out_dir / "text_model.onnx", out_dir / "text_model.int8.onnx")
-        quantized["text_model"] = {
-            "file": "text_model.int8.onnx",
-            "of": "text_model",
-            "sha256": _sha(out_dir / "text_model.int8.onnx"),
-        }
-    for entry in models.values():
-        entry["sha256"] = _sha(out_dir / entry["file"])
-    contract = {
-        "schema_version": 1,
-        "task": "binary",
-        "labels": LABELS,
-        "id": "ticket_id",
-        "input_schema": input_schema(),
-        "features": FEATURES.to_json(),
-        "models": models,
-        "champion": "lightgbm",
-        "quantized": quantized,
-        "lineage": {"git_commit": "0" * 40, "git_dirty": False, "data": {}, "params": ""},
-    }
-    (out_dir / "contract.json").write_text(json.dumps(contract, indent=2))
-    Path(f"{out_dir}.reference.json").write_text(json.dumps(reference))
-    return contract
+    entries: dict[str, ModelEntry] = {}
+    inputs = _graph_inputs(dtype)
+    if task == "regression":
+        y = scores * 10
+        ridge, _ = _tabular(Ridge(), frame, y, out_dir / "baseline.onnx")
+        _with_interval(out_dir / "baseline.onnx", "variable", 1.5)
+        forest, _ = _tabular(
+            RandomForestRegressor(n_estimators=10, max_depth=4, random_state=0),
+            frame,
+            y,
+            out_dir / "forest.onnx",
+        )
+        reference["baseline"] = ridge.predict(check_frame).tolist()
+        reference["forest"] = forest.predict(check_frame).tolist()
+        entries["baseline"] = _entry(
+            "baseline",
+            out_dir,
+            "3",
+            kind="tabular",
+            inputs=inputs,
+            outputs=Outputs(value="variable", interval="interval"),
+        )
+        entries["forest"] = _entry(
+            "forest", out_dir, "1", kind="tabular", inputs=inputs, outputs=Outputs(value="variable")
+        )
+    else:
+        y = np.digitize(scores, np.quantile(scores, np.linspace(0, 1, len(labels) + 1)[1:-1]))
+        for name, estimator, version in (
+            ("baseline", LogisticRegression(max_iter=500), "3"),
+            ("forest", RandomForestClassifier(n_estimators=10, max_depth=4, random_state=0), "1"),
+        ):
+            pipe, _ = _tabular(estimator, frame, y, out_dir / f"{name}.onnx")
+            reference[name] = pipe.predict_proba(check_frame).tolist()
+            entries[name] = _entry(
+                name,
+                out_dir,
+                version,
+                kind="tabular",
+                inputs=inputs,
+                outputs=Outputs(probabilities="probabilities"),
+                decision=_decision(task, labels, name),
+                calibration=Calibration(method="none"),
+            )
+        text_reference = _text_model(out_dir, records, len(labels))
+        reference["text_model"] = text_reference(check).tolist()
+        tokenizer = TokenizerSpec(
+            file="text_model/tokenizer.json",
+            sha256=_sha(out_dir / "text_model" / "tokenizer.json"),
+            max_length=TEXT_MAX_TOKENS,
+            pad_id=0,
+        )
+        entries["text_model"] = _entry(
+            "text_model",
+            out_dir,
+            "2",
+            kind="text",
+            text_input=TEXT_INPUT,
+            tokenizer=tokenizer,
+            outputs=Outputs(probabilities="probabilities"),
+            decision=_decision(task, labels, "text_model"),
+        )
+    contract = Contract(
+        task=task,  # type: ignore[arg-type]
+        target={"regression": "cost"}.get(task, "outcome"),
+        labels=labels,
+        id="ticket_id",
+        input_schema=input_schema(),
+        features=FEATURES,
+        models=entries,
+        champion="baseline",
+        champion_metric="val.rmse" if task == "regression" else "val.roc_auc",
+        lineage=Lineage(
+            git_commit="0" * 40,
+            git_dirty=True,
+            data={"/home/someone/data/processed/train.parquet": "d" * 32},
+            params="e" * 32,
+        ),
+    )
+    (out_dir / "contract.json").write_text(dump(contract))
+    return reference
+
+
+def _decision(task: str, labels: list[str], name: str) -> Decision:
+    if task == "binary":
+        threshold = THRESHOLD if name == "baseline" else 0.5
+        return Decision(kind="threshold", objective="f1", threshold=threshold, positive=labels[-1])
+    return Decision(kind="argmax", objective="accuracy", class_weights=[1.0, 1.3, 0.8])
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    build(Path(sys.argv[1]))
-    print(f"fixture models written to {sys.argv[1]}")
+    target = Path(sys.argv[1])
+    result = build(target, sys.argv[2] if len(sys.argv) > 2 else "binary")
+    (target.parent / f"{target.name}.reference.json").write_text(json.dumps(result))
+    print(f"models written to {target}")

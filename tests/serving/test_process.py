@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from serving.runtime import ModelFileError, load_model
+from serving.schemas import Contract, read_file
 from tests.serving.conftest import ROOT, http, post_json, start_server
 
 FORBIDDEN = (
@@ -42,35 +44,39 @@ RECORD = {
 
 
 def test_server_imports_no_training_code_and_never_unpickles(
-    export_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    export_dir: Path, tmp_path: Path
 ) -> None:
     audit = tmp_path / "audit.json"
-    monkeypatch.setenv("SERVING_AUDIT_FILE", str(audit))
     proc = start_server(
-        export_dir, tmp_path, launcher=[str(Path(__file__).with_name("audited_server.py"))]
+        export_dir,
+        tmp_path,
+        launcher=[str(Path(__file__).with_name("audited_server.py"))],
+        env={"SERVING_AUDIT_FILE": str(audit)},
     )
     proc.wait_ready()
-    for model in ("baseline", "lightgbm", "text_model"):
+    for model in ("baseline", "forest", "text_model"):
         status, _, out = post_json(proc.url + "/v1/predict", {"records": [RECORD], "model": model})
         assert status == 200 and out["model"] == model
-    for path in ("/metrics", "/metadata", "/openapi.json", "/docs"):
+    for path in ("/metrics", "/metadata", "/openapi.json", "/docs", "/v2/models/baseline"):
         assert http("GET", proc.url + path)[0] == 200
     assert proc.terminate() == 0
     report = json.loads(audit.read_text())
     modules = report["modules"]
     loaded = sorted(m for m in modules if m.split(".")[0] in FORBIDDEN)
     assert loaded == [], f"the server imported {loaded}"
-    # `pickle` itself is in sys.modules: numpy imports it unconditionally
-    # (numpy/_core/_methods.py, for ndarray.dump), and so do uvicorn's package import
-    # (multiprocessing via uvicorn.supervisors) and logging.config. It must never be *used*.
+    # `pickle` itself is in sys.modules: numpy imports it unconditionally, and so do uvicorn's
+    # package import and logging.config. It must never be *used*.
     assert report["unpickles"] == []
-    assert "onnxruntime" in modules and "tokenizers" in modules
+    assert "onnxruntime" in modules and "tokenizers" in modules and "fastapi" in modules
 
 
-def test_missing_models_directory_fails_with_one_clear_line(tmp_path: Path) -> None:
-    for target in (tmp_path / "nowhere", tmp_path):  # no directory; directory without contract
+def test_missing_models_fail_with_one_clear_line_and_a_public_address_warns(
+    tmp_path: Path,
+) -> None:
+    for target, host in ((tmp_path / "nowhere", "127.0.0.1"), (tmp_path, "0.0.0.0")):
+        # No directory; a directory without a contract (so nothing is ever bound).
         result = subprocess.run(
-            [sys.executable, "-m", "serving", "--models-dir", str(target)],
+            [sys.executable, "-m", "serving", "--models", str(target), "--host", host],
             cwd=ROOT,
             capture_output=True,
             text=True,
@@ -78,32 +84,48 @@ def test_missing_models_directory_fails_with_one_clear_line(tmp_path: Path) -> N
         )
         assert result.returncode == 1
         lines = result.stderr.strip().splitlines()
-        assert len(lines) == 1 and "fix:" in lines[0] and str(target) in lines[0], lines
+        assert "fix:" in lines[-1] and str(target) in lines[-1], lines
+        warned = [line for line in lines if "without SERVING_API_KEY" in line]
+        assert len(lines) == 1 + len(warned) and len(warned) == (host == "0.0.0.0"), lines
 
 
-@pytest.mark.parametrize(
-    ("broken", "expected"),
-    [
-        ("baseline.onnx", ["SHA-256", "baseline.onnx", "fix:"]),
-        ("tokenizer/tokenizer.json", ["loading the models failed"]),
-    ],
-)
-def test_unusable_models_stop_the_server_with_status_1(
-    export_dir: Path, tmp_path: Path, broken: str, expected: list[str]
+def test_a_changed_model_file_stops_the_server_with_status_1(
+    export_dir: Path, tmp_path: Path
 ) -> None:
     models = tmp_path / "export"
     shutil.copytree(export_dir, models)
-    with open(models / broken, "ab") as handle:
+    with open(models / "baseline.onnx", "ab") as handle:
         handle.write(b"\0")  # one changed byte
     proc = start_server(models, tmp_path)
     assert proc.process.wait(timeout=60) == 1
     log = proc.log.read_text()
-    assert all(text in log for text in expected), log[-2000:]
+    assert all(text in log for text in ("SHA-256", "baseline.onnx", "fix:")), log[-2000:]
+
+
+@pytest.mark.parametrize("change", ["tokenizer", "path"])
+def test_every_loaded_file_is_verified_and_confined(
+    export_dir: Path, tmp_path: Path, change: str
+) -> None:
+    models = tmp_path / "export"
+    shutil.copytree(export_dir, models)
+    contract = read_file(models / "contract.json", Contract)
+    if change == "tokenizer":
+        with open(models / "text_model" / "tokenizer.json", "ab") as handle:
+            handle.write(b" ")
+        entry, expected = contract.models["text_model"], "SHA-256"
+    else:
+        shutil.copy(models / "forest.onnx", tmp_path / "outside.onnx")
+        entry = contract.models["forest"].model_copy(update={"file": "../outside.onnx"})
+        expected = "leaves"
+    with pytest.raises(ModelFileError, match=expected):
+        load_model(models, entry)
 
 
 def _in_flight(url: str) -> float:
     metrics = http("GET", url + "/metrics")[2].decode()
-    return float(re.search(r"^serving_requests_in_flight (\S+)$", metrics, re.M).group(1))  # type: ignore[union-attr]
+    found = re.search(r"^serving_requests_in_flight (\S+)$", metrics, re.M)
+    assert found is not None
+    return float(found.group(1))
 
 
 def test_sigterm_lets_requests_in_flight_complete_then_exits_0(
@@ -116,9 +138,7 @@ def test_sigterm_lets_requests_in_flight_complete_then_exits_0(
 
     def send() -> None:
         results.append(
-            post_json(
-                proc.url + "/v1/predict", {"records": [RECORD], "model": "text_model"}, timeout=30
-            )
+            post_json(proc.url + "/v1/predict", {"records": [RECORD], "model": "text_model"})
         )
 
     threads = [threading.Thread(target=send) for _ in range(6)]

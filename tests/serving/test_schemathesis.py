@@ -13,13 +13,14 @@ from schemathesis.checks import not_a_server_error
 
 from tests.serving.conftest import ServerProcess, http
 
-EXAMPLES = 25  # per operation and mode: bounded so the test stays a few seconds
+EXAMPLES = 12  # per operation and mode: bounded so the test stays a few seconds
 
 
 def test_no_request_from_the_schema_gets_a_5xx(server: ServerProcess) -> None:
     schema = schemathesis.openapi.from_url(server.url + "/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]  # type: ignore[union-attr]
-    assert {op.path for op in operations} >= {"/v1/predict", "/health/ready", "/metadata"}
+    paths = {op.path for op in operations}
+    assert {"/v1/predict", "/health/ready", "/metadata", "/v2/models/{name}/infer"} <= paths
     calls = 0
     accepted = 0
     for operation in operations:
@@ -44,6 +45,6 @@ def test_no_request_from_the_schema_gets_a_5xx(server: ServerProcess) -> None:
 
             check()
     assert calls >= EXAMPLES
-    assert accepted >= EXAMPLES // 2  # valid generated records do reach the models
+    assert accepted >= EXAMPLES // 5  # valid generated records do reach the models
     metrics = http("GET", server.url + "/metrics")[2].decode()
     assert 'status="500"' not in metrics

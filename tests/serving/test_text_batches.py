@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from serving.text_batches import length_groups, pad
+from serving.runtime import length_groups, pad
 
 
 def _cost(lengths: list[int], groups: list[np.ndarray], call: int) -> int:

@@ -1,8 +1,9 @@
-"""The Triton / KServe repository generated from models/export (serving/triton.py)."""
+"""The Triton / KServe repository generated from models/export (serving/triton.py), each
+config.pbtxt read back with the protobuf text parser against Triton's own field definitions.
+(tests/serving/test_triton.py covers the CLI's happy path and the tritonclient calls.)"""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import pytest
 import yaml
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
 
+from serving.schemas import Contract, read_file
 from serving.triton import REPOSITORY_DIR, TritonExportError, TritonOptions, build_repository
 
 # The part of Triton's model_config.proto (triton-inference-server/common) that the generator
@@ -111,33 +113,49 @@ def by_name(tensors: Any) -> dict[str, Any]:
     return {t.name: t for t in tensors}
 
 
+ROOT = Path(__file__).resolve().parents[2]
+DTYPES = {"float32": "TYPE_FP32", "float64": "TYPE_FP64", "int64": "TYPE_INT64"}
+DTYPES["string"] = "TYPE_STRING"
+
+
+def contract_of(export_dir: Path) -> Contract:
+    return read_file(export_dir / "contract.json", Contract)
+
+
 def test_every_exported_model_gets_a_triton_model(export_dir: Path, tmp_path: Path) -> None:
+    contract = contract_of(export_dir)
     out = tmp_path / "build" / "triton"
     written = build_repository(export_dir, out)
-    assert sorted(written) == ["lightgbm", "text_model"]
-    for name in written:
+    assert sorted(written) == sorted(contract.models) == ["baseline", "forest", "text_model"]
+    for name, entry in contract.models.items():
         model_dir = out / REPOSITORY_DIR / name
-        assert (model_dir / "1" / "model.onnx").read_bytes() == (
-            export_dir / f"{name}.onnx"
-        ).read_bytes()
+        assert entry.file == f"{name}/model.onnx"
+        onnx = (model_dir / "1" / "model.onnx").read_bytes()
+        assert onnx == (export_dir / name / "model.onnx").read_bytes()
         config = parse_config(model_dir / "config.pbtxt")
         assert config.name == name
         assert config.platform == "onnxruntime_onnx"
-    contract = json.loads((out / "contract.json").read_text())
-    assert contract["champion"] == "lightgbm"
+    copied = read_file(out / "contract.json", Contract)
+    assert copied == contract and copied.champion == "baseline"
 
 
 def test_tabular_config_matches_the_graph(export_dir: Path, tmp_path: Path) -> None:
+    entry = contract_of(export_dir).models["baseline"]
     build_repository(export_dir, tmp_path / "t", TritonOptions(max_batch_size=128))
-    config = parse_config(tmp_path / "t" / REPOSITORY_DIR / "lightgbm" / "config.pbtxt")
+    config = parse_config(tmp_path / "t" / REPOSITORY_DIR / "baseline" / "config.pbtxt")
     assert config.max_batch_size == 128
     inputs, outputs = by_name(config.input), by_name(config.output)
     # [N, 1] per column: the batch axis is Triton's, one value per row remains.
-    assert list(inputs["amount"].dims) == [1]
-    assert inputs["amount"].data_type == _DATA_TYPES.index("TYPE_FP32")
-    assert inputs["channel"].data_type == _DATA_TYPES.index("TYPE_STRING")
+    assert set(inputs) == {i.name for i in entry.inputs}
+    assert {i.dtype for i in entry.inputs} >= {"float32", "string"}
+    for graph_input in entry.inputs:
+        assert list(inputs[graph_input.name].dims) == [1], graph_input
+        expected = _DATA_TYPES.index(DTYPES[graph_input.dtype])
+        assert inputs[graph_input.name].data_type == expected, graph_input
+    assert entry.outputs.probabilities == "probabilities"
     assert list(outputs["probabilities"].dims) == [2]
-    # The [N] label output becomes dims [1] reshaped to a scalar per row.
+    assert outputs["probabilities"].data_type == _DATA_TYPES.index("TYPE_FP32")
+    # The graph's [N] label output becomes dims [1] reshaped to a scalar per row.
     assert list(outputs["label"].dims) == [1]
     assert outputs["label"].HasField("reshape") and list(outputs["label"].reshape.shape) == []
     assert outputs["label"].data_type == _DATA_TYPES.index("TYPE_INT64")
@@ -152,7 +170,9 @@ def test_text_config_keeps_the_dynamic_sequence_axis(export_dir: Path, tmp_path:
     assert set(inputs) == {"input_ids", "attention_mask"}
     assert all(list(t.dims) == [-1] for t in inputs.values())
     assert all(t.data_type == _DATA_TYPES.index("TYPE_INT64") for t in inputs.values())
-    assert list(by_name(config.output)["logits"].dims) == [2]
+    # Softmax is inside the graph: Triton returns the probabilities the contract names.
+    assert list(by_name(config.output)) == ["probabilities"]
+    assert list(by_name(config.output)["probabilities"].dims) == [2]
     assert config.instance_group[0].kind == 1 and config.instance_group[0].count == 2  # KIND_GPU
 
 
@@ -162,7 +182,7 @@ def test_batching_off_keeps_full_shapes(export_dir: Path, tmp_path: Path) -> Non
     assert config.max_batch_size == 0
     assert not config.HasField("dynamic_batching")
     assert list(by_name(config.input)["input_ids"].dims) == [-1, -1]
-    assert list(by_name(config.output)["logits"].dims) == [-1, 2]
+    assert list(by_name(config.output)["probabilities"].dims) == [-1, 2]
 
 
 def test_kserve_manifest(export_dir: Path, tmp_path: Path) -> None:
@@ -181,76 +201,46 @@ def test_kserve_manifest(export_dir: Path, tmp_path: Path) -> None:
 def test_tampered_model_is_refused_and_old_output_kept(export_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "t"
     build_repository(export_dir, out)
-    before = (out / REPOSITORY_DIR / "lightgbm" / "config.pbtxt").read_text()
-    (export_dir / "lightgbm.onnx").write_bytes(b"not the exported model")
+    before = (out / REPOSITORY_DIR / "forest" / "config.pbtxt").read_text()
+    (export_dir / "forest" / "model.onnx").write_bytes(b"not the exported model")
     with pytest.raises(TritonExportError, match="SHA-256"):
         build_repository(export_dir, out)
-    assert (out / REPOSITORY_DIR / "lightgbm" / "config.pbtxt").read_text() == before
+    assert (out / REPOSITORY_DIR / "forest" / "config.pbtxt").read_text() == before
     assert not list(tmp_path.glob(".t.tmp-*"))
 
 
-def test_without_contract_every_onnx_file_is_used(export_dir: Path, tmp_path: Path) -> None:
-    (export_dir / "contract.json").unlink()
-    written = build_repository(export_dir, tmp_path / "t")
-    assert sorted(written) == ["lightgbm", "text_model"]
+def test_a_model_file_outside_the_export_is_refused(export_dir: Path, tmp_path: Path) -> None:
+    contract = json.loads((export_dir / "contract.json").read_text())
+    contract["models"]["forest"]["file"] = "../forest.onnx"
+    (export_dir / "contract.json").write_text(json.dumps(contract))
+    with pytest.raises(TritonExportError, match="leaves"):
+        build_repository(export_dir, tmp_path / "t")
+    assert not (tmp_path / "t").exists()
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "serving.triton", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
 
 
 def test_cli_reports_missing_export_in_one_line(tmp_path: Path) -> None:
     empty = tmp_path / "models" / "export"
     empty.mkdir(parents=True)
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "serving.triton",
-            "--models",
-            str(empty),
-            "--out",
-            str(tmp_path / "out"),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=Path(__file__).resolve().parents[2],
-    )
+    proc = _cli("--models", str(empty), "--out", str(tmp_path / "out"))
     assert proc.returncode == 1
     assert proc.stderr.count("\n") == 1 and "dvc repro export" in proc.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_cli_writes_the_repository(export_dir: Path, tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "serving.triton",
-            "--models",
-            str(export_dir),
-            "--out",
-            str(tmp_path / "out"),
-            "--max-batch-size",
-            "32",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=Path(__file__).resolve().parents[2],
-    )
+    out = tmp_path / "out"
+    proc = _cli("--models", str(export_dir), "--out", str(out), "--max-batch-size", "32")
     assert proc.returncode == 0, proc.stderr
-    assert "2 model(s)" in proc.stdout
-    config = parse_config(tmp_path / "out" / REPOSITORY_DIR / "lightgbm" / "config.pbtxt")
+    assert "3 model(s)" in proc.stdout
+    config = parse_config(out / REPOSITORY_DIR / "baseline" / "config.pbtxt")
     assert config.max_batch_size == 32
-
-
-def test_quantized_variants_only_on_request(export_dir: Path, tmp_path: Path) -> None:
-    contract_path = export_dir / "contract.json"
-    contract = json.loads(contract_path.read_text())
-    int8 = (export_dir / "text_model.onnx").read_bytes()
-    (export_dir / "text_model.int8.onnx").write_bytes(int8)
-    digest = hashlib.sha256(int8).hexdigest()
-    contract["quantized"] = {"text_model": {"file": "text_model.int8.onnx", "sha256": digest}}
-    contract_path.write_text(json.dumps(contract))
-    assert "text_model_int8" not in build_repository(export_dir, tmp_path / "a")
-    written = build_repository(export_dir, tmp_path / "b", TritonOptions(include_quantized=True))
-    assert sorted(written) == ["lightgbm", "text_model", "text_model_int8"]
-    config = parse_config(written["text_model_int8"] / "config.pbtxt")
-    assert config.name == "text_model_int8"

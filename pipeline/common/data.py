@@ -1,0 +1,169 @@
+"""The processed splits as every model stage reads them, and a model's predictions on them.
+
+The ETL writes `data/processed/{train,val,test}.parquet` and `profile.json`. A model stage reads
+each split's raw input columns and passes them through `serving.features.prepare_columns`, the
+function the server calls on a request, so a model is trained on exactly the inputs it is served.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import polars as pl
+
+from pipeline.common.errors import PipelineError
+from serving.features import prepare_columns
+from serving.schemas import SPLITS, FileError, Profile, read_file
+
+PROCESSED_DIR = Path("data/processed")
+PROFILE_FILE = "profile.json"
+LABEL = "__label__"  # class index (classification) or target value (regression) in the splits
+MISSING_STRING = ""  # ONNX string tensors cannot hold a null: "" stands for a missing string
+
+
+def load_profile(processed_dir: Path = PROCESSED_DIR) -> Profile:
+    """The ETL's profile, with a one-line error when the ETL has not run (or ran an old version)."""
+    try:
+        return read_file(Path(processed_dir) / PROFILE_FILE, Profile)
+    except FileError as exc:
+        raise PipelineError(str(exc)) from None
+
+
+def split_path(split: str, processed_dir: Path = PROCESSED_DIR) -> Path:
+    """Path of one split's Parquet file."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+    return Path(processed_dir) / f"{split}.parquet"
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split as a model sees it: prepared columns, the target and the row ids."""
+
+    name: str
+    columns: dict[str, np.ndarray]  # `prepare_columns` output: cleaned raw + derived features
+    y: np.ndarray  # int64 class index, or float64 target (log1p-transformed when configured)
+    ids: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def frame(self, names: list[str]) -> pd.DataFrame:
+        """The named columns as a DataFrame for scikit-learn: numbers float64 (NaN for missing),
+        strings as Python str objects with "" for missing, as the ONNX graphs receive them."""
+        out: dict[str, np.ndarray] = {}
+        for name in names:
+            values = self.columns[name]
+            if values.dtype == object:
+                out[name] = np.array(
+                    [MISSING_STRING if v is None else v for v in values], dtype=object
+                )
+            else:
+                out[name] = np.asarray(values, dtype=np.float64)
+        return pd.DataFrame(out, index=pd.RangeIndex(len(self)))
+
+    def take(self, rows: np.ndarray, name: str | None = None) -> Split:
+        """A subset (or reordering, or repetition) of the rows."""
+        return Split(
+            name or self.name,
+            {k: v[rows] for k, v in self.columns.items()},
+            self.y[rows],
+            self.ids[rows],
+        )
+
+
+@dataclass(frozen=True)
+class Splits:
+    """The train, val and test splits and the profile that describes them."""
+
+    profile: Profile
+    train: Split
+    val: Split
+    test: Split
+
+    def __getitem__(self, split: str) -> Split:
+        return {"train": self.train, "val": self.val, "test": self.test}[split]
+
+    @classmethod
+    def load(cls, processed_dir: Path = PROCESSED_DIR) -> Splits:
+        """Read and prepare the three splits; the target is log1p-transformed when configured."""
+        profile = load_profile(processed_dir)
+        splits = {s: read_split(processed_dir, s, profile) for s in SPLITS}
+        if profile.is_classification and len(np.unique(splits["train"].y)) < 2:
+            raise PipelineError(
+                "the train split holds a single class",
+                where=str(split_path("train", processed_dir)),
+                fix="check the target column and the split settings of the data config",
+            )
+        return cls(profile, splits["train"], splits["val"], splits["test"])
+
+
+def raw_columns(frame: pl.DataFrame, profile: Profile) -> dict[str, Any]:
+    """The raw input columns of a processed split as NumPy arrays (object arrays for strings)."""
+    spec = profile.features
+    out: dict[str, Any] = {}
+    for name in spec.raw_inputs:
+        series = frame[name]
+        if name in spec.numeric:
+            out[name] = series.cast(pl.Float64).to_numpy()
+        elif name in spec.datetime:
+            out[name] = series.cast(pl.Datetime("us")).to_numpy()
+        else:
+            out[name] = np.array(series.to_list(), dtype=object)
+    return out
+
+
+def read_split(processed_dir: Path, split: str, profile: Profile) -> Split:
+    """One processed split, prepared for the models."""
+    path = split_path(split, processed_dir)
+    if not path.is_file():
+        raise PipelineError(
+            f"split '{split}' not found", where=str(path), fix="run the ETL first: dvc repro etl"
+        )
+    frame = pl.read_parquet(path)
+    missing = [c for c in [profile.id, LABEL, *profile.features.raw_inputs] if c not in frame]
+    if missing:
+        raise PipelineError(
+            f"columns {missing} missing", where=str(path), fix="re-run the ETL: dvc repro etl"
+        )
+    columns = prepare_columns(raw_columns(frame, profile), profile.features)
+    if profile.is_classification:
+        y = frame[LABEL].cast(pl.Int64).to_numpy()
+    else:
+        y = frame[LABEL].cast(pl.Float64).to_numpy()
+        if profile.target_transform == "log1p":
+            y = np.log1p(y)
+    return Split(split, columns, y, frame[profile.id].to_numpy())
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """A model's final predictions on one split: calibrated probabilities and decided labels
+    (classification), or values and intervals in the target's own units (regression)."""
+
+    split: Split
+    y_true: np.ndarray  # class index, or the target in its own units
+    proba: np.ndarray | None = None  # [N, C] float64, classes in profile.labels order
+    labels: np.ndarray | None = None  # class index per row, from the decision
+    values: np.ndarray | None = None  # [N] regression
+    interval: np.ndarray | None = None  # [N, 2] (lower, upper), quantile models only
+    # How much calibration magnifies a difference in the model's own probabilities on these
+    # rows (its steepest slope; 1 without calibration): parity scales its tolerance by it.
+    gain: float = 1.0
+
+    def frame(self, profile: Profile) -> pd.DataFrame:
+        """`predictions_<split>.parquet`: id, y_true, then label + proba_<i>, or value (+ lower,
+        upper)."""
+        out: dict[str, object] = {profile.id: self.split.ids, "y_true": self.y_true}
+        if self.proba is not None and self.labels is not None:
+            out["label"] = np.asarray(profile.labels, dtype=object)[self.labels]
+            out.update({f"proba_{k}": self.proba[:, k] for k in range(self.proba.shape[1])})
+        if self.values is not None:
+            out["value"] = self.values
+        if self.interval is not None:
+            out["lower"], out["upper"] = self.interval[:, 0], self.interval[:, 1]
+        return pd.DataFrame(out)

@@ -1,0 +1,204 @@
+"""Parity of a model stage's final ONNX graph with its native model, through the serving code.
+
+The graph (calibration and target transform included) runs through `serving.runtime.load_model`
+on the prepared columns of the test split and of edge rows; the native model's final predictions
+on the same rows are the reference. Classification: the largest |Δ probability| must stay within
+the model's tolerance and the decided labels must agree except on ties (a probability within the
+tolerance of the threshold, or top two weighted classes within it). Regression: |Δ value| and
+|Δ interval| within tolerance × max(1, |value|).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.common.data import Predictions, Split, Splits
+from pipeline.common.decision import labels, positive_index
+from serving.features import prepare_columns
+from serving.runtime import load_model
+from serving.schemas import Decision, ModelEntry, ParityCheck, ParityReport, Profile
+
+BASE_ROWS = 4  # test rows each edge value is applied to
+EXTREMES = (1e30, -1e30, 0.0, -0.0, 1e-30)
+UNSEEN = ("__unseen_category__", "ÜNSEEN Ünïcode 🙂")
+LONG_TEXT_WORDS = 5000
+EDGE_TEXTS = (
+    "",
+    "   ",
+    "\t\n\r ",
+    "?!.,;:-",
+    "great 👍🏽 service 🙂🙂 refund💸",
+    "e\u0301cole cafe\u0301 n\u0303 a\u0308\u0301 \u0301alone",  # combining marks
+    "日本語のテキスト Ελληνικά русский текст العربية हिन्दी ภาษาไทย",
+    "ÉCOLE Straße İstanbul ǅemal ΣΊΣΥΦΟΣ ﬁne Ⅻ",  # case folding that differs across engines
+    "ctrl\x00char\x07s \x1b[31mred\x1b[0m zero\u200bwidth join\u200dme bidi\u202e",
+    "runs    of\u00a0\u2003spaces\u3000and\ttabs\n\nand lines",
+    "Ünicode ÜNICODE ünicode 123 4.5 x_y",
+)
+
+
+def _raw(split: Split, profile: Profile) -> dict[str, np.ndarray]:
+    """The cleaned raw inputs of a split (prepared columns keep them under their names)."""
+    return {c: split.columns[c] for c in profile.features.raw_inputs}
+
+
+def _variants(base: Split, profile: Profile, column: str, values: list[Any]) -> Split:
+    """The base rows once per value, with `column` set to it, prepared as serving prepares."""
+    raw = _raw(base, profile)
+    n = len(base)
+    out = {c: np.concatenate([v] * len(values)) for c, v in raw.items()}
+    out[column] = np.array([v for v in values for _ in range(n)], dtype=object)
+    return _prepared(base, profile, out, len(values))
+
+
+def _prepared(base: Split, profile: Profile, raw: dict[str, Any], copies: int) -> Split:
+    rows = np.tile(np.arange(len(base)), copies)
+    picked = base.take(rows)
+    return Split(base.name, prepare_columns(raw, profile.features), picked.y, picked.ids)
+
+
+def base_rows(data: Splits) -> Split:
+    """A few test rows, the same for the same seed, that edge values are applied to."""
+    rng = np.random.default_rng(data.profile.seed)
+    size = min(BASE_ROWS, len(data.test))
+    return data.test.take(np.sort(rng.choice(len(data.test), size=size, replace=False)), "edge")
+
+
+def edge_variants(data: Splits, changes: list[tuple[str, list[Any]]]) -> Split:
+    """The base rows once per (column, value) of `changes`, prepared as serving prepares them."""
+    base = base_rows(data)
+    return _concat([_variants(base, data.profile, c, values) for c, values in changes])
+
+
+def edge_splits(data: Splits) -> dict[str, Split]:
+    """Named edge rows built from a few test rows: nulls (each column, then all), unseen
+    categories, extreme numbers, odd texts (empty, blank, emoji, combining marks, other scripts,
+    control characters, whitespace runs, a very long text)."""
+    profile, spec = data.profile, data.profile.features
+    base = base_rows(data)
+    nothing = {c: np.array([None] * len(base), dtype=object) for c in spec.raw_inputs}
+    out = {
+        "edge:nulls": _concat(
+            [
+                edge_variants(data, [(c, [None]) for c in spec.raw_inputs]),
+                _prepared(base, profile, nothing, 1),
+            ]
+        )
+    }
+    if spec.categorical:
+        out["edge:unseen_categories"] = edge_variants(
+            data, [(c, list(UNSEEN)) for c in spec.categorical]
+        )
+    if spec.numeric:
+        out["edge:extreme_numbers"] = edge_variants(
+            data, [(c, list(EXTREMES)) for c in spec.numeric]
+        )
+    if spec.text:
+        long_text = " ".join(["Long", "text", "wörds", "🙂"] * (LONG_TEXT_WORDS // 4))
+        out["edge:texts"] = edge_variants(data, [(spec.text, [*EDGE_TEXTS, long_text])])
+    return out
+
+
+def _concat(splits: list[Split]) -> Split:
+    first = splits[0]
+    return Split(
+        first.name,
+        {c: np.concatenate([s.columns[c] for s in splits]) for c in first.columns},
+        np.concatenate([s.y for s in splits]),
+        np.concatenate([s.ids for s in splits]),
+    )
+
+
+def check_model(
+    out_dir: Path,
+    entry: ModelEntry,
+    splits: Mapping[str, Split],
+    native: Callable[[Split], Predictions],
+    profile: Profile,
+    tolerance: float,
+    known: Mapping[str, Predictions] | None = None,
+) -> ParityReport:
+    """Compare the graph in `out_dir` with the native predictions on every named split
+    (`known` holds native predictions already made, by split name)."""
+    loaded = load_model(out_dir, entry)
+    checks = []
+    for name, split in splits.items():
+        want = (known or {}).get(name) or native(split)
+        got = loaded.run(split.columns)
+        tol = tolerance * want.gain
+        checks.append(compare(entry.name, name, got, want, entry.decision, profile, tol))
+    return ParityReport(checks=checks, passed=all(c.passed for c in checks))
+
+
+def compare(
+    model: str,
+    name: str,
+    got: Mapping[str, np.ndarray],
+    want: Predictions,
+    decision: Decision | None,
+    profile: Profile,
+    tolerance: float,
+) -> ParityCheck:
+    """One check: graph outputs `got` against the native predictions `want`."""
+    mismatches = 0
+    if profile.is_classification:
+        assert want.proba is not None and decision is not None
+        graph = got["probabilities"]
+        diff = _gap(graph, want.proba, scale=False)
+        differ = labels(graph, decision, profile) != labels(want.proba, decision, profile)
+        mismatches = int((differ & ~_ties(want.proba, decision, profile, tolerance)).sum())
+    else:
+        assert want.values is not None
+        diff = _gap(got["value"], want.values, scale=True)
+        if want.interval is not None:
+            diff = max(diff, _gap(got["interval"], want.interval, scale=True))
+    return ParityCheck(
+        model=model,
+        name=name,
+        rows=len(want.split),
+        max_abs_diff=diff,
+        tolerance=tolerance,
+        label_mismatches=mismatches,
+        passed=diff <= tolerance and mismatches == 0,
+    )
+
+
+def _gap(got: np.ndarray, want: np.ndarray, scale: bool) -> float:
+    """Largest |got - want| (relative to max(1, |want|) when `scale`); equal infinities and
+    NaN on both sides count as agreement, NaN on one side as infinitely far."""
+    got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
+    if got.shape != want.shape:
+        return float("inf")
+    same = (got == want) | (np.isnan(got) & np.isnan(want))
+    with np.errstate(invalid="ignore", over="ignore"):
+        gap = np.abs(got - want) / (np.maximum(1.0, np.abs(want)) if scale else 1.0)
+    gap = np.where(same, 0.0, np.nan_to_num(gap, nan=np.inf))
+    return float(gap.max()) if gap.size else 0.0
+
+
+def _ties(proba: np.ndarray, decision: Decision, profile: Profile, tol: float) -> np.ndarray:
+    """Rows whose native label hangs on a difference within the tolerance."""
+    if decision.kind == "threshold":
+        assert decision.threshold is not None
+        return np.asarray(np.abs(proba[:, positive_index(profile)] - decision.threshold) <= tol)
+    weighted = proba * np.asarray(decision.class_weights or 1.0)
+    top2 = np.sort(weighted, axis=1)[:, -2:]
+    return np.asarray(top2[:, 1] - top2[:, 0] <= tol)
+
+
+def summary_line(report: ParityReport) -> str:
+    """The worst failing check in one line."""
+    failed = [c for c in report.checks if not c.passed]
+    if not failed:
+        return "ONNX parity passed"
+    worst = max(failed, key=lambda c: (c.label_mismatches, c.max_abs_diff / c.tolerance))
+    others = [c.name for c in failed if c is not worst]
+    return (
+        f"ONNX parity failed on {worst.name}: max |Δ| {worst.max_abs_diff:.3g} (tolerance "
+        f"{worst.tolerance:g}), {worst.label_mismatches} label(s) differ over {worst.rows} rows"
+        + (f"; also failing: {', '.join(others)}" if others else "")
+    )

@@ -1,0 +1,192 @@
+"""The user's data config (`configs/data/<name>.yaml`) and the ETL's settings (`configs/etl/`)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pipeline.common.errors import PipelineError
+
+FORMATS = ("csv", "parquet", "jsonl")
+TASKS = ("binary", "multiclass", "regression")
+SPLIT_METHODS = ("stratified", "time", "hash")
+ENCODINGS = ("utf-8", "utf-16", "latin-1")
+_ENCODING_NAMES = {"utf8": "utf-8", "utf16": "utf-16", "latin1": "latin-1", "iso-8859-1": "latin-1"}
+TRANSFORMS = ("none", "log1p")
+
+
+@dataclass
+class SplitConfig:
+    """How rows are assigned to train/val/test (deterministic for a seed)."""
+
+    method: str = "stratified"  # stratified | time (by time_column) | hash (of the id; stable)
+    train: float = 0.8
+    val: float = 0.1
+    test: float = 0.1
+    time_column: str | None = None  # a `datetime` column; required when method is time
+
+
+@dataclass
+class DataConfig:
+    """What a user writes to plug in data; every column the pipeline uses is named here."""
+
+    name: str = "data"
+    path: str = ""  # a file, a glob or an http(s) URL
+    format: str | None = None  # csv | parquet | jsonl; inferred from the extension when null
+    target: str = ""
+    id: str | None = None  # unique row id; `row_id` (the row's 1-based position) when null
+    text: str | None = None  # one free-text column
+    categorical: list[str] = field(default_factory=list)
+    numeric: list[str] = field(default_factory=list)  # booleans go here too (as 0/1)
+    datetime: list[str] = field(default_factory=list)
+    drop: list[str] = field(default_factory=list)  # columns dropped without a log line
+    task: str | None = None  # binary | multiclass | regression; inferred from the target if null
+    positive: str | None = None  # binary only: the positive class (default: the last in order)
+    target_transform: str = "none"  # regression: none | log1p (models learn log1p(target))
+    bounds: dict[str, list[Any]] = field(default_factory=dict)  # col: [lo, hi]; null = open
+    datetime_format: dict[str, str] = field(default_factory=dict)  # col: strptime format
+    timezone: str = "UTC"  # naive datetimes are in this zone; aware ones are converted to it
+    delimiter: str = ","  # csv only
+    quote: str = '"'  # csv only; "" when the file uses no quoting
+    encoding: str = "utf-8"  # csv only: utf-8 | utf-16 | latin-1
+    split: SplitConfig = field(default_factory=SplitConfig)
+
+    @property
+    def where(self) -> str:
+        return f"configs/data/{self.name}.yaml"
+
+    def __post_init__(self) -> None:
+        if not self.path or not self.target:
+            raise PipelineError(
+                "`path` and `target` are required", where=self.where, fix="set both"
+            )
+        self.encoding = self.encoding.lower().replace("_", "-")
+        self.encoding = _ENCODING_NAMES.get(self.encoding, self.encoding)
+        for key, value, allowed in (
+            ("format", self.format, FORMATS),
+            ("task", self.task, TASKS),
+            ("split.method", self.split.method, SPLIT_METHODS),
+            ("encoding", self.encoding, ENCODINGS),
+            ("target_transform", self.target_transform, TRANSFORMS),
+        ):
+            if value is not None and value not in allowed:
+                raise self.error(key, f"must be one of {list(allowed)}, found {value!r}")
+        fractions = (self.split.train, self.split.val, self.split.test)
+        if min(fractions) <= 0 or abs(sum(fractions) - 1) > 1e-6:
+            raise self.error("split", f"fractions must be positive and sum to 1, found {fractions}")
+        if self.split.method == "time" and self.split.time_column not in self.datetime:
+            raise self.error(
+                "split.time_column",
+                f"{self.split.time_column!r} is not a `datetime` column; name one of them",
+            )
+        self._check_columns()
+        self._check_bounds()
+        for col in self.datetime_format:
+            if col not in self.datetime:
+                raise self.error("datetime_format", f"{col!r} is not a `datetime` column")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise self.error("timezone", f"unknown time zone {self.timezone!r}") from None
+        if self.task is not None:
+            self.check_task(self.task)
+
+    def check_task(self, task: str) -> None:
+        """Settings that only make sense for one kind of task; also run once a task is inferred."""
+        if task == "regression" and self.positive is not None:
+            raise self.error(
+                "positive",
+                "is a classification setting; the task is regression",
+                fix="remove `positive`, or set `task: binary`",
+            )
+        if task != "regression" and self.target_transform != "none":
+            raise self.error(
+                "target_transform",
+                f"needs a regression target; the task is {task}",
+                fix="remove `target_transform`, or set `task: regression`",
+            )
+        if task != "regression" and self.target in self.bounds:
+            raise self.error(
+                "bounds",
+                f"{self.target!r} is a class label, not a number to bound; the task is {task}",
+                fix="remove the target from `bounds`, or set `task: regression`",
+            )
+
+    def _check_columns(self) -> None:
+        seen: dict[str, str] = {}
+        for role, cols in self.roles().items():
+            for col in cols:
+                if col in seen:
+                    raise self.error(role, f"{col!r} is listed as both {seen[col]} and {role}")
+                seen[col] = role
+        if not self.id and "row_id" in seen:
+            raise self.error("id", "is null, so the ETL adds `row_id`, but a column has that name")
+
+    def _check_bounds(self) -> None:
+        for col, pair in self.bounds.items():
+            if len(pair) != 2 or not all(v is None or isinstance(v, int | float) for v in pair):
+                raise self.error("bounds", f"{col!r} needs [lo, hi] numbers or null, found {pair}")
+            if col not in self.numeric and col != self.target:
+                raise self.error("bounds", f"{col!r} is neither a numeric column nor the target")
+            self.bounds[col] = [None if v is None else float(v) for v in pair]
+
+    def roles(self) -> dict[str, list[str]]:
+        """Every column the ETL reads, by role."""
+        return {
+            "target": [self.target],
+            "id": [self.id] if self.id else [],
+            "text": [self.text] if self.text else [],
+            "categorical": list(self.categorical),
+            "numeric": list(self.numeric),
+            "datetime": list(self.datetime),
+        }
+
+    @property
+    def columns(self) -> list[str]:
+        return [c for cols in self.roles().values() for c in cols]
+
+    def error(self, key: str, message: str, fix: str | None = None) -> PipelineError:
+        """A one-line error about one key of this data config."""
+        return PipelineError(message, where=f"{self.where}: {key}", fix=fix or f"correct `{key}`")
+
+
+@dataclass
+class EtlConfig:
+    """Resources and limits of the ETL (`configs/etl/`)."""
+
+    memory_limit: str = "2GB"  # the whole ETL's budget; bigger data spills to spill_dir
+    spill_dir: str = ".tmp/etl"  # DuckDB's temp_directory, the staging file and downloads
+    threads: int = 2  # DuckDB threads
+    batch_rows: int = 200_000  # most rows per batch when cleaning and writing the splits
+    max_rejected_fraction: float = 0.2  # fail when more rows than this are rejected
+    max_levels: int = 10_000  # category levels kept in the profile (most frequent first)
+    download_timeout_s: float = 300.0  # the whole download of a URL `path`
+    max_download_bytes: int = 2_000_000_000  # a URL `path` larger than this is refused
+
+    def __post_init__(self) -> None:
+        memory_bytes(self.memory_limit)  # fails early, naming the key, when it is no size
+
+    @property
+    def duckdb_bytes(self) -> int:
+        # 40% for DuckDB (the plan's aggregates and sorts, the streaming read); the rest for the
+        # interpreter and the row pass's batches (`rows.batch_rows`).
+        return memory_bytes(self.memory_limit) * 2 // 5
+
+
+_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+_UNITS |= {"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+
+
+def memory_bytes(limit: str) -> int:
+    """'512MB' → 512_000_000: DuckDB's units (KB, MB, GB: powers of 1000; KiB...: of 1024)."""
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?)\s*([A-Za-z]*)\s*", str(limit))
+    unit = match.group(2).upper() if match else None
+    if match is None or unit not in _UNITS:
+        raise PipelineError(
+            f"memory_limit must be a size like 512MB or 4GiB, found {limit!r}",
+            where="configs/etl: memory_limit",
+            fix="write a number and one of the units B, KB, MB, GB, TB, KiB, MiB, GiB, TiB",
+        )
+    return int(float(match.group(1)) * _UNITS[unit])

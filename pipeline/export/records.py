@@ -1,0 +1,172 @@
+"""What callers send: the contract's input schema, split rows as raw JSON records, edge records."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from pipeline.common.data import LABEL, raw_columns, split_path
+from pipeline.common.errors import PipelineError
+from serving.features import prepare_columns
+from serving.schemas import FieldSchema, Profile
+
+# Categories no training row had: plain, other scripts, and a casing/spacing variant.
+UNSEEN_CATEGORIES = ("__unseen__", "Ünseen  Ω 未见", "NEVER SEEN")
+EDGE_BASE_ROWS = 3  # test rows each edge is applied to
+
+
+def input_schema(
+    profile: Profile, category_max_length: int, text_max_length: int
+) -> list[FieldSchema]:
+    """One field per raw input: type, nullable when the ETL saw a null, bounds, categories seen,
+    length limits and the declared datetime format."""
+    spec = profile.features
+    fields = []
+    for name in spec.raw_inputs:
+        stats = profile.columns.get(name)
+        nullable = stats is None or stats.null_rate > 0
+        if name in spec.boolean:
+            fields.append(FieldSchema(name=name, type="boolean", nullable=nullable))
+        elif name in spec.numeric:
+            lo, hi = spec.bounds.get(name, (None, None))
+            fields.append(FieldSchema(name=name, type="number", nullable=nullable, min=lo, max=hi))
+        elif name in spec.categorical:
+            seen = sorted(stats.level_counts) if stats and stats.level_counts else None
+            fields.append(
+                FieldSchema(
+                    name=name,
+                    type="category",
+                    nullable=nullable,
+                    categories=seen,
+                    max_length=category_max_length,
+                )
+            )
+        elif name in spec.datetime:
+            fmt = spec.datetime_formats.get(name)
+            fields.append(
+                FieldSchema(name=name, type="datetime", nullable=nullable, datetime_format=fmt)
+            )
+        else:
+            fields.append(
+                FieldSchema(name=name, type="text", nullable=nullable, max_length=text_max_length)
+            )
+    return fields
+
+
+@dataclass(frozen=True)
+class SplitRows:
+    """One processed split as callers and models see it."""
+
+    ids: np.ndarray
+    y: np.ndarray  # class index, or target value in its own units
+    raw: dict[str, Any]  # raw input columns (NumPy arrays) as the split holds them
+
+    def columns(self, profile: Profile) -> dict[str, np.ndarray]:
+        """Prepared model inputs (`serving.features.prepare_columns`)."""
+        return prepare_columns(self.raw, profile.features)
+
+
+def read_split(processed_dir: Path, split: str, profile: Profile) -> SplitRows:
+    """A processed split's ids, targets and raw input columns."""
+    path = split_path(split, processed_dir)
+    if not path.is_file():
+        raise PipelineError("split not found", where=str(path), fix="run the ETL: dvc repro etl")
+    frame = pl.read_parquet(path)
+    missing = [c for c in (profile.id, LABEL, *profile.features.raw_inputs) if c not in frame]
+    if missing:
+        raise PipelineError(
+            f"columns {missing} missing", where=str(path), fix="re-run the ETL: dvc repro etl"
+        )
+    return SplitRows(
+        frame[profile.id].to_numpy(), frame[LABEL].to_numpy(), raw_columns(frame, profile)
+    )
+
+
+def caller_records(rows: SplitRows, profile: Profile) -> list[dict[str, Any]]:
+    """The rows as a caller sends them: JSON numbers and booleans, nulls, datetimes as ISO
+    strings (every other row in the declared `datetime_format`, when there is one)."""
+    spec = profile.features
+    converted: dict[str, list[Any]] = {}
+    for name, values in rows.raw.items():
+        if name in spec.numeric:
+            as_bool = name in spec.boolean
+            converted[name] = [
+                None if math.isnan(v) else (bool(v) if as_bool else float(v)) for v in values
+            ]
+        elif name in spec.datetime:
+            fmt = spec.datetime_formats.get(name)
+            converted[name] = [
+                _datetime_text(v, fmt if i % 2 else None) for i, v in enumerate(values)
+            ]
+        else:
+            converted[name] = [None if v is None else str(v) for v in values]
+    return [dict(zip(converted, row, strict=True)) for row in zip(*converted.values(), strict=True)]
+
+
+def _datetime_text(value: np.datetime64, fmt: str | None) -> str | None:
+    if np.isnat(value):
+        return None
+    if fmt is None:
+        return str(np.datetime_as_string(value, unit="us"))
+    return value.astype("datetime64[us]").item().strftime(fmt)
+
+
+def edge_records(
+    base: list[dict[str, Any]], schema: list[FieldSchema], profile: Profile
+) -> dict[str, list[dict[str, Any]]]:
+    """Named groups of valid but unusual records, each a few real rows with one thing changed:
+    nulls wherever nullable, unseen categories, odd texts, extreme numbers within bounds."""
+    bases = base[:EDGE_BASE_ROWS]
+    out: dict[str, list[dict[str, Any]]] = {}
+
+    def vary(name: str, values: list[Any]) -> list[dict[str, Any]]:
+        return [{**row, name: value} for value in values for row in bases]
+
+    nullable = [f.name for f in schema if f.nullable]
+    if nullable:
+        all_null = [{**row, **dict.fromkeys(nullable)} for row in bases]
+        out["edge: nulls"] = all_null + [r for n in nullable for r in vary(n, [None])]
+    categories = [f.name for f in schema if f.type == "category"]
+    if categories:
+        out["edge: unseen categories"] = [
+            r for n in categories for r in vary(n, list(UNSEEN_CATEGORIES))
+        ]
+    texts = [f for f in schema if f.type == "text"]
+    if texts:
+        out["edge: texts"] = [r for f in texts for r in vary(f.name, odd_texts(f.max_length))]
+    numbers = [f for f in schema if f.type == "number"]
+    if numbers:
+        out["edge: extreme numbers"] = [
+            r for f in numbers for r in vary(f.name, extreme_numbers(f, profile))
+        ]
+    return out
+
+
+def odd_texts(max_length: int | None) -> list[str]:
+    """Empty, blank, mixed-script with emoji and combining marks, and as long as allowed."""
+    words = "Refund broken GREAT café naïve 123 ok! "
+    longest = max_length or 5000
+    return [
+        "",
+        "   \t\n ",
+        "?!…",
+        "ÉCOLE Straße ĳssel e\u0301 déjà-vu «quoted» 日本語 русский العربية 🙂👍🏽 \u200b",
+        (words * (longest // len(words) + 1))[:longest],
+    ]
+
+
+def extreme_numbers(field: FieldSchema, profile: Profile) -> list[float]:
+    """The declared bounds where there are some; else ten times the observed range beyond the
+    observed extremes (a value a caller may well send); and zero when it is allowed."""
+    stats = profile.columns.get(field.name)
+    lo_seen = float(stats.min) if stats and isinstance(stats.min, int | float) else -1.0
+    hi_seen = float(stats.max) if stats and isinstance(stats.max, int | float) else 1.0
+    span = max(hi_seen - lo_seen, 1.0)
+    lo = field.min if field.min is not None else lo_seen - 10 * span
+    hi = field.max if field.max is not None else hi_seen + 10 * span
+    return [lo, hi] + ([0.0] if lo <= 0.0 <= hi else [])

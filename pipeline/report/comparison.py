@@ -1,0 +1,181 @@
+"""The comparison at the top of the report: the served model, the champion gate, every model
+beside the base rate with intervals on the headline metric, and each model stage's plots."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.common.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS, improvement
+from pipeline.report.html import cell, esc, fmt, image, note, pairs, table
+from pipeline.report.inputs import BASE, Assessment, ModelResult, ReportData
+from pipeline.report.truth import BELOW, BEST, NO_INTERVAL, ONLY, TIED, Interval
+from serving.schemas import Decision, Promotion
+
+
+def summary(data: ReportData) -> str:
+    """The served model, the champion gate's decision and whether the ranking is real."""
+    parts = []
+    if data.contract is None:
+        parts.append(note("No export yet: no champion and no serving contract."))
+    else:
+        champion = esc(data.contract.champion)
+        parts.append(
+            f'<p id="champion">Served by default: <strong>{champion}</strong> (champion metric '
+            f"{esc(data.contract.champion_metric)}).</p>" + gate(data.contract.promotion)
+        )
+    if data.assessment is not None:
+        parts.append(
+            f'<p id="ranking">{esc(ranking(data.assessment.standing, data.assessment.metric))}</p>'
+        )
+    return "".join(parts)
+
+
+def gate(promotion: Promotion | None) -> str:
+    """The champion gate's decision with both scores and the reason."""
+    if promotion is None:
+        return note("The export recorded no champion gate decision.")
+    inc = promotion.incumbent
+    score = (
+        "no incumbent" if inc is None else ("incomparable" if inc.score is None else fmt(inc.score))
+    )
+    held = "none" if inc is None else f"{inc.name} v{inc.version}"
+    rows = {
+        "policy": f"export.promote={promotion.policy}",
+        "metric": promotion.metric,
+        "candidate (best of this run)": promotion.candidate,
+        "candidate score": promotion.candidate_score,
+        "incumbent (MLflow alias champion)": held,
+        "incumbent score": score,
+        "promoted": promotion.promoted,
+        "reason": promotion.reason,
+    }
+    return f'<div class="gate"><h3>Champion gate</h3>{pairs(rows, "gate")}</div>'
+
+
+def ranking(standing: dict[str, str], metric: str) -> str:
+    """One sentence: which models the test split can tell apart on the headline metric."""
+    best = next(n for n, s in standing.items() if s in (BEST, ONLY))
+    tied = [n for n, s in standing.items() if s in (TIED, NO_INTERVAL)]
+    below = [n for n, s in standing.items() if s == BELOW]
+    if not tied and not below:
+        return f"{best} is the only trained model."
+    text = f"On test {metric}, {best} is best"
+    if tied:
+        text += f", but {', '.join(tied)} cannot be told apart from it (95% intervals overlap)"
+    if below:
+        text += f"; below it beyond noise: {', '.join(below)}"
+    return text + "."
+
+
+def decision_text(decision: Decision | None) -> str:
+    """Which labels a model's label metrics are computed at."""
+    if decision is None:
+        return "n/a"
+    if decision.kind == "threshold":
+        return f"threshold {decision.threshold:.3f} on P({decision.positive}), {decision.objective}"
+    weighted = decision.class_weights and any(w != 1.0 for w in decision.class_weights)
+    return "argmax × class weights" if weighted else "argmax"
+
+
+def interval_text(interval: Interval | None) -> str:
+    return "n/a" if interval is None else f"[{interval.low:.4f}, {interval.high:.4f}]"
+
+
+def models_section(data: ReportData) -> str:
+    """The base rate beside every model: test metrics, label metrics at each model's decision,
+    the headline metric's interval and whether the model can be told apart from the best."""
+    profile, a = data.profile, data.assessment
+    if profile is None:
+        return note("No data profile (data/processed/profile.json): run the ETL first.")
+    classification = profile.is_classification
+    names = CLASSIFICATION_METRICS if classification else REGRESSION_METRICS
+    metric = a.metric if a else names[0]
+    headers = [
+        "model",
+        *(["labels from"] if classification else []),
+        *names,
+        f"test {metric} 95% interval",
+        "standing",
+    ]
+    rows: list[list[Any]] = []
+    classes = []
+    if a is not None:
+        base = [cell(BASE), *([cell("majority class")] if classification else [])]
+        rows.append(
+            [*base, *(a.base.get(m) for m in names), interval_text(a.intervals.get(BASE)), "–"]
+        )
+        classes.append("base")
+    champion = data.contract.champion if data.contract else None
+    for model in data.models:
+        rows.append(model_row(model, names, classification, a, champion, len(headers)))
+        classes.append("")
+    parts = [table(headers, rows, "truth", classes)]
+    if a is not None:
+        parts.append(note(f"Base rate: {a.base_what}. Red cells are worse than the base rate."))
+        if classification:
+            parts.append(majority(data))
+        parts.append(
+            note(
+                "Intervals: 95% percentile bootstrap over resampled test rows (seeded, the same "
+                "resamples for every model). Models whose interval overlaps the best one's are "
+                "within noise of it and are not ranked."
+            )
+        )
+    return "".join(parts)
+
+
+def model_row(
+    model: ModelResult,
+    names: tuple[str, ...],
+    classification: bool,
+    a: Assessment | None,
+    champion: str | None,
+    width: int,
+) -> list[str]:
+    badge = '<span class="badge">champion</span>' if model.name == champion else ""
+    name = f'<td class="text" data-model="{esc(model.name)}">{esc(model.name)}{badge}</td>'
+    card = model.card
+    if card is None or card.entry is None:
+        why = f"skipped: {card.skipped}" if card is not None else "not run: no card yet"
+        return [name, f'<td class="text muted" colspan="{width - 1}">{esc(why)}</td>']
+    test = card.entry.metrics.get("test", {})
+    cells = [name, *([cell(decision_text(card.entry.decision))] if classification else [])]
+    for m in names:
+        value = test.get(m)
+        base = a.base.get(m) if a is not None else None
+        worse = value is not None and base is not None and improvement(m, value, base) < 0
+        cells.append(cell(value, "worse" if worse else ""))
+    interval = a.intervals.get(model.name) if a is not None else None
+    standing = a.standing.get(model.name, "n/a") if a is not None else "n/a"
+    return [*cells, cell(interval_text(interval)), cell(standing)]
+
+
+def majority(data: ReportData) -> str:
+    """Each model's accuracy at its decision beside always predicting the majority class."""
+    assert data.assessment is not None
+    shown = ", ".join(
+        f"{m.name} {fmt(m.card.entry.metrics.get('test', {}).get('accuracy'))}"
+        for m in data.trained
+        if m.card is not None and m.card.entry is not None
+    )
+    base = fmt(data.assessment.base.get("accuracy"))
+    text = f"Accuracy on test: majority class {base}; at each model's decision: {shown}."
+    return f'<p id="majority">{esc(text)}</p>'
+
+
+def plots_section(data: ReportData) -> str:
+    """Every plot each model stage wrote, reliability and threshold or residual plots first."""
+    parts = [
+        note(
+            "Drawn by each model stage from its test predictions (plots/<model>/): reliability "
+            "diagrams, precision, recall and F1 against the threshold with the chosen one marked "
+            "(binary tasks), predicted against actual and residuals (regression)."
+        )
+    ]
+    for model in data.trained:
+        figures = "".join(image(png, f"{model.name} · {kind}") for kind, png in model.plots)
+        parts.append(
+            f"<h3>{esc(model.name)}</h3>"
+            + (f'<div class="grid">{figures}</div>' if figures else note("no plots written"))
+        )
+    return "".join(parts)

@@ -1,0 +1,218 @@
+"""The numbers that tell the truth at a glance: the base rate, and how sure a ranking is.
+
+The base rate predicts the training prior (classification) or the training mean (regression);
+it is scored with `pipeline.common.metrics`, the code every model's metrics come from. The
+headline test metric of each model gets a bootstrap interval: test rows resampled with
+replacement (seeded, the same resamples for every model), the metric recomputed by `statistic`
+(NumPy versions of the same formulas, fast enough for 1,000 resamples; a test checks that they
+equal `pipeline.common.metrics` on the full sample), 2.5th and 97.5th percentiles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from pipeline.common import metrics
+from pipeline.common.decision import positive_index
+from pipeline.common.errors import PipelineError
+from serving.schemas import Profile
+
+Statistic = Callable[[np.ndarray], float]  # row indices → metric value
+# A model's standing on the headline metric (`standings`).
+BEST, ONLY, TIED, BELOW = "best", "only model", "within noise of the best", "below the best"
+NO_INTERVAL = "not ranked (no interval)"
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """One model's (or the base rate's) test predictions as arrays."""
+
+    y: np.ndarray  # class index, or the target in its own units
+    proba: np.ndarray | None = None  # [N, C]
+    labels: np.ndarray | None = None  # class index per row, from the model's decision
+    values: np.ndarray | None = None  # [N]
+
+    @classmethod
+    def read(cls, frame: pd.DataFrame, profile: Profile) -> Outputs:
+        """From `predictions_test.parquet`."""
+        if not profile.is_classification:
+            return cls(
+                frame["y_true"].to_numpy(np.float64), values=frame["value"].to_numpy(np.float64)
+            )
+        proba = frame[[f"proba_{k}" for k in range(profile.n_classes)]].to_numpy(np.float64)
+        index = {label: k for k, label in enumerate(profile.labels)}
+        labels = frame["label"].map(index).to_numpy(np.int64)
+        return cls(frame["y_true"].to_numpy(np.int64), proba, labels)
+
+    def scores(self, profile: Profile) -> dict[str, float]:
+        """Every metric of the task, as the model stages compute them."""
+        if self.values is not None:
+            return metrics.regression(self.y, self.values, None)
+        assert self.proba is not None and self.labels is not None
+        return metrics.classification(self.y, self.proba, self.labels, profile)
+
+
+def base_rate(y_test: np.ndarray, profile: Profile) -> tuple[Outputs, str]:
+    """The base rate's predictions on the test split, and what it predicts, in words."""
+    n = len(y_test)
+    if "train" not in (
+        profile.target_stats if profile.task == "regression" else profile.label_distribution
+    ):
+        raise PipelineError(
+            "the profile has no statistics of the train split",
+            where="data/processed/profile.json",
+            fix="re-run the ETL: dvc repro etl",
+        )
+    if not profile.is_classification:
+        mean = profile.target_stats["train"].mean
+        return Outputs(y_test, values=np.full(n, mean)), f"the training mean, {mean:.4g}"
+    counts = profile.label_distribution["train"]
+    prior = np.array([counts.get(label, 0) for label in profile.labels], dtype=np.float64)
+    prior /= prior.sum()
+    majority = int(prior.argmax())
+    outputs = Outputs(y_test, np.tile(prior, (n, 1)), np.full(n, majority, dtype=np.int64))
+    shares = ", ".join(f"{label} {p:.1%}" for label, p in zip(profile.labels, prior, strict=True))
+    return outputs, f"the training prior ({shares}); labels: always {profile.labels[majority]}"
+
+
+def statistic(metric: str, out: Outputs, profile: Profile) -> Statistic:
+    """`metric` on a resample of the rows, by the formulas of `pipeline.common.metrics`."""
+    y = out.y
+    if out.values is not None:
+        error = out.values - y
+        regression: dict[str, Statistic] = {
+            "rmse": lambda i: float(np.sqrt(np.mean(error[i] ** 2))),
+            "mae": lambda i: float(np.mean(np.abs(error[i]))),
+            "r2": lambda i: 1.0 - float(np.sum(error[i] ** 2) / np.sum((y[i] - y[i].mean()) ** 2)),
+            "mape": lambda i: float(
+                np.mean(np.abs(error[i]) / np.maximum(np.abs(y[i]), np.finfo(float).eps))
+            ),
+        }
+        return regression[metric]
+    assert out.proba is not None and out.labels is not None
+    proba, labels, n_classes = out.proba, out.labels, out.proba.shape[1]
+    binary = profile.task == "binary"
+    pos = positive_index(profile) if binary else -1
+    eps = np.finfo(np.float64).eps
+    onehot = np.eye(n_classes)[y]
+    if binary:
+        brier = (proba[:, pos] - (y == pos)) ** 2
+        confidence, hit = proba[:, pos], y == pos
+    else:
+        brier = np.sum((onehot - proba) ** 2, axis=1)
+        confidence, hit = proba.max(axis=1), proba.argmax(axis=1) == y
+    loss = -np.log(np.clip(proba[np.arange(len(y)), y], eps, 1 - eps))
+    ranked = [pos] if binary else list(range(n_classes))
+    table: dict[str, Statistic] = {
+        "accuracy": lambda i: float(np.mean(labels[i] == y[i])),
+        "f1": lambda i: _f1(y[i], labels[i], [pos] if binary else list(range(n_classes))),
+        "log_loss": lambda i: float(np.mean(loss[i])),
+        "brier": lambda i: float(np.mean(brier[i])),
+        "ece": lambda i: metrics.ece(confidence[i], hit[i]),
+        "roc_auc": _one_vs_rest([_ranking(y == k, proba[:, k], "roc_auc") for k in ranked]),
+        "pr_auc": _one_vs_rest([_ranking(y == k, proba[:, k], "pr_auc") for k in ranked]),
+    }
+    return table[metric]
+
+
+def _f1(y: np.ndarray, labels: np.ndarray, classes: list[int]) -> float:
+    """F1 of one class, or the macro average; 0 where a class has no true or predicted rows."""
+    values = []
+    for k in classes:
+        tp = np.count_nonzero((labels == k) & (y == k))
+        wrong = np.count_nonzero(labels == k) + np.count_nonzero(y == k) - 2 * tp
+        values.append(2 * tp / (2 * tp + wrong) if tp or wrong else 0.0)
+    return float(np.mean(values))
+
+
+def _one_vs_rest(per_class: list[Statistic]) -> Statistic:
+    """The mean over the classes present and absent in the resample (NaN when there is none)."""
+
+    def stat(rows: np.ndarray) -> float:
+        values = [v for v in (f(rows) for f in per_class) if not np.isnan(v)]
+        return float(np.mean(values)) if values else np.nan
+
+    return stat
+
+
+def _ranking(hit: np.ndarray, score: np.ndarray, metric: str) -> Statistic:
+    """ROC-AUC or average precision of `score` for `hit` on resampled rows.
+
+    The rows are sorted and grouped by tied score once; a resample only weighs each row by
+    how often it was drawn, so every resample costs a few linear passes instead of a sort.
+    """
+    order = np.argsort(score, kind="stable")
+    ranked = score[order]
+    group = np.cumsum(np.r_[True, ranked[1:] != ranked[:-1]]) - 1  # tie groups, ascending
+    groups, is_hit = int(group[-1]) + 1 if len(group) else 0, hit[order]
+
+    def stat(rows: np.ndarray) -> float:
+        weight = np.bincount(rows, minlength=len(score))[order].astype(np.float64)
+        pos = np.bincount(group, weight * is_hit, groups)
+        neg = np.bincount(group, weight * ~is_hit, groups)
+        n_pos, n_neg = pos.sum(), neg.sum()
+        if n_pos == 0 or n_neg == 0:
+            return np.nan
+        if metric == "roc_auc":  # Mann-Whitney: ties count a half
+            return float(np.sum(pos * (np.cumsum(neg) - neg + 0.5 * neg)) / (n_pos * n_neg))
+        drawn = (pos + neg)[::-1] > 0  # thresholds from the highest score down
+        tp, fp = np.cumsum(pos[::-1])[drawn], np.cumsum(neg[::-1])[drawn]
+        return float(np.sum(np.diff(np.r_[0.0, tp / n_pos]) * tp / (tp + fp)))
+
+    return stat
+
+
+@dataclass(frozen=True)
+class Interval:
+    low: float
+    high: float
+
+
+def bootstrap(
+    statistics: dict[str, Statistic], n_rows: int, resamples: int, seed: int
+) -> dict[str, Interval | None]:
+    """95% percentile intervals, the same resampled rows for every statistic (paired); None
+    when fewer than half of the resamples give a value (e.g. a single class)."""
+    rng = np.random.default_rng(seed)
+    values: dict[str, list[float]] = {name: [] for name in statistics}
+    for _ in range(resamples):
+        rows = rng.integers(0, n_rows, n_rows)
+        for name, stat in statistics.items():
+            with np.errstate(divide="ignore", invalid="ignore"):
+                values[name].append(stat(rows))
+    out: dict[str, Interval | None] = {}
+    for name, found in values.items():
+        finite = np.asarray(found)[np.isfinite(found)]
+        if len(finite) * 2 < resamples:
+            out[name] = None
+            continue
+        low, high = np.percentile(finite, [2.5, 97.5])
+        out[name] = Interval(float(low), float(high))
+    return out
+
+
+def standings(
+    points: dict[str, float], intervals: dict[str, Interval | None], metric: str
+) -> dict[str, str]:
+    """Per model: "best", "within noise of the best" (its interval overlaps the best's, so the
+    two are not ranked) or "below the best"."""
+    if not points:
+        return {}
+    best = max(points, key=lambda n: metrics.improvement(metric, points[n], 0.0))
+    top = intervals.get(best)
+    out = {}
+    for name in points:
+        mine = intervals.get(name)
+        if name == best:
+            out[name] = BEST if len(points) > 1 else ONLY
+        elif top is None or mine is None:
+            out[name] = NO_INTERVAL
+        elif mine.low <= top.high and top.low <= mine.high:
+            out[name] = TIED
+        else:
+            out[name] = BELOW
+    return out

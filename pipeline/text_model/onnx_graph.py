@@ -1,0 +1,88 @@
+"""The network to one ONNX graph (torch's dynamo exporter) and its tokenizer to `tokenizer.json`.
+
+The graph takes `input_ids` and `attention_mask` [batch, sequence] (both axes dynamic) and
+returns `probabilities` (softmax inside) or `value`. Tokenization stays outside the graph: the
+server runs the written `tokenizer.json` with the `tokenizers` library, truncation built in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from tokenizers import Tokenizer
+
+from serving.schemas import TokenizerSpec
+
+TOKENIZER_FILE = "tokenizer.json"
+INT8_FILE = "model.int8.onnx"
+INPUTS = ("input_ids", "attention_mask")
+
+
+def backend_tokenizer(tokenizer: Any, max_length: int) -> Tokenizer:
+    """The `tokenizers` object behind a fast tokenizer: truncation to `max_length`, no padding
+    (batches are padded to their own longest text). Training encodes with it too."""
+    backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+    backend.enable_truncation(max_length=max_length)
+    backend.no_padding()
+    return backend
+
+
+def pad_of(tokenizer: Any) -> tuple[int, bool]:
+    """(pad id, pad on the left) as the tokenizer declares them."""
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    return int(pad_id), getattr(tokenizer, "padding_side", "right") == "left"
+
+
+def write_tokenizer(tokenizer: Any, out_dir: Path, max_length: int) -> TokenizerSpec:
+    """`tokenizer.json` beside the graph and its spec for the model entry."""
+    path = out_dir / TOKENIZER_FILE
+    backend_tokenizer(tokenizer, max_length).save(str(path))
+    pad_id, left = pad_of(tokenizer)
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    return TokenizerSpec(
+        file=TOKENIZER_FILE, sha256=sha, max_length=max_length, pad_id=pad_id, pad_left=left
+    )
+
+
+def export_graph(module: torch.nn.Module, target: Path, output: str, opset: int) -> None:
+    """Export `module(input_ids, attention_mask)` on the CPU, dynamic batch and sequence axes."""
+    # The exporter logs a warning per torchvision op it cannot register, onnx_ir and onnxscript
+    # an INFO line per optimised initializer: hundreds of lines nobody acts on.
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
+    for name in ("onnx_ir", "onnxscript"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    example = torch.ones((2, 8), dtype=torch.long)  # batch 2: the exporter would fix a 1
+    axes = {0: torch.export.Dim("batch"), 1: torch.export.Dim("sequence")}
+    with torch.no_grad(), warnings.catch_warnings():
+        # Both inputs share the Dims on purpose, which the exporter notes once per axis.
+        warnings.filterwarnings("ignore", message=r".*shares the same shape constraints.*")
+        program = torch.onnx.export(
+            module.eval(),
+            (example, example.clone()),
+            dynamo=True,
+            input_names=list(INPUTS),
+            output_names=[output],
+            dynamic_shapes={name: axes for name in INPUTS},
+            opset_version=opset,
+            optimize=True,
+            external_data=False,
+            verbose=False,
+        )
+    assert program is not None
+    program.save(str(target), external_data=False)
+
+
+def quantize_int8(source: Path, target: Path) -> None:
+    """Dynamic int8 quantization of the MatMul weights (activations stay float at run time)."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    model = onnx.load(str(source))
+    # value_info keeps the traced example's shapes, which the quantizer's shape inference rejects.
+    del model.graph.value_info[:]
+    quantize_dynamic(model, target, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])

@@ -1,0 +1,206 @@
+"""How request bodies are read: a size limit, the content type, JSON with precise errors.
+
+FastAPI's own body reading is kept; `json_route` swaps in a `Request` whose `body()` stops at
+`max_body_bytes` (413) and whose `json()` parses with orjson (strict: no NaN, no lone
+surrogates, no invalid UTF-8, at most 1024 levels deep) and says exactly what is wrong when it
+cannot. Duplicate keys in an object: the last value wins, as in FastAPI's and pydantic's own
+parsing and most JSON parsers (RFC 8259 leaves it to the receiver).
+
+Open Inference Protocol requests may use its binary tensor extension (the
+`Inference-Header-Content-Length` header: a JSON head, then raw tensors); `json()` turns those
+tensors into `data` lists, so the same pydantic model validates both forms.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import numpy as np
+import orjson
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
+from starlette.requests import ClientDisconnect
+
+from serving.errors import ApiError
+
+BINARY_HEADER = "inference-header-content-length"
+BINARY_DTYPES = {
+    "BOOL": "?",
+    "UINT8": "<u1",
+    "UINT16": "<u2",
+    "UINT32": "<u4",
+    "UINT64": "<u8",
+    "INT8": "<i1",
+    "INT16": "<i2",
+    "INT32": "<i4",
+    "INT64": "<i8",
+    "FP16": "<f2",
+    "FP32": "<f4",
+    "FP64": "<f8",
+}
+
+
+def decode_json(body: bytes) -> Any:
+    """Parse a JSON body; ApiError 400 naming the problem and where it is."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        where = f"line {exc.lineno}, column {exc.colno}"
+        rest = body[exc.pos : exc.pos + 4]
+        if rest.startswith((b"NaN", b"Inf", b"-Inf")):
+            code, message = (
+                "non_finite_number",
+                f"NaN and Infinity are not JSON ({where}); send null for a missing value",
+            )
+        elif exc.msg.startswith("number is infinity"):
+            code, message = (
+                "number_out_of_range",
+                f"the number at {where} is too large (beyond ±1.8e308, the float64 range)",
+            )
+        elif "depth limit" in exc.msg:
+            code, message = "too_deep", "the JSON is nested deeper than 1024 levels"
+        elif "UTF-8" in exc.msg or "surrogate" in exc.msg:
+            code, message = "invalid_utf8", f"the body is not valid UTF-8 text ({where})"
+        else:
+            code, message = "invalid_json", f"the body is not valid JSON: {exc.msg} ({where})"
+        raise ApiError(400, code, message) from None
+
+
+def decode_binary(body: bytes, header_length: str) -> Any:
+    """An Open Inference Protocol request in the binary tensor extension, as plain JSON."""
+    size = int(header_length) if header_length.isdigit() else -1
+    if not 0 <= size <= len(body):
+        raise ApiError(
+            400,
+            "invalid_binary",
+            f"Inference-Header-Content-Length {header_length!r} "
+            f"does not fit the {len(body)}-byte body",
+            "inference-header-content-length",
+        )
+    request = decode_json(body[:size])
+    offset = size
+    inputs = request.get("inputs") if isinstance(request, dict) else None
+    for tensor in inputs if isinstance(inputs, list) else []:
+        parameters = tensor.get("parameters") if isinstance(tensor, dict) else None
+        length = parameters.get("binary_data_size") if isinstance(parameters, dict) else None
+        if length is None:
+            continue
+        name = str(tensor.get("name"))
+        if type(length) is not int or not 0 <= length <= len(body) - offset:
+            raise ApiError(
+                400,
+                "invalid_binary",
+                f"binary_data_size {length!r} does not fit the body",
+                f"inputs.{name}",
+            )
+        tensor["data"] = _tensor_values(
+            body[offset : offset + length], tensor.get("datatype"), name
+        )
+        offset += length
+    if offset != len(body):
+        raise ApiError(400, "invalid_binary", f"{len(body) - offset} bytes after the last tensor")
+    return request
+
+
+def _tensor_values(raw: bytes, datatype: Any, name: str) -> list[Any]:
+    def bad(why: str) -> ApiError:
+        return ApiError(400, "invalid_binary", f"binary data of {name}: {why}", f"inputs.{name}")
+
+    if datatype == "BYTES":  # each element: 4-byte little-endian length, then the bytes
+        texts, at = [], 0
+        while at < len(raw):
+            if at + 4 > len(raw):
+                raise bad("truncated length prefix")
+            (n,) = struct.unpack_from("<I", raw, at)
+            if at + 4 + n > len(raw):
+                raise bad("element longer than the data")
+            try:
+                texts.append(raw[at + 4 : at + 4 + n].decode("utf-8"))
+            except UnicodeDecodeError:
+                raise bad("an element is not valid UTF-8") from None
+            at += 4 + n
+        return texts
+    dtype = BINARY_DTYPES.get(str(datatype))
+    if dtype is None:
+        raise bad(f"unknown datatype {datatype!r}")
+    if len(raw) % np.dtype(dtype).itemsize:
+        raise bad(f"{len(raw)} bytes is not a whole number of {datatype} elements")
+    values: list[Any] = np.frombuffer(raw, dtype).tolist()
+    return values
+
+
+def _content_type_error(headers: list[tuple[bytes, bytes]], required: bool) -> ApiError | None:
+    content_type = None
+    for name, value in headers:  # the raw ASGI headers: cheaper than building a Headers
+        if name == b"content-type":
+            content_type = value.split(b";", 1)[0].strip().lower()
+        elif name == b"content-encoding" and value.strip().lower() != b"identity":
+            return ApiError(
+                415,
+                "unsupported_media_type",
+                "compressed bodies are not accepted",
+                "content-encoding",
+            )
+        elif name == BINARY_HEADER.encode():
+            required = False
+    if content_type == b"application/json" or (content_type is None and not required):
+        return None
+    return ApiError(
+        415,
+        "unsupported_media_type",
+        "send the body as JSON with content-type: application/json",
+        "content-type",
+    )
+
+
+def json_route(max_body_bytes: int, content_type_required: bool = True) -> type[APIRoute]:
+    """A route class whose requests read bodies as described above."""
+
+    class LimitedRequest(Request):
+        async def body(self) -> bytes:
+            if not hasattr(self, "_body"):
+                too_large = ApiError(413, "body_too_large", f"the limit is {max_body_bytes} bytes")
+                for name, value in self.scope["headers"]:
+                    if (
+                        name == b"content-length"
+                        and value.isdigit()
+                        and int(value) > max_body_bytes
+                    ):
+                        raise too_large
+                chunks, size, more = [], 0, True
+                while more:
+                    message = await self._receive()
+                    if message["type"] == "http.disconnect":
+                        raise ClientDisconnect
+                    chunks.append(message.get("body", b""))
+                    size += len(chunks[-1])
+                    if size > max_body_bytes:
+                        raise too_large
+                    more = message.get("more_body", False)
+                self._body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            return self._body
+
+        async def json(self) -> Any:
+            if not hasattr(self, "_json"):
+                body = await self.body()
+                header = self.headers.get(BINARY_HEADER)
+                self._json = decode_binary(body, header) if header else decode_json(body)
+            return self._json
+
+    class JsonRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            handler = super().get_route_handler()
+            has_body = self.body_field is not None
+
+            async def route(request: Request) -> Response:
+                if has_body:
+                    error = _content_type_error(request.scope["headers"], content_type_required)
+                    if error is not None:
+                        raise error
+                return await handler(LimitedRequest(request.scope, request.receive))
+
+            return route
+
+    return JsonRoute

@@ -1,0 +1,200 @@
+"""Request and response models built from the contract at start-up (`pydantic.create_model`).
+
+They validate `/v1/predict` bodies and give `/docs` and `/openapi.json` the real record schema
+of whatever data the models were trained on. Fields get opaque Python names (`f0`, `f1`, …) and
+the column name as alias, so any column name works, even `model_config` or `Weight (kg)`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    Strict,
+    StringConstraints,
+    WithJsonSchema,
+    create_model,
+)
+from pydantic_core import PydanticCustomError
+
+from serving.checks import DATETIME_MAX_LENGTH, FLOAT32_MAX
+from serving.schemas import Contract, FieldSchema
+from serving.scoring import warmup_columns
+
+ID_MAX_LENGTH = 256  # characters of a string id (ids are echoed back, never scored)
+INT64 = 2**63
+
+
+class Error(BaseModel):
+    code: str = Field(description="stable machine-readable code, e.g. missing, not_found")
+    message: str
+    field: str | None = Field(description="where: records[0].amount, model, content-type …")
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx and 5xx answer."""
+
+    error: Error
+
+
+def _boolean(value: Any) -> bool:
+    if value is True or value is False:
+        return value
+    # 0/1 are common spellings of booleans in JSON (and how the processed splits store them).
+    if type(value) in (int, float) and value in (0, 1):
+        return bool(value)
+    raise PydanticCustomError("bool_type", "Input should be true or false (or 0/1)")
+
+
+def _record_id(value: Any) -> str | int:
+    if (type(value) is str and len(value) <= ID_MAX_LENGTH) or (
+        type(value) is int and -INT64 <= value < INT64
+    ):
+        return value
+    raise PydanticCustomError(
+        "id_type",
+        f"Input should be a string of at most {ID_MAX_LENGTH} characters or a 64-bit integer",
+    )
+
+
+def field_type(field: FieldSchema, contract: Contract, max_string_length: int) -> Any:
+    """The pydantic type of one raw input field."""
+    limit = field.max_length or max_string_length
+    text = Annotated[str, Strict(), StringConstraints(max_length=limit)]
+    # Values (number ranges, whether a datetime can be read) are checked per column for the
+    # whole batch by `serving.checks`, as for v2 tensors and files; here only JSON types.
+    if field.type == "number":
+        bounds: dict[str, Any] = {"minimum": -FLOAT32_MAX, "maximum": FLOAT32_MAX}
+        kind: Any = Annotated[float, Strict(), Field(json_schema_extra=bounds)]
+    elif field.type == "boolean":
+        schema = {"anyOf": [{"type": "boolean"}, {"enum": [0, 1]}]}
+        kind = Annotated[bool, PlainValidator(_boolean), WithJsonSchema(schema)]
+    elif field.type == "datetime":
+        fmt = contract.features.datetime_formats.get(field.name)
+        kind = Annotated[
+            str,
+            Strict(),
+            StringConstraints(max_length=DATETIME_MAX_LENGTH),
+            Field(json_schema_extra=None if fmt else {"format": "date-time"}),
+        ]
+    else:
+        kind = text
+    return kind | None if field.nullable else kind
+
+
+def _describe(field: FieldSchema, contract: Contract) -> str:
+    parts = {
+        "number": "A number",
+        "boolean": "true or false",
+        "category": "A category",
+        "datetime": "ISO 8601 date-time",
+        "text": "Free text",
+    }
+    words = [parts[field.type]]
+    if field.type == "datetime":
+        fmt = contract.features.datetime_formats.get(field.name)
+        if fmt:
+            words.append(f"or {fmt!r} (strptime)")
+        words.append(f"; naive values are in {contract.features.timezone}")
+    if field.min is not None and field.max is not None:
+        words.append(f"(training range {field.min:g} to {field.max:g})")
+    if field.categories:
+        shown = ", ".join(field.categories[:20])
+        words.append(f"seen in training: {shown}; any other value is scored as unseen")
+    if field.nullable:
+        words.append("(null when unknown)")
+    return " ".join(words) + "."
+
+
+def record_model(contract: Contract, max_string_length: int) -> tuple[type[BaseModel], list[str]]:
+    """The model of one record, and its Python field names in input-schema order."""
+    fields: dict[str, Any] = {}
+    keys = []
+    for i, field in enumerate(contract.input_schema):
+        keys.append(f"f{i}")
+        fields[f"f{i}"] = (
+            field_type(field, contract, max_string_length),
+            Field(alias=field.name, description=_describe(field, contract)),
+        )
+    if contract.id:
+        schema = {
+            "anyOf": [
+                {"type": "string", "maxLength": ID_MAX_LENGTH},
+                {"type": "integer", "minimum": -INT64, "maximum": INT64 - 1},
+            ]
+        }
+        id_type = Annotated[str | int, PlainValidator(_record_id), WithJsonSchema(schema)]
+        fields["record_id"] = (
+            id_type | None,
+            Field(None, alias=contract.id, description="The record's id, echoed back."),
+        )
+    config = ConfigDict(extra="forbid", title="Record")
+    return create_model("Record", __config__=config, **fields), keys
+
+
+def example_record(contract: Contract) -> dict[str, Any]:
+    return {name: values[0] for name, values in warmup_columns(contract).items()}
+
+
+def predict_request(contract: Contract, record: type[BaseModel], max_records: int) -> type[Any]:
+    """`{"records": [...], "model": optional}`."""
+    model: Any = Literal[tuple(contract.models)] | None
+    example: dict[str, Any] = {"records": [example_record(contract)]}
+    return create_model(
+        "PredictRequest",
+        __config__=ConfigDict(extra="forbid", json_schema_extra={"examples": [example]}),
+        records=(list[record], Field(min_length=1, max_length=max_records)),  # type: ignore[valid-type]
+        model=(model, Field(None, description=f"A served model; default {contract.champion}.")),
+    )
+
+
+def predict_response(contract: Contract) -> type[BaseModel]:
+    """The answer to `/v1/predict` (documentation only: answers are rendered directly)."""
+    common: dict[str, Any] = {
+        "model": (str, ...),
+        "version": (str, ...),
+        "id": (str | int | None, Field(None, description="The record's id, when it sent one.")),
+    }
+    if contract.task == "regression":
+        fields: dict[str, Any] = {
+            "value": (float, Field(description=f"Predicted {contract.target}.")),
+            "interval": (
+                list[float] | None,
+                Field(None, description="[lower, upper], from models trained with quantiles."),
+            ),
+        }
+    else:
+        columns: dict[str, Any] = {
+            f"p{i}": (float, Field(alias=label)) for i, label in enumerate(contract.labels)
+        }
+        probabilities = create_model("Probabilities", **columns)
+        label: Any = Literal[tuple(contract.labels)]
+        fields = {
+            "label": (label, ...),
+            "probabilities": (probabilities, ...),
+        }
+        if contract.task == "binary":
+            fields["threshold"] = (
+                float,
+                Field(
+                    description="The probability of the positive class at or above which "
+                    "the label is the positive class (the contract's tuned decision)."
+                ),
+            )
+    prediction = create_model("Prediction", **fields, **common)
+    return create_model(
+        "PredictResponse",
+        model=(str, ...),
+        version=(str, ...),
+        predictions=(list[prediction], ...),  # type: ignore[valid-type]
+    )
+
+
+def as_columns(records: list[BaseModel], keys: list[str], names: list[str]) -> dict[str, list]:
+    """Validated records → raw values per input field, as `serving.checks` reads them."""
+    rows = [r.__dict__ for r in records]
+    return {name: [row[key] for row in rows] for key, name in zip(keys, names, strict=True)}
