@@ -43,7 +43,7 @@ def _cache_key() -> str:
 def _models(request: pytest.FixtureRequest, factory: pytest.TempPathFactory, task: str) -> Path:
     cache = Path(request.config.cache.mkdir("serving-models")) / _cache_key() / task
     if not (cache / "export" / "contract.json").is_file():
-        from tests.serving.fixtures import build
+        from tests.serving.fixtures import build_apart as build
 
         shutil.rmtree(cache, ignore_errors=True)
         reference = build(cache / "export", task)

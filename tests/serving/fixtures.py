@@ -422,3 +422,28 @@ if __name__ == "__main__":
     result = build(target, sys.argv[2] if len(sys.argv) > 2 else "binary")
     (target.parent / f"{target.name}.reference.json").write_text(json.dumps(result))
     print(f"models written to {target}")
+
+
+def build_apart(out_dir: Path, task: str = "binary") -> dict[str, Any]:
+    """`build` in a fresh interpreter. Once a test has imported the pipeline's converters they
+    replace skl2onnx's stock TF-IDF converter for the whole process, and these graphs are made
+    with the stock one (its `separators` option), whatever ran before."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        reference = Path(tmp) / "reference.json"
+        code = (
+            "import json, sys; from pathlib import Path; from tests.serving.fixtures import build; "
+            "Path(sys.argv[3]).write_text(json.dumps(build(Path(sys.argv[1]), sys.argv[2])))"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", code, str(out_dir), task, str(reference)],
+            cwd=Path(__file__).resolve().parents[2],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"building the {task} fixtures failed:\n{done.stderr[-3000:]}")
+        return dict(json.loads(reference.read_text()))

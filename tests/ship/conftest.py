@@ -15,7 +15,7 @@ from serving.schemas import Contract
 def built_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The serving tests' binary export (baseline, forest, text_model; scikit-learn graphs and a
     tokenizer), moved into the export stage's layout: contract.json, <name>/model.onnx."""
-    from tests.serving.fixtures import build
+    from tests.serving.fixtures import build_apart as build
 
     export = tmp_path_factory.mktemp("ship") / "export"
     build(export)
