@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import time
 from enum import Enum
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import orjson
 from fastapi import FastAPI, Response
@@ -44,19 +44,7 @@ Datatype = Literal[
     "FP64",
     "BYTES",
 ]
-NUMERIC = {
-    "UINT8",
-    "UINT16",
-    "UINT32",
-    "UINT64",
-    "INT8",
-    "INT16",
-    "INT32",
-    "INT64",
-    "FP16",
-    "FP32",
-    "FP64",
-}
+NUMERIC = set(get_args(Datatype)) - {"BOOL", "BYTES"}
 ACCEPTED = {
     "number": NUMERIC,
     "boolean": NUMERIC | {"BOOL"},
