@@ -91,6 +91,8 @@ def pipeline_env(project: Path) -> dict[str, str]:
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{project / 'mlflow.db'}"
     env["HF_HUB_OFFLINE"] = "1"
     env["PYTHONHASHSEED"] = "0"
+    # Stages write bytecode beside their code, as on a user's machine (.dvcignore leaves it out).
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env
 
 
