@@ -16,7 +16,7 @@ import uvicorn
 from fastapi import FastAPI, Response
 
 from serving.payloads import predict_request, record_model
-from serving.server import load_contract
+from serving.schemas import load_contract
 from serving.settings import Settings
 
 

@@ -55,7 +55,7 @@ def timed_together(calls: dict[str, Callable[[], Any]], budget_s: float) -> dict
 
 def bench_tabular(project: Path, threads: int, budget: float) -> dict[str, Any]:
     from serving.runtime import load_model
-    from serving.server import load_contract
+    from serving.schemas import load_contract
 
     export = project / "models" / "export"
     spec = load_contract(export)

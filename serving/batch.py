@@ -35,13 +35,16 @@ import pyarrow.parquet as pq
 from serving.checks import keep_rows
 from serving.features import prepare_columns
 from serving.runtime import ModelFileError
-from serving.schemas import Contract, FieldSchema, FileError
+from serving.schemas import Contract, FieldSchema, FileError, load_contract
 from serving.scoring import Outputs, Scorer, load_scorers
-from serving.server import load_contract
 from serving.settings import Settings
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 Raw = dict[str, Any]  # input field → values of one chunk (numpy array or list)
+# Rows per chunk. A TF-IDF graph holds several dense [rows, vocabulary] tensors at once: on the
+# demo's LightGBM (2,000 terms), 1M rows took 4.0 GB peak RSS and 53 s in chunks of 65,536 rows,
+# 1.2 GB and 47 s in chunks of 16,384.
+CHUNK_ROWS = 16_384
 
 
 class BatchError(Exception):
@@ -265,7 +268,7 @@ def score_file(
     source: Path,
     output: Path,
     rejects_path: Path,
-    chunk_rows: int = 65_536,
+    chunk_rows: int = CHUNK_ROWS,
     progress: Any = None,
 ) -> tuple[int, int]:
     """Score `source` into `output` (and `rejects_path`); (rows scored, rows rejected)."""
@@ -371,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", help="a model of the contract (default: its champion)")
     parser.add_argument("--models", type=Path, default=Path("models/export"))
     parser.add_argument("--rejects", type=Path, help="default: <OUTPUT stem>.rejects.parquet")
-    parser.add_argument("--chunk-rows", type=int, default=65_536)
+    parser.add_argument("--chunk-rows", type=int, default=CHUNK_ROWS)
     args = parser.parse_args(argv)
     rejects = args.rejects or args.output.with_name(f"{args.output.stem}.rejects.parquet")
     try:

@@ -371,6 +371,25 @@ def read_file(path: str | os.PathLike[str], kind: type[T]) -> T:
         raise FileError(f"{path}: {where}: {first['msg']}; {fix}") from None
 
 
+CONTRACT_FILE = "contract.json"
+
+
+def load_contract(models_dir: Path) -> Contract:
+    """The export's contract; FileError in one line (with the fix) when it cannot be served."""
+    if not models_dir.is_dir():
+        raise FileError(
+            f"{models_dir}: models directory not found; fix: run `make repro` (or "
+            "`dvc repro export`) first, or pass --models"
+        )
+    contract = read_file(models_dir / CONTRACT_FILE, Contract)
+    if contract.champion not in contract.models:
+        raise FileError(
+            f"{models_dir / CONTRACT_FILE}: champion {contract.champion!r} is not "
+            f"one of the models {sorted(contract.models)}; fix: re-run the export"
+        )
+    return contract
+
+
 def dump(obj: Typed) -> str:
     """Pretty, key-sorted JSON text (stable diffs)."""
     return json.dumps(obj.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"

@@ -11,7 +11,6 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from types import FrameType
 
 import uvicorn
@@ -19,27 +18,10 @@ from fastapi import FastAPI
 
 from serving.app import create_app
 from serving.protocol import protocol_class
-from serving.schemas import Contract, FileError, read_file
+from serving.schemas import FileError, load_contract
 from serving.settings import Settings, parse_settings
 
 log = logging.getLogger("serving")
-CONTRACT_FILE = "contract.json"
-
-
-def load_contract(models_dir: Path) -> Contract:
-    """The export's contract; FileError in one line (with the fix) when it cannot be served."""
-    if not models_dir.is_dir():
-        raise FileError(
-            f"{models_dir}: models directory not found; fix: run `make repro` (or "
-            "`dvc repro export`) first, or pass --models"
-        )
-    contract = read_file(models_dir / CONTRACT_FILE, Contract)
-    if contract.champion not in contract.models:
-        raise FileError(
-            f"{models_dir / CONTRACT_FILE}: champion {contract.champion!r} is not "
-            f"one of the models {sorted(contract.models)}; fix: re-run the export"
-        )
-    return contract
 
 
 def build_server(settings: Settings, app: FastAPI) -> uvicorn.Server:

@@ -27,7 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-CONTRACT_FILE = "contract.json"
+from serving.runtime import ModelFileError, verified_bytes
+from serving.schemas import CONTRACT_FILE, Contract, FileError, read_file
+
 REPOSITORY_DIR = "model_repository"
 KSERVE_FILE = "inferenceservice.yaml"
 VERSION = "1"  # Triton serves numbered version folders; the contract carries the real lineage
@@ -171,9 +173,6 @@ spec:
 def find_models(models_dir: Path) -> dict[str, Path]:
     """Model name → ONNX file, from the contract; each file checked against its SHA-256 and
     confined to the models directory (`serving.runtime.verified_bytes`)."""
-    from serving.runtime import ModelFileError, verified_bytes
-    from serving.schemas import Contract, FileError, read_file
-
     try:
         contract = read_file(models_dir / CONTRACT_FILE, Contract)
         for entry in contract.models.values():

@@ -28,6 +28,7 @@ from pipeline.export.records import caller_records, edge_records, input_schema, 
 from pipeline.export.registry import open_registry
 from serving.runtime import LoadedModel, ModelFileError, load_model, verified_bytes
 from serving.schemas import (
+    CONTRACT_FILE,
     Contract,
     FieldSchema,
     FileError,
@@ -242,7 +243,7 @@ def export(
                 lineage=lineage(paths, list(entries)),
             )
             write_text(out / "parity.json", dump(report))
-            write_text(out / "contract.json", dump(contract))
+            write_text(out / CONTRACT_FILE, dump(contract))
     worst = {f"parity_{n}": d for n, d in parity.worst_by_model(report).items()}
     write_json(paths.metrics_file, {"champion": champion, "promoted": promotion.promoted, **worst})
     return contract

@@ -12,7 +12,16 @@ import pandas as pd
 from pipeline.common.data import PROCESSED_DIR, PROFILE_FILE
 from pipeline.common.errors import PipelineError
 from pipeline.report.truth import Interval, Outputs, base_rate, bootstrap, standings, statistic
-from serving.schemas import Contract, FileError, ModelCard, ParityReport, Profile, Typed, read_file
+from serving.schemas import (
+    CONTRACT_FILE,
+    Contract,
+    FileError,
+    ModelCard,
+    ParityReport,
+    Profile,
+    Typed,
+    read_file,
+)
 
 BASE = "base rate"
 # Plots shown first, in this order, when a model stage wrote them; any other PNG follows by name.
@@ -102,7 +111,7 @@ def load(root: Path, names: list[str]) -> ReportData:
     return ReportData(
         profile,
         models,
-        _read(export / "contract.json", Contract),
+        _read(export / CONTRACT_FILE, Contract),
         _read(export / "parity.json", ParityReport),
     )
 

@@ -196,7 +196,7 @@ def app_client(models: Path, **settings: Any) -> Any:
     from fastapi.testclient import TestClient
 
     from serving.app import create_app
-    from serving.server import load_contract
+    from serving.schemas import load_contract
     from serving.settings import Settings
 
     app = create_app(Settings(models_dir=models, **settings), load_contract(models))

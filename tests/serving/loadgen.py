@@ -143,7 +143,7 @@ def echo_app(models_dir: Path) -> Any:
     from fastapi import FastAPI
 
     from serving.payloads import predict_request, record_model
-    from serving.server import load_contract
+    from serving.schemas import load_contract
     from serving.settings import Settings
 
     settings = Settings(models_dir=models_dir)
