@@ -171,14 +171,25 @@ def fold_text(value: Any) -> str:
 
 def normalise_categories(values: Iterable[Any]) -> np.ndarray:
     """`normalise_category` over an array; each distinct value is normalised once."""
-    arr = np.asarray(list(values) if not isinstance(values, np.ndarray) else values, dtype=object)
-    cache: dict[Any, str | None] = {}
-    out = np.empty(arr.shape, dtype=object)
-    for i, v in enumerate(arr):
-        key = v if isinstance(v, str) else repr(v)
-        if key not in cache:
-            cache[key] = normalise_category(v)
-        out[i] = cache[key]
+    values = list(values)
+    if all(v is None or type(v) is str for v in values):  # the usual case, keyed directly
+        cache = {v: normalise_category(v) for v in set(values)}
+        return _objects([cache[v] for v in values])
+    # Other types are keyed by type and repr: True, 1 and 1.0 are equal keys but read differently.
+    seen: dict[Any, str | None] = {}
+    out = []
+    for v in values:
+        key = v if type(v) is str else (type(v), repr(v))
+        if key not in seen:
+            seen[key] = normalise_category(v)
+        out.append(seen[key])
+    return _objects(out)
+
+
+def _objects(items: list[Any]) -> np.ndarray:
+    """A 1-D object array of `items` (np.array would nest sequences)."""
+    out = np.empty(len(items), dtype=object)
+    out[:] = items
     return out
 
 
@@ -333,11 +344,55 @@ def text_stats(values: Iterable[Any], stats: Sequence[str] = TEXT_STATS) -> dict
         # A served batch: counting in Python skips the byte-level pass's fixed cost (~0.1 ms,
         # most of a one-record request's feature time); the counts are the same.
         return {s: np.array([_COUNT[s](t) for t in texts], dtype=np.float64) for s in stats}
-    encoded = [t.encode("utf-8") for t in texts]
-    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
-    np.cumsum([len(b) for b in encoded], out=offsets[1:])
-    data = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+    # One encode of all texts; a text's byte length is its length when it is ASCII.
+    sizes = [len(t) if t.isascii() else len(t.encode("utf-8")) for t in texts]
+    offsets = np.zeros(len(texts) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+    data = np.frombuffer("".join(texts).encode("utf-8"), dtype=np.uint8)
     return text_stats_utf8(data, offsets, stats)
+
+
+def fold_texts(values: Iterable[Any]) -> np.ndarray:
+    """`fold_text` over an array, as an object array of strings.
+
+    The fast path of batch scoring: one regular expression per text costs ~9 us, most of the
+    Python time of a 65,536-row chunk of demo messages (0.57 s of 1.1 s). ASCII texts, where
+    Python's word characters are exactly [0-9A-Za-z_], are folded together on their bytes
+    instead (~0.1 s); any other text goes through `fold_text`. Both give the same strings.
+    """
+    texts = ["" if v is None else str(v) for v in values]
+    out = _objects(texts)
+    plain = [i for i, t in enumerate(texts) if t.isascii() and "\x00" not in t]
+    if len(texts) <= _FEW_ROWS or not plain:
+        plain = []
+    else:
+        out[plain] = _objects(_fold_ascii([texts[i] for i in plain]))
+    rest = np.ones(len(texts), dtype=bool)
+    rest[plain] = False
+    for i in np.flatnonzero(rest).tolist():
+        out[i] = fold_text(texts[i])
+    return out
+
+
+# ASCII byte → lower-cased word byte, or a space; NUL (the separator of texts) stays NUL.
+_ASCII_FOLD = bytes(
+    ord(chr(b).lower()) if chr(b).isalnum() or b == ord("_") else (0 if b == 0 else 32)
+    for b in range(128)
+) + bytes(range(128, 256))
+
+
+def _fold_ascii(texts: list[str]) -> list[str]:
+    """`fold_text` of ASCII texts without NUL, all at once: non-word bytes become spaces, runs
+    of spaces become one, and spaces at either end of a text go."""
+    data = np.frombuffer("\x00".join(texts).encode("ascii").translate(_ASCII_FOLD), np.uint8)
+    space = data == 32
+    first = ~space
+    first[1:] |= ~space[:-1]  # a byte that is not a space, or the first space of a run
+    data = data[first]
+    ends = np.zeros(len(data) + 2, dtype=np.uint8)  # NUL before the first byte and after the last
+    ends[1:-1] = data
+    inner = (data != 32) | ((ends[:-2] != 0) & (ends[2:] != 0))
+    return data[inner].tobytes().decode("ascii").split("\x00")
 
 
 def derive_features(columns: Mapping[str, Any], spec: FeatureSpec) -> dict[str, np.ndarray]:
@@ -352,7 +407,7 @@ def derive_features(columns: Mapping[str, Any], spec: FeatureSpec) -> dict[str, 
             out[f"{spec.text}{DERIVED_SEP}{stat}"] = arr
         folded = spec.folded_text
         assert folded is not None
-        out[folded] = np.array([fold_text(v) for v in columns[spec.text]], dtype=object)
+        out[folded] = fold_texts(columns[spec.text])
     return out
 
 

@@ -101,6 +101,41 @@ def test_text_stats_small_batch_path_equals_the_byte_level_pass(values: list[str
         np.testing.assert_array_equal(small[stat], column, err_msg=stat)
 
 
+# ASCII-heavy texts (punctuation, runs of spaces, NUL) with some Unicode mixed in, in batches
+# large enough for the byte-level fold.
+mixed_texts = st.lists(
+    st.one_of(
+        st.none(),
+        st.text(st.sampled_from("aZ_09 .,!\t\n\x00-'"), max_size=30),
+        st.text(st.characters(exclude_categories=["Cs"]), max_size=20),
+    ),
+    min_size=features._FEW_ROWS + 1,
+    max_size=120,
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(values=mixed_texts)
+def test_fold_texts_equals_fold_text_one_by_one(values: list[str | None]) -> None:
+    assert features.fold_texts(values).tolist() == [features.fold_text(v) for v in values]
+
+
+@settings(max_examples=100, deadline=None)
+@given(values=mixed_texts)
+def test_text_stats_of_a_large_batch_equal_the_small_batch_path(values: list[str | None]) -> None:
+    large = features.text_stats(values)
+    for start in range(0, len(values), features._FEW_ROWS):
+        small = features.text_stats(values[start : start + features._FEW_ROWS])
+        for stat, column in small.items():
+            np.testing.assert_array_equal(column, large[stat][start : start + len(column)])
+
+
+def test_normalise_categories_reads_equal_values_of_other_types_apart() -> None:
+    values = [True, 1, 1.0, " A ", None, float("nan"), "a"]
+    got = features.normalise_categories(values).tolist()
+    assert got == ["true", "1", "1.0", "a", None, None, "a"]
+
+
 @settings(max_examples=100, deadline=None)
 @given(
     moments=st.lists(st.one_of(st.none(), st.datetimes(min_value=datetime(1, 1, 2))), max_size=64)
