@@ -5,10 +5,10 @@ Runtime alone running the same graph on inputs built beforehand; its peak memory
 The tabular model is LightGBM when served (else the champion). Each scoring run is a child
 process (wall time and peak RSS from `wait4`; start-up and model loading included); it
 alternates with the ONNX Runtime runs, which use the same session settings (all cores) and run
-the first chunk's pre-built inputs (65,536 rows, serving.batch's chunk) as many times as the
+the first chunk's pre-built inputs (serving.batch's default chunk) as many times as the
 file has chunks. The breakdown times each step of serving.batch on one chunk in this process,
-and the per-row Python work beside the alternatives proposed for it. Targets (issue 16): rows/s
->= 0.8x ONNX Runtime alone; peak RSS at 4M rows within 1.3x of 1M rows. Writes
+and the text folding done one text at a time beside `fold_texts`, the fast path it uses.
+Targets: rows/s >= 0.8x ONNX Runtime alone; peak RSS at 4M rows within 1.3x of 1M rows. Writes
 bench/out/batch_scoring.json.
 
     python bench/batch_scoring.py [--rows 1000000 --repeat 1 --rss-rows 4000000]
@@ -33,9 +33,10 @@ import pyarrow.parquet as pq
 from _models import contract, served_model
 from _project import OUT, ROOT, quick, trained_project
 
+from serving.batch import CHUNK_ROWS
+
 RESULT = OUT / "batch_scoring.json"
 WORK = OUT / "batch"
-CHUNK_ROWS = 65_536  # serving.batch's default
 
 
 def input_file(project: Path, rows: int) -> Path:
@@ -50,23 +51,11 @@ def input_file(project: Path, rows: int) -> Path:
     return path
 
 
-# The change proposed for serving/features.py, measured without editing it: `fold_text` once per
-# distinct text (an LRU cache of one chunk's size stands in for a per-chunk dict).
-PROPOSAL = """import functools, runpy, sys
-import serving.features as f
-f.fold_text = functools.lru_cache(maxsize=65536)(f.fold_text)
-sys.argv[0] = "serving.batch"
-runpy.run_module("serving.batch", run_name="__main__", alter_sys=True)
-"""
-
-
-def score_cli(project: Path, name: str, source: Path, proposal: bool = False) -> dict[str, Any]:
-    """`python -m serving.batch` in a child process (with PROPOSAL applied when asked): wall
-    seconds and peak RSS."""
+def score_cli(project: Path, name: str, source: Path) -> dict[str, Any]:
+    """`python -m serving.batch` in a child process: wall seconds and peak RSS."""
     output = WORK / f"scored-{source.stem}.parquet"
     export = project / "models" / "export"
-    module = ["-c", PROPOSAL] if proposal else ["-m", "serving.batch"]
-    argv = [sys.executable, *module, str(source), str(output)]
+    argv = [sys.executable, "-m", "serving.batch", str(source), str(output)]
     argv += ["--models", str(export), "--model", name]
     started = time.perf_counter()
     proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -88,8 +77,8 @@ def first_chunk(project: Path, name: str, source: Path) -> tuple[Any, Any]:
     """The model loaded as serving.batch loads it (all cores), and the input's first chunk as
     serving.batch reads it."""
     from serving.batch import _read_parquet
+    from serving.schemas import load_contract
     from serving.scoring import load_scorers
-    from serving.server import load_contract
 
     export = project / "models" / "export"
     spec = load_contract(export)
@@ -135,9 +124,8 @@ def _best_ms(call: Callable[[], Any], times: int = 3) -> float:
 
 def breakdown(scorer: Any, source: Path) -> dict[str, Any]:
     """Where serving.batch spends its time on one chunk (ms, best of 3, in this process), and
-    the per-row Python work measured against alternatives: folding each distinct text once
-    (the repeated test split has few; real files mostly have distinct texts, so measured on
-    both), and numpy's datetime parsing beside the per-value path."""
+    the text folding one text at a time beside `fold_texts` (the fast path serving.batch uses),
+    on the chunk's texts and on the same texts made distinct (the repeated test split has few)."""
     from serving import features as ft
     from serving.batch import _read_parquet
 
@@ -170,36 +158,22 @@ def breakdown(scorer: Any, source: Path) -> dict[str, Any]:
         ],
         "clean_text": lambda: ft.clean_text(typed[spec.text]) if spec.text else None,
         "text_stats": lambda: ft.text_stats(texts, spec.text_stats) if spec.text else None,
-        "fold_text": lambda: [ft.fold_text(t) for t in texts],
+        "fold_texts": lambda: ft.fold_texts(texts),
     }
-    alternatives = {
-        "fold_text_cached_per_distinct": lambda: _fold_cached(texts),
-        "fold_text_distinct_texts": lambda: [ft.fold_text(t) for t in distinct],
-        "fold_text_cached_distinct_texts": lambda: _fold_cached(distinct),
+    folding = {
+        "one_by_one": lambda: [ft.fold_text(t) for t in texts],
+        "fold_texts": lambda: ft.fold_texts(texts),
+        "one_by_one_distinct_texts": lambda: [ft.fold_text(t) for t in distinct],
+        "fold_texts_distinct_texts": lambda: ft.fold_texts(distinct),
     }
-    assert _fold_cached(texts) == [ft.fold_text(t) for t in texts]
-    timed = {k: _best_ms(v) for k, v in (stages | parts | alternatives).items()}
+    timed = {k: _best_ms(v) for k, v in (stages | parts | folding).items()}
     return {
         "rows": chunk.size,
         "distinct_texts": len(set(texts)),
         "stages_ms": {k: timed[k] for k in stages},
         "prepare_columns_parts_ms": {k: timed[k] for k in parts},
-        "alternatives_ms": {k: timed[k] for k in alternatives},
+        "text_folding_ms": {k: timed[k] for k in folding},
     }
-
-
-def _fold_cached(texts: list[Any]) -> list[str]:
-    """The proposed fold: `fold_text` once per distinct value of the chunk."""
-    from serving.features import fold_text
-
-    cache: dict[Any, str] = {}
-    out = []
-    for text in texts:
-        folded = cache.get(text)
-        if folded is None:
-            folded = cache[text] = fold_text(text)
-        out.append(folded)
-    return out
 
 
 def main() -> int:
@@ -218,15 +192,11 @@ def main() -> int:
     source = input_file(project, args.rows)
     scorer, chunk = first_chunk(project, name, source)
     feed = prebuilt_feed(scorer, chunk)
-    cli, ort, proposed = [], [], []
+    cli, ort = [], []
     for _ in range(args.repeat):  # alternating, so a slow spell falls on all
         cli.append(score_cli(project, name, source))
         ort.append(ort_alone(scorer.model, feed, args.rows))
-        proposed.append(score_cli(project, name, source, proposal=True))
     ratio = statistics.median(o["seconds"] / c["seconds"] for c, o in zip(cli, ort, strict=True))
-    ratio_proposed = statistics.median(
-        o["seconds"] / p["seconds"] for p, o in zip(proposed, ort, strict=True)
-    )
     where = breakdown(scorer, source)
     large = score_cli(project, name, input_file(project, args.rss_rows))
     rss = max(c["peak_rss_mib"] for c in cli)
@@ -237,7 +207,6 @@ def main() -> int:
         "batch_rows_per_s": statistics.median(c["rows_per_s"] for c in cli),
         "ort_rows_per_s": statistics.median(o["rows_per_s"] for o in ort),
         "batch_vs_ort": round(ratio, 3),
-        "proposed_fold_cache_vs_ort": round(ratio_proposed, 3),
         "peak_rss_mib": rss,
         "rss_rows": args.rss_rows,
         "peak_rss_mib_at_rss_rows": large["peak_rss_mib"],
@@ -249,7 +218,6 @@ def main() -> int:
         "checks": checks,
         "batch_runs": cli,
         "ort_runs": ort,
-        "proposed_runs": proposed,
         "batch_rss_rows": large,
         "breakdown": where,
         "model": name,
