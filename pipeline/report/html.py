@@ -53,6 +53,8 @@ def fmt(value: Any) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, float):
+        if abs(value) < 1e-12:  # rounding noise, e.g. the base rate's calibration error
+            value = 0.0
         return f"{value:.4g}" if abs(value) >= 1e4 or 0 < abs(value) < 1e-3 else f"{value:.4f}"
     return str(value)
 

@@ -250,3 +250,12 @@ def test_stage_entry(
     )
     assert run_stage("report", main, ["report.colour=red"]) == 1
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith("error: [report]")
+
+
+def test_cells_show_rounding_noise_as_zero_and_keep_small_values() -> None:
+    from pipeline.report.html import fmt
+
+    assert fmt(3.8e-16) == "0.0000"
+    assert fmt(0.0005) == "0.0005"
+    assert fmt(0.12345) == "0.1235"
+    assert fmt(123456.0) == "1.235e+05"
