@@ -13,7 +13,7 @@ when installed). Single records at concurrency 32, batches of 64 at concurrency 
 - `mlserver`, `mlserver_batch64`: MLServer with mlserver-lightgbm serving the model's
   `booster.txt`, fed the features our graph computes inside (in bench/out/mlserver-venv).
 
-Targets (issue 16): v1 >= 0.7x the echo's requests/s with p99 <= 1.5x the echo's; v2 ahead of
+Targets: v1 >= 0.7x the echo's requests/s with p99 <= 1.5x the echo's; v2 ahead of
 MLServer on requests/s and p99, single and batch-64. Writes bench/out/serving_http.json.
 
     python bench/serving_http.py [--seconds 5 --rounds 5]    # BENCH_QUICK=1: 1 s x 2 rounds

@@ -3,7 +3,7 @@
 - `TfidfVectorizer`: skl2onnx 1.20 rebuilds each n-gram by splitting the vocabulary entry, and
   when one word of a kept n-gram was pruned from the vocabulary (`max_features`, `min_df`,
   `max_df`) it takes the whole entry for a single word, so the n-gram is never counted
-  (issue 14: probabilities off by 1.3e-2 on real posts); a vocabulary without unigrams of some
+  (probabilities off by 1.3e-2 on real posts); a vocabulary without unigrams of some
   length does not load at all; stop words are removed from whole texts instead of from tokens;
   `sublinear_tf` is `log(tf + 1)` instead of `1 + log(tf)`. The converter below builds the
   n-gram pool from the words themselves, with every word of every kept n-gram in it (extra

@@ -30,7 +30,7 @@ EXTENSIONS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet"
 EXTENSIONS |= {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
 MAX_HEADER_CHARS = 1 << 20
 # DuckDB's default, set explicitly: left unset, a last line longer than DuckDB's 32 MB buffer and
-# without a newline is dropped silently; set, it is an error (issue 19). DuckDB's read buffer is
+# without a newline is dropped silently; set, it is an error. DuckDB's read buffer is
 # 16 times this, so a larger limit costs memory.
 MAX_LINE_BYTES = 1 << 21
 SAMPLE_BYTES = 1 << 22  # the start of a CSV read for its header and encoding checks

@@ -1,4 +1,4 @@
-"""The champion gate: this run's best model against the registered champion (issue 17).
+"""The champion gate: this run's best model against the registered champion.
 
 The incumbent is the MLflow model version holding the alias `champion` (`registry`). It is
 re-scored on the current validation split through `serving.runtime` beside the candidate, so

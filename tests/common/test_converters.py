@@ -1,7 +1,7 @@
 """The converters that replace skl2onnx's own: TF-IDF on any text, one-hot, float64 imputation.
 
 The TF-IDF property test draws corpora whose vocabulary limits prune words of kept n-grams (the
-case skl2onnx 1.20's converter never counted, issue 14) from arbitrary Unicode, folds them as
+case skl2onnx 1.20's converter never counted) from arbitrary Unicode, folds them as
 serving does, and compares the graph with scikit-learn on the corpus and on unseen texts.
 """
 
