@@ -21,24 +21,22 @@ from fastapi import Depends, FastAPI, Request, Response
 from fastapi.params import Depends as DependsParam
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi_offline import FastAPIOffline
-from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
 from serving import v2
 from serving.batching import Batcher, Columns, Overloaded, Rejected
-from serving.bodies import json_route
-from serving.checks import Rejection
-from serving.errors import ApiError, install_handlers
-from serving.metrics import Metrics
-from serving.payloads import (
-    ErrorBody,
-    as_columns,
-    predict_request,
-    predict_response,
-    record_model,
-)
+from serving.http import ApiError, ErrorBody, install_handlers, json_route
+from serving.payloads import as_columns, predict_request, predict_response, record_model
 from serving.runtime import ModelFileError
 from serving.schemas import Contract
-from serving.scoring import Outputs, Scorer, load_scorers
+from serving.scoring import Outputs, Rejection, Scorer, load_scorers
 from serving.settings import Settings
 
 log = logging.getLogger("serving")
@@ -55,6 +53,68 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         504: "no answer within the request timeout",
     }.items()
 }
+
+# Latency buckets in seconds: tabular requests take about a millisecond, text batches tens.
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
+class Metrics:
+    """The server's metrics. Per request: one counter and one histogram update (the gauges are
+    read at scrape time); per batch: its size and the queue time of its requests."""
+
+    def __init__(self, in_flight: Callable[[], float], ready: Callable[[], float]) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "serving_requests",
+            "Predict requests by model and HTTP status.",
+            ["model", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "serving_request_duration_seconds",
+            "Latency of answered predict requests, by model.",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.batch_size = Histogram(
+            "serving_batch_size_records",
+            "Rows per ONNX Runtime call, by model (its _sum counts the rows scored).",
+            ["model"],
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        self.queue_time = Histogram(
+            "serving_queue_seconds",
+            "Time a request waited for its first batch, by model.",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        Gauge(
+            "serving_requests_in_flight",
+            "Predict requests waiting for or in a batch.",
+            registry=self.registry,
+        ).set_function(in_flight)
+        Gauge(
+            "serving_ready",
+            "1 once every model is loaded, verified and warmed up.",
+            registry=self.registry,
+        ).set_function(ready)
+        self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
+
+    def request(self, model: str, status: int, seconds: float | None = None) -> None:
+        """Count one predict request, and its latency when it was answered."""
+        children = self._children.get((model, status))
+        if children is None:  # `labels()` takes a lock and a lookup: once per model and status
+            children = self._children[(model, status)] = (
+                self.requests.labels(model, str(status)),
+                self.latency.labels(model),
+            )
+        children[0].inc()
+        if seconds is not None:
+            children[1].observe(seconds)
 
 
 class Serving:
@@ -200,40 +260,23 @@ def bearer_auth(settings: Settings) -> list[DependsParam]:
 def public_metadata(contract: Contract) -> dict[str, Any]:
     """What anyone may know: schema, models, versions, metrics, decisions and lineage ids (no
     tracking URI, no paths, no git state beyond the commit)."""
+    entry_keys = {"kind", "version", "sha256", "decision", "calibration", "metrics", "mlflow"}
     models = {
         name: {
-            "kind": entry.kind,
-            "version": entry.version,
-            "sha256": entry.sha256,
+            **entry.model_dump(include=entry_keys),
             "outputs": [key for key, value in entry.outputs.model_dump().items() if value],
-            "decision": entry.decision.model_dump() if entry.decision else None,
-            "calibration": entry.calibration.model_dump() if entry.calibration else None,
-            "metrics": entry.metrics,
-            "mlflow": entry.mlflow.model_dump() if entry.mlflow else None,
         }
         for name, entry in contract.models.items()
     }
-    lineage = contract.lineage
+    lineage = None
+    if contract.lineage is not None:  # data files by name only, not by path
+        data = {Path(path).name: md5 for path, md5 in contract.lineage.data.items()}
+        lineage = {**contract.lineage.model_dump(exclude={"git_dirty"}), "data": data}
     return {
-        "schema_version": contract.schema_version,
-        "task": contract.task,
-        "target": contract.target,
-        "labels": contract.labels,
-        "id": contract.id,
+        **contract.model_dump(exclude={"features", "models", "skipped", "lineage"}),
         "timezone": contract.features.timezone,
-        "input_schema": [field.model_dump() for field in contract.input_schema],
-        "champion": contract.champion,
-        "champion_metric": contract.champion_metric,
         "models": models,
-        "promotion": contract.promotion.model_dump() if contract.promotion else None,
-        "lineage": None
-        if lineage is None
-        else {
-            "git_commit": lineage.git_commit,
-            "data": {Path(path).name: md5 for path, md5 in lineage.data.items()},
-            "params": lineage.params,
-            "models": lineage.models,
-        },
+        "lineage": lineage,
     }
 
 
@@ -313,7 +356,7 @@ def create_app(
     @router.get("/metrics", tags=["metadata"], response_class=Response)
     async def get_metrics() -> Response:
         """Prometheus text format."""
-        return Response(serving.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(serving.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @router.post(
         "/v1/predict",

@@ -1,11 +1,11 @@
 """Score a file: `python -m serving.batch INPUT OUTPUT [--model NAME] [--models DIR]`.
 
 INPUT is .csv, .parquet or .jsonl, read in chunks of `--chunk-rows` rows, so memory is bounded
-by a chunk, not by the file. Every row goes through the API's own checks (`serving.checks`),
-features and model (`serving.scoring.Scorer`). OUTPUT (Parquet) gets one row per scored input
-row: `row` (its position in INPUT, from 0), the contract's id column when INPUT has it, then
-`label` and `proba_<i>` (classes in the contract's label order) or `value` (and
-`interval_lower`, `interval_upper`), then `model`, `version` and `onnx_sha256`. Rows that cannot
+by a chunk, not by the file. Every row goes through the API's own checks, features and model
+(`serving.scoring.Scorer`). OUTPUT (Parquet) gets one row per scored input row: `row` (its
+position in INPUT, from 0), the contract's id column when INPUT has it, then `label` and
+`proba_<i>` (classes in the contract's label order) or `value` (and `interval_lower`,
+`interval_upper`), then `model`, `version` and `onnx_sha256`. Rows that cannot
 be scored go to `<OUTPUT stem>.rejects.parquet` (`--rejects`): `row`, the id, `field`, `reason`.
 A run in which every row is rejected fails with one line. No training library is imported.
 
@@ -32,11 +32,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from serving.checks import keep_rows
 from serving.features import prepare_columns
 from serving.runtime import ModelFileError
 from serving.schemas import Contract, FieldSchema, FileError, load_contract
-from serving.scoring import Outputs, Scorer, load_scorers
+from serving.scoring import Outputs, Scorer, keep_rows, load_scorers
 from serving.settings import Settings
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
@@ -64,8 +63,8 @@ class Chunk:
 
 
 def _arrow_column(column: pa.ChunkedArray | pa.Array, field: FieldSchema, tz: str) -> Any:
-    """An Arrow column as `serving.checks` reads it: float64 (NaN) when it converts whole,
-    datetime64 for timestamps (naive, in the spec's zone), else Python values."""
+    """An Arrow column as `serving.scoring.check_columns` reads it: float64 (NaN) when it converts
+    whole, datetime64 for timestamps (naive, in the spec's zone), else Python values."""
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
     kind = column.type

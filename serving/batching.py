@@ -26,8 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from serving.checks import Rejection, keep_rows
-from serving.scoring import Outputs, Scorer, concat_outputs, slice_outputs
+from serving.scoring import Outputs, Rejection, Scorer, keep_rows
 
 log = logging.getLogger("serving")
 Columns = Mapping[str, Sequence[Any] | np.ndarray]  # raw values per input field
@@ -216,7 +215,7 @@ class Batcher:
                 for k, cols in zip(good, alone, strict=True)
             ]
         ends = list(itertools.accumulate(sizes, initial=0))
-        return [slice_outputs(outputs, a, b) for a, b in itertools.pairwise(ends)]
+        return [{k: v[a:b] for k, v in outputs.items()} for a, b in itertools.pairwise(ends)]
 
 
 def _merge(chunks: list[Chunk]) -> dict[str, Sequence[Any] | np.ndarray]:
@@ -243,7 +242,10 @@ def _deliver(chunks: list[Chunk], results: list[Outputs | Exception]) -> None:
         job.parts.append(result)
         job.scored += stop - start
         if job.scored == job.size:
-            job.future.set_result(concat_outputs(job.parts))
+            parts = job.parts
+            if len(parts) > 1:
+                parts = [{k: np.concatenate([p[k] for p in parts]) for k in parts[0]}]
+            job.future.set_result(parts[0])
 
 
 def _expire(future: asyncio.Future[Outputs]) -> None:

@@ -21,24 +21,11 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from serving.checks import DATETIME_MAX_LENGTH, FLOAT32_MAX
 from serving.schemas import Contract, FieldSchema
-from serving.scoring import warmup_columns
+from serving.scoring import DATETIME_MAX_LENGTH, FLOAT32_MAX, warmup_columns
 
 ID_MAX_LENGTH = 256  # characters of a string id (ids are echoed back, never scored)
 INT64 = 2**63
-
-
-class Error(BaseModel):
-    code: str = Field(description="stable machine-readable code, e.g. missing, not_found")
-    message: str
-    field: str | None = Field(description="where: records[0].amount, model, content-type …")
-
-
-class ErrorBody(BaseModel):
-    """Every 4xx and 5xx answer."""
-
-    error: Error
 
 
 def _boolean(value: Any) -> bool:
@@ -66,7 +53,8 @@ def field_type(field: FieldSchema, contract: Contract, max_string_length: int) -
     limit = field.max_length or max_string_length
     text = Annotated[str, Strict(), StringConstraints(max_length=limit)]
     # Values (number ranges, whether a datetime can be read) are checked per column for the
-    # whole batch by `serving.checks`, as for v2 tensors and files; here only JSON types.
+    # whole batch by `serving.scoring.check_columns`, as for v2 tensors and files; here only
+    # JSON types.
     if field.type == "number":
         bounds: dict[str, Any] = {"minimum": -FLOAT32_MAX, "maximum": FLOAT32_MAX}
         kind: Any = Annotated[float, Strict(), Field(json_schema_extra=bounds)]
@@ -136,14 +124,11 @@ def record_model(contract: Contract, max_string_length: int) -> tuple[type[BaseM
     return create_model("Record", __config__=config, **fields), keys
 
 
-def example_record(contract: Contract) -> dict[str, Any]:
-    return {name: values[0] for name, values in warmup_columns(contract).items()}
-
-
 def predict_request(contract: Contract, record: type[BaseModel], max_records: int) -> type[Any]:
     """`{"records": [...], "model": optional}`."""
     model: Any = Literal[tuple(contract.models)] | None
-    example: dict[str, Any] = {"records": [example_record(contract)]}
+    record_example = {name: values[0] for name, values in warmup_columns(contract).items()}
+    example: dict[str, Any] = {"records": [record_example]}
     return create_model(
         "PredictRequest",
         __config__=ConfigDict(extra="forbid", json_schema_extra={"examples": [example]}),
@@ -195,6 +180,6 @@ def predict_response(contract: Contract) -> type[BaseModel]:
 
 
 def as_columns(records: list[BaseModel], keys: list[str], names: list[str]) -> dict[str, list]:
-    """Validated records → raw values per input field, as `serving.checks` reads them."""
+    """Validated records → raw values per input field, as `check_columns` reads them."""
     rows = [r.__dict__ for r in records]
     return {name: [row[key] for row in rows] for key, name in zip(keys, names, strict=True)}

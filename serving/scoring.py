@@ -2,22 +2,146 @@
 
 The API (`/v1/predict`, the Open Inference Protocol) and batch scoring both score through
 `Scorer`, so a record gets the same checks, features, outputs and label wherever it is scored.
+
+Row checks run on raw columns, one implementation for every way records arrive: `/v1/predict`
+records (after their pydantic model has checked the JSON types), Open Inference Protocol tensors
+and batch-scoring files all pass their raw values, column by column, through `check_columns`. It
+returns the typed columns `serving.features.prepare_columns` reads and, for each rejected row,
+its first bad field and why: a value the features cannot compute rejects its row.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from serving.checks import Rejection, check_columns
-from serving.features import prepare_columns
+from serving.features import parse_datetimes, prepare_columns, to_number
 from serving.runtime import LoadedModel, load_model
-from serving.schemas import Contract, ModelEntry
+from serving.schemas import Contract, FeatureSpec, FieldSchema
 
 Outputs = dict[str, np.ndarray]  # probabilities [N, C] + label [N] (indices) | value [N] ...
+# Tabular graphs may read float32: a larger number would reach the model as infinity.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+DATETIME_MAX_LENGTH = 64
+
+
+@dataclass(frozen=True, order=True)
+class Rejection:
+    """Why one row cannot be scored: the row, its first bad field and what was wrong."""
+
+    row: int
+    field: str
+    message: str
+
+
+def _bad_datetime(value: Any, fmt: str | None) -> str:
+    expected = f"an ISO 8601 datetime or {fmt!r}" if fmt else "an ISO 8601 datetime"
+    return f"expected {expected} in range, found {str(value)[:DATETIME_MAX_LENGTH]!r}"
+
+
+def check_columns(
+    raw: Mapping[str, Sequence[Any] | np.ndarray],
+    fields: Sequence[FieldSchema],
+    spec: FeatureSpec,
+    max_string_length: int,
+) -> tuple[dict[str, np.ndarray], list[Rejection]]:
+    """Typed columns (float64 with NaN, datetime64[us] with NaT, object strings with None) and
+    the rejected rows, in row order. Rejected rows keep a placeholder in the typed columns."""
+    typed: dict[str, np.ndarray] = {}
+    found: dict[int, Rejection] = {}
+    for field in fields:
+        values = raw[field.name]
+        if field.type in ("number", "boolean"):
+            column, problems = _numbers(values, field.type == "boolean")
+        elif field.type == "datetime":
+            column, problems = _datetimes(values, spec.datetime_formats.get(field.name), spec)
+        else:
+            column, problems = _strings(values, field.max_length or max_string_length)
+        if not field.nullable:
+            problems += [(int(i), "may not be null") for i in np.flatnonzero(_missing(column))]
+        typed[field.name] = column
+        for row, message in problems:  # a row's first problem, in schema order, is reported
+            found.setdefault(row, Rejection(row, field.name, message))
+    return typed, sorted(found.values())
+
+
+def keep_rows(columns: Mapping[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
+    """The columns restricted to `rows` (a boolean mask or positions)."""
+    return {name: column[rows] for name, column in columns.items()}
+
+
+def _numbers(values: Sequence[Any] | np.ndarray, boolean: bool) -> tuple[np.ndarray, list[Any]]:
+    problems: list[tuple[int, str]] = []
+    try:  # numbers, booleans and None (NaN) convert at C speed; numeric strings too
+        column = np.asarray(values, dtype=np.float64)
+        if column.ndim != 1:
+            raise TypeError
+    except (TypeError, ValueError, OverflowError):  # find the bad values; read "yes"/"no"
+        column = np.empty(len(values), dtype=np.float64)
+        for i, value in enumerate(values):
+            try:
+                column[i] = to_number(value, boolean=boolean)
+            except (ValueError, OverflowError) as exc:
+                column[i] = math.nan
+                problems.append((i, f"{exc}"[:200]))
+    # NaN is a missing value (a null in JSON, an empty cell in a file); infinities are not.
+    bad = np.abs(column) > FLOAT32_MAX  # true for ±inf, false for NaN
+    if boolean:
+        bad |= (column != 0) & (column != 1) & ~np.isnan(column)
+    if bad.any():
+        what = "true/false or 0/1" if boolean else f"a number within ±{FLOAT32_MAX:.4g} (float32)"
+        problems += [
+            (int(i), f"expected {what}, found {float(column[i])!r}") for i in np.flatnonzero(bad)
+        ]
+    return column, problems
+
+
+def _datetimes(
+    values: Sequence[Any] | np.ndarray, fmt: str | None, spec: FeatureSpec
+) -> tuple[np.ndarray, list[Any]]:
+    if isinstance(values, np.ndarray) and values.dtype.kind == "M":
+        return values.astype("datetime64[us]"), []
+    column = parse_datetimes(values, fmt, spec.timezone)
+    problems = []
+    for i in np.flatnonzero(np.isnat(column)).tolist():
+        if not _blank(values[i]):
+            problems.append((i, _bad_datetime(values[i], fmt)))
+    return column, problems
+
+
+def _strings(values: Sequence[Any] | np.ndarray, limit: int) -> tuple[np.ndarray, list[Any]]:
+    odd = [
+        i for i, v in enumerate(values) if v is not None and (type(v) is not str or len(v) > limit)
+    ]
+    problems = [
+        (i, f"expected a string, found {type(values[i]).__name__}")
+        if type(values[i]) is not str
+        else (i, f"{len(values[i])} characters, the limit is {limit}")
+        for i in odd
+    ]
+    column = np.empty(len(values), dtype=object)
+    if odd:
+        skip = set(odd)
+        values = [None if i in skip else v for i, v in enumerate(values)]
+    column[:] = list(values)
+    return column, problems
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _missing(column: np.ndarray) -> np.ndarray:
+    if column.dtype.kind == "f":
+        return np.isnan(column)
+    if column.dtype.kind == "M":
+        return np.isnat(column)
+    return np.array([v is None for v in column], dtype=bool)
 
 
 class Scorer:
@@ -26,6 +150,10 @@ class Scorer:
     def __init__(self, contract: Contract, model: LoadedModel, max_string_length: int) -> None:
         self.contract = contract
         self.model = model
+        self.entry = model.entry
+        self.name = model.entry.name
+        self.version = model.entry.version
+        self.is_text = model.entry.kind == "text"
         self.max_string_length = max_string_length
         self.labels = contract.labels
         decision = model.entry.decision
@@ -41,26 +169,10 @@ class Scorer:
         elif decision is not None and decision.class_weights:
             self.weights = np.asarray(decision.class_weights, dtype=np.float64)
 
-    @property
-    def entry(self) -> ModelEntry:
-        return self.model.entry
-
-    @property
-    def name(self) -> str:
-        return self.model.entry.name
-
-    @property
-    def version(self) -> str:
-        return self.model.entry.version
-
-    @property
-    def is_text(self) -> bool:
-        return self.model.entry.kind == "text"
-
     def check(
         self, raw: Mapping[str, Sequence[Any] | np.ndarray]
     ) -> tuple[dict[str, np.ndarray], list[Rejection]]:
-        """Typed columns and the rows that cannot be scored (see `serving.checks`)."""
+        """Typed columns and the rows that cannot be scored (see `check_columns`)."""
         return check_columns(
             raw, self.contract.input_schema, self.contract.features, self.max_string_length
         )
@@ -110,13 +222,3 @@ def warmup_columns(contract: Contract) -> dict[str, list[Any]]:
         else:
             out[field.name] = [values[field.type]]
     return out
-
-
-def slice_outputs(outputs: Outputs, start: int, stop: int) -> Outputs:
-    return {name: values[start:stop] for name, values in outputs.items()}
-
-
-def concat_outputs(parts: Sequence[Outputs]) -> Outputs:
-    if len(parts) == 1:
-        return parts[0]
-    return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}

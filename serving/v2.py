@@ -24,10 +24,9 @@ from fastapi.params import Depends as DependsParam
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 
-from serving.checks import Rejection
-from serving.errors import ApiError
+from serving.http import ApiError
 from serving.schemas import FieldSchema
-from serving.scoring import Outputs, Scorer
+from serving.scoring import Outputs, Rejection, Scorer
 
 Datatype = Literal[
     "BOOL",
@@ -159,26 +158,15 @@ def decode_inputs(
         if tensor.name in columns:
             raise ApiError(422, "duplicate_input", "this input is sent twice", where)
         if tensor.datatype not in ACCEPTED[field.type]:
-            raise ApiError(
-                422,
-                "wrong_datatype",
-                f"a {field.type} field takes {' or '.join(sorted(ACCEPTED[field.type]))}",
-                where,
-            )
+            takes = " or ".join(sorted(ACCEPTED[field.type]))
+            raise ApiError(422, "wrong_datatype", f"a {field.type} field takes {takes}", where)
         data = tensor.data
         if data and isinstance(data[0], list):  # nested row-major: [[v], [v], ...]
-            data = list(
-                itertools.chain.from_iterable(
-                    row if isinstance(row, list) else [row] for row in data
-                )
-            )
+            nested = (row if isinstance(row, list) else [row] for row in data)
+            data = list(itertools.chain.from_iterable(nested))
         if len(tensor.shape) not in (1, 2) or tensor.shape[1:] not in ([], [1]):
-            raise ApiError(
-                422,
-                "wrong_shape",
-                f"shape {tensor.shape}: expected [N] or [N, 1] (one value per record)",
-                where,
-            )
+            expected = "expected [N] or [N, 1] (one value per record)"
+            raise ApiError(422, "wrong_shape", f"shape {tensor.shape}: {expected}", where)
         if tensor.shape[0] != len(data):
             raise ApiError(
                 422, "wrong_shape", f"shape {tensor.shape} but {len(data)} values", where
@@ -190,12 +178,8 @@ def decode_inputs(
         columns[tensor.name] = data
     missing = [name for name in by_name if name not in columns]
     if missing:
-        raise ApiError(
-            422,
-            "missing_input",
-            "every input field needs a tensor (null for an unknown value)",
-            f"inputs.{missing[0]}",
-        )
+        message = "every input field needs a tensor (null for an unknown value)"
+        raise ApiError(422, "missing_input", message, f"inputs.{missing[0]}")
     assert rows is not None
     if not 0 < rows <= max_rows:
         status = 413 if rows else 422
@@ -212,38 +196,24 @@ def _check_types(data: list[Any], datatype: str, where: str) -> None:
         allowed = (int, float)
     for i, value in enumerate(data):
         if value is not None and type(value) not in allowed:
-            raise ApiError(
-                422, "wrong_type", f"element {i} is {type(value).__name__}, not {datatype}", where
-            )
+            message = f"element {i} is {type(value).__name__}, not {datatype}"
+            raise ApiError(422, "wrong_type", message, where)
 
 
 def encode_outputs(scorer: Scorer, outputs: Outputs, wanted: set[str] | None) -> list[Any]:
-    n = len(next(iter(outputs.values())))
+    """The answer's tensors (every one, or those the request names), FP64 but for `label`."""
     tensors: list[dict[str, Any]] = []
-    if "probabilities" in outputs:
-        proba = outputs["probabilities"]
+    if "label" in outputs:
         labels = [scorer.labels[k] for k in outputs["label"].tolist()]
-        tensors.append({"name": "label", "datatype": "BYTES", "shape": [n], "data": labels})
         tensors.append(
-            {
-                "name": "probabilities",
-                "datatype": "FP64",
-                "shape": list(proba.shape),
-                "data": proba.ravel().tolist(),
-            }
+            {"name": "label", "datatype": "BYTES", "shape": [len(labels)], "data": labels}
         )
-    else:
-        tensors.append(
-            {"name": "value", "datatype": "FP64", "shape": [n], "data": outputs["value"].tolist()}
-        )
-        if "interval" in outputs:
+    for name in ("probabilities", "value", "interval"):
+        if name in outputs:
+            array = outputs[name]
+            data = array.ravel().tolist()
             tensors.append(
-                {
-                    "name": "interval",
-                    "datatype": "FP64",
-                    "shape": [n, 2],
-                    "data": outputs["interval"].ravel().tolist(),
-                }
+                {"name": name, "datatype": "FP64", "shape": list(array.shape), "data": data}
             )
     return [t for t in tensors if wanted is None or t["name"] in wanted]
 

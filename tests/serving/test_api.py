@@ -193,7 +193,7 @@ def test_every_malformed_request_gets_its_4xx_json_and_a_valid_one_is_unchanged(
         assert error["message"], name
     again = client.post("/v1/predict", content=body(), headers=JSON)
     assert again.status_code == 200 and again.content == first.content
-    # Duplicate keys: the last value wins (documented in serving/bodies.py).
+    # Duplicate keys: the last value wins (documented in serving/http.py).
     duplicated = body().replace(b'"amount": 12.5', b'"amount": "x", "amount": 12.5')
     assert client.post("/v1/predict", content=duplicated, headers=JSON).content == first.content
 

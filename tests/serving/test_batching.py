@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from serving.batching import Batcher, Overloaded, Rejected
-from serving.checks import Rejection
+from serving.scoring import Rejection
 
 
 class FakeScorer:

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from serving import features
-from serving.checks import FLOAT32_MAX, check_columns
 from serving.schemas import DATETIME_PARTS
+from serving.scoring import FLOAT32_MAX, check_columns
 from tests.serving.fixtures import FEATURES, input_schema
 
 GOOD = {

@@ -1,7 +1,11 @@
-"""How request bodies are read: a size limit, the content type, JSON with precise errors.
+"""HTTP plumbing: how request bodies are read, and how every error is answered.
 
-FastAPI's own body reading is kept; `json_route` swaps in a `Request` whose `body()` stops at
-`max_body_bytes` (413) and whose `json()` parses with orjson (strict: no NaN, no lone
+Errors: every error the app answers is `{"error": {"code", "message", "field"}}` with a 4xx/5xx
+status. `ApiError` is raised by our own code; the handlers installed by `install_handlers` turn
+it, FastAPI's validation errors, Starlette's 404/405 and anything unexpected into that shape.
+
+Bodies: FastAPI's own body reading is kept; `json_route` swaps in a `Request` whose `body()`
+stops at `max_body_bytes` (413) and whose `json()` parses with orjson (strict: no NaN, no lone
 surrogates, no invalid UTF-8, at most 1024 levels deep) and says exactly what is wrong when it
 cannot. Duplicate keys in an object: the last value wins, as in FastAPI's and pydantic's own
 parsing and most JSON parsers (RFC 8259 leaves it to the receiver).
@@ -14,17 +18,20 @@ tensors into `data` lists, so the same pydantic model validates both forms.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import orjson
-from fastapi import Request, Response
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
-from serving.errors import ApiError
-
+# Codes of the errors Starlette raises itself (ours are ApiErrors and carry their own code).
+CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
 BINARY_HEADER = "inference-header-content-length"
 BINARY_DTYPES = {
     "BOOL": "?",
@@ -40,6 +47,92 @@ BINARY_DTYPES = {
     "FP32": "<f4",
     "FP64": "<f8",
 }
+
+
+class ApiError(HTTPException):
+    """A client or server error with a stable code and the field it is about."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        field: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(status, message, headers)
+        self.code = code
+        self.field = field
+        self.model: str | None = None  # the model a predict request was for, for the metrics
+
+
+class Error(BaseModel):
+    code: str = Field(description="stable machine-readable code, e.g. missing, not_found")
+    message: str
+    field: str | None = Field(description="where: records[0].amount, model, content-type …")
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx and 5xx answer (documentation: answers are rendered by `error_response`)."""
+
+    error: Error
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    field: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    body = orjson.dumps({"error": {"code": code, "message": message, "field": field}})
+    return Response(body, status, headers, media_type="application/json")
+
+
+def field_path(loc: Sequence[Any]) -> str | None:
+    """`("body", "records", 0, "amount")` → `records[0].amount`."""
+    parts = list(loc[1:] if loc and loc[0] == "body" else loc)
+    if len(parts) > 3 and parts[0] == "records":
+        parts = parts[:3]  # what follows a record's field names a union member, not a place
+    path = ""
+    for part in parts:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}" if path else str(part)
+    return path or None
+
+
+def install_handlers(app: FastAPI, on_error: Callable[[Request, int, str | None], None]) -> None:
+    """Register the handlers; `on_error(request, status, model)` counts errors in the metrics."""
+
+    async def api_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        on_error(request, exc.status_code, getattr(exc, "model", None))
+        code = exc.code if isinstance(exc, ApiError) else CODES.get(exc.status_code, "error")
+        field = exc.field if isinstance(exc, ApiError) else None
+        message = exc.detail if isinstance(exc.detail, str) else CODES.get(exc.status_code, "")
+        if exc.status_code == 404 and not isinstance(exc, ApiError):
+            message = f"no route for {request.method} {request.url.path}"
+        return error_response(exc.status_code, code, message, field, exc.headers)
+
+    async def invalid(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        on_error(request, 422, None)
+        errors = exc.errors()
+        if not errors:
+            return error_response(422, "invalid", "the request is not valid")
+        first = errors[0]  # never repr `input`: it may be nested too deep to print
+        field = field_path(first.get("loc", ()))
+        if first.get("type") == "missing" and field is None:
+            return error_response(422, "missing", "the request needs a JSON body")
+        return error_response(422, str(first.get("type", "invalid")), str(first["msg"]), field)
+
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        # Starlette re-raises the exception after this answer, so uvicorn logs its traceback.
+        on_error(request, 500, None)
+        return error_response(500, "internal_error", "see the server log")
+
+    app.add_exception_handler(HTTPException, api_error)
+    app.add_exception_handler(RequestValidationError, invalid)
+    app.add_exception_handler(Exception, unexpected)
 
 
 def decode_json(body: bytes) -> Any:
@@ -131,13 +224,13 @@ def _tensor_values(raw: bytes, datatype: Any, name: str) -> list[Any]:
     return values
 
 
-def _content_type_error(headers: list[tuple[bytes, bytes]], required: bool) -> ApiError | None:
+def _check_content_type(headers: list[tuple[bytes, bytes]], required: bool) -> None:
     content_type = None
     for name, value in headers:  # the raw ASGI headers: cheaper than building a Headers
         if name == b"content-type":
             content_type = value.split(b";", 1)[0].strip().lower()
         elif name == b"content-encoding" and value.strip().lower() != b"identity":
-            return ApiError(
+            raise ApiError(
                 415,
                 "unsupported_media_type",
                 "compressed bodies are not accepted",
@@ -145,14 +238,13 @@ def _content_type_error(headers: list[tuple[bytes, bytes]], required: bool) -> A
             )
         elif name == BINARY_HEADER.encode():
             required = False
-    if content_type == b"application/json" or (content_type is None and not required):
-        return None
-    return ApiError(
-        415,
-        "unsupported_media_type",
-        "send the body as JSON with content-type: application/json",
-        "content-type",
-    )
+    if content_type != b"application/json" and (content_type is not None or required):
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "send the body as JSON with content-type: application/json",
+            "content-type",
+        )
 
 
 def json_route(max_body_bytes: int, content_type_required: bool = True) -> type[APIRoute]:
@@ -196,9 +288,7 @@ def json_route(max_body_bytes: int, content_type_required: bool = True) -> type[
 
             async def route(request: Request) -> Response:
                 if has_body:
-                    error = _content_type_error(request.scope["headers"], content_type_required)
-                    if error is not None:
-                        raise error
+                    _check_content_type(request.scope["headers"], content_type_required)
                 return await handler(LimitedRequest(request.scope, request.receive))
 
             return route
