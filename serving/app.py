@@ -10,7 +10,7 @@ import gc
 import hmac
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -33,7 +33,14 @@ from prometheus_client import (
 from serving import v2
 from serving.batching import Batcher, Columns, Overloaded, Rejected
 from serving.http import ApiError, ErrorBody, install_handlers, json_route
-from serving.payloads import as_columns, predict_request, predict_response, record_model
+from serving.payloads import (
+    as_columns,
+    predict_request,
+    predict_response,
+    record_field,
+    record_model,
+    render,
+)
 from serving.runtime import ModelFileError
 from serving.schemas import Contract
 from serving.scoring import Outputs, Rejection, Scorer, load_scorers
@@ -280,31 +287,6 @@ def public_metadata(contract: Contract) -> dict[str, Any]:
     }
 
 
-def render(scorer: Scorer, outputs: Outputs, ids: Sequence[Any] | None) -> bytes:
-    """The `/v1/predict` answer."""
-    base = {"model": scorer.name, "version": scorer.version}
-    predictions: list[dict[str, Any]]
-    if "probabilities" in outputs:
-        labels = scorer.labels
-        extra = base if scorer.threshold is None else {"threshold": scorer.threshold, **base}
-        predictions = [
-            {"label": labels[k], "probabilities": dict(zip(labels, row, strict=True)), **extra}
-            for k, row in zip(
-                outputs["label"].tolist(), outputs["probabilities"].tolist(), strict=True
-            )
-        ]
-    else:
-        predictions = [{"value": value, **base} for value in outputs["value"].tolist()]
-        if "interval" in outputs:
-            for item, bounds in zip(predictions, outputs["interval"].tolist(), strict=True):
-                item["interval"] = bounds
-    if ids is not None:
-        for item, record_id in zip(predictions, ids, strict=True):
-            if record_id is not None:
-                item["id"] = record_id
-    return orjson.dumps({**base, "predictions": predictions})
-
-
 def create_app(
     settings: Settings, contract: Contract, on_fatal: Callable[[str], None] | None = None
 ) -> FastAPI:
@@ -332,7 +314,6 @@ def create_app(
         lifespan=lifespan,
         redoc_url=None,
     )
-    app.state.serving = serving
     install_handlers(app, serving.count_error)
     auth = bearer_auth(settings)
     router = app.router
@@ -372,7 +353,7 @@ def create_app(
         records = request.records
         started = time.perf_counter()
         outputs = await serving.score(
-            name, as_columns(records, keys, names), len(records), _record_field
+            name, as_columns(records, keys, names), len(records), record_field
         )
         scorer = serving.scorers[name]
         ids = [r.record_id for r in records] if contract.id else None
@@ -384,7 +365,3 @@ def create_app(
     # Routes are matched in order: the predict routes first save the others' matching.
     router.routes.sort(key=lambda route: getattr(route, "path", "") not in HOT_PATHS)
     return app
-
-
-def _record_field(rejection: Rejection) -> str:
-    return f"records[{rejection.row}].{rejection.field}"

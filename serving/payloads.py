@@ -1,14 +1,17 @@
-"""Request and response models built from the contract at start-up (`pydantic.create_model`).
+"""`/v1/predict`: its request and response models, built from the contract at start-up
+(`pydantic.create_model`), and the rendering of its answers.
 
-They validate `/v1/predict` bodies and give `/docs` and `/openapi.json` the real record schema
+The models validate request bodies and give `/docs` and `/openapi.json` the real record schema
 of whatever data the models were trained on. Fields get opaque Python names (`f0`, `f1`, …) and
 the column name as alias, so any column name works, even `model_config` or `Weight (kg)`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -22,7 +25,14 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from serving.schemas import Contract, FieldSchema
-from serving.scoring import DATETIME_MAX_LENGTH, FLOAT32_MAX, warmup_columns
+from serving.scoring import (
+    DATETIME_MAX_LENGTH,
+    FLOAT32_MAX,
+    Outputs,
+    Rejection,
+    Scorer,
+    warmup_columns,
+)
 
 ID_MAX_LENGTH = 256  # characters of a string id (ids are echoed back, never scored)
 INT64 = 2**63
@@ -183,3 +193,33 @@ def as_columns(records: list[BaseModel], keys: list[str], names: list[str]) -> d
     """Validated records → raw values per input field, as `check_columns` reads them."""
     rows = [r.__dict__ for r in records]
     return {name: [row[key] for row in rows] for key, name in zip(keys, names, strict=True)}
+
+
+def render(scorer: Scorer, outputs: Outputs, ids: Sequence[Any] | None) -> bytes:
+    """The `/v1/predict` answer."""
+    base = {"model": scorer.name, "version": scorer.version}
+    predictions: list[dict[str, Any]]
+    if "probabilities" in outputs:
+        labels = scorer.labels
+        extra = base if scorer.threshold is None else {"threshold": scorer.threshold, **base}
+        predictions = [
+            {"label": labels[k], "probabilities": dict(zip(labels, row, strict=True)), **extra}
+            for k, row in zip(
+                outputs["label"].tolist(), outputs["probabilities"].tolist(), strict=True
+            )
+        ]
+    else:
+        predictions = [{"value": value, **base} for value in outputs["value"].tolist()]
+        if "interval" in outputs:
+            for item, bounds in zip(predictions, outputs["interval"].tolist(), strict=True):
+                item["interval"] = bounds
+    if ids is not None:
+        for item, record_id in zip(predictions, ids, strict=True):
+            if record_id is not None:
+                item["id"] = record_id
+    return orjson.dumps({**base, "predictions": predictions})
+
+
+def record_field(rejection: Rejection) -> str:
+    """Where a rejected value is, in the request's terms."""
+    return f"records[{rejection.row}].{rejection.field}"

@@ -52,8 +52,9 @@ def verified_bytes(directory: Path, relative: str, sha256: str, what: str) -> by
     return data
 
 
-def session_options(threads: int) -> ort.SessionOptions:
-    """A fixed thread count and no spinning: the cores are shared with the event loop."""
+def cpu_session(model: bytes | str, threads: int = 1) -> ort.InferenceSession:
+    """A CPU session for a model file or its bytes, optimised as the server runs every graph:
+    a fixed thread count and no spinning, as the cores are shared with the event loop."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
@@ -61,14 +62,9 @@ def session_options(threads: int) -> ort.SessionOptions:
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3  # errors only: ORT's initialiser notes are not actionable
-    return options
-
-
-def cpu_session(model: bytes | str, threads: int = 1) -> ort.InferenceSession:
-    """A CPU session for a model file or its bytes, optimised as the server runs every graph."""
     return ort.InferenceSession(
         model,
-        session_options(threads),
+        options,
         providers=["CPUExecutionProvider"],
         disabled_optimizers=list(DISABLED_OPTIMIZERS),
     )

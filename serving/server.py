@@ -160,18 +160,14 @@ def build_server(settings: Settings, app: FastAPI) -> uvicorn.Server:
     return uvicorn.Server(config)
 
 
-def _setup_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    log.addHandler(handler)
-    log.setLevel("DEBUG" if level == "trace" else level.upper())
-    log.propagate = False
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run until SIGTERM/SIGINT; 0 after a clean drain, 1 when the models cannot be served."""
     settings = parse_settings(sys.argv[1:] if argv is None else argv)
-    _setup_logging(settings.log_level)
+    stderr = logging.StreamHandler(sys.stderr)
+    stderr.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    log.addHandler(stderr)
+    log.setLevel("DEBUG" if settings.log_level == "trace" else settings.log_level.upper())
+    log.propagate = False
     if settings.api_key is None and not settings.loopback:
         log.warning(
             "listening on %s without SERVING_API_KEY: anyone who reaches this address "
