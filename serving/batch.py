@@ -316,12 +316,7 @@ def score_file(
 
 
 def _run(scorer: Scorer, prepared: dict[str, np.ndarray]) -> Outputs | None:
-    if len(next(iter(prepared.values()))) == 0:
-        return None
-    outputs = scorer.model.run(prepared)
-    if "probabilities" in outputs:
-        outputs["label"] = scorer.decide(outputs["probabilities"])
-    return outputs
+    return scorer.run(prepared) if len(next(iter(prepared.values()))) else None
 
 
 def _write(

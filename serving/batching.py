@@ -175,9 +175,8 @@ class Batcher:
         try:
             typed, rejected = self.scorer.check(_merge(chunks))
             results: list[Outputs | Exception | None] = [None] * len(chunks)
-            offsets = list(
-                itertools.accumulate((stop - start for _, start, stop in chunks), initial=0)
-            )
+            sizes = [stop - start for _, start, stop in chunks]
+            offsets = list(itertools.accumulate(sizes, initial=0))
             for rejection in rejected:
                 k = bisect.bisect_right(offsets, rejection.row) - 1
                 if results[k] is None:
@@ -188,33 +187,28 @@ class Batcher:
                 if len(good) < len(chunks):
                     rows = np.concatenate([np.arange(offsets[k], offsets[k + 1]) for k in good])
                     typed = keep_rows(typed, rows)
-                for k, outputs in zip(good, self._outputs(typed, chunks, good), strict=True):
-                    results[k] = outputs
+                outputs = self._outputs(typed, [sizes[k] for k in good])
+                for k, result in zip(good, outputs, strict=True):
+                    results[k] = result
             return [r if r is not None else RuntimeError("unscored") for r in results]
         except Exception as exc:  # a bug here must not stop the batcher
             log.exception("batch of %s failed", self.scorer.name)
             return [exc] * len(chunks)
 
-    def _outputs(
-        self, typed: dict[str, np.ndarray], chunks: list[Chunk], good: list[int]
-    ) -> list[Outputs | Exception]:
-        sizes = [chunks[k][2] - chunks[k][1] for k in good]
+    def _outputs(self, typed: dict[str, np.ndarray], sizes: list[int]) -> list[Outputs | Exception]:
+        """The outputs of consecutive requests of `sizes` rows, scored together if they can be."""
+        ends = list(itertools.accumulate(sizes, initial=0))
         try:
             outputs = self.scorer.score(typed)
         except Exception as exc:
-            if len(good) == 1:
+            if len(sizes) == 1:
                 log.exception("scoring %d rows with %s failed", sizes[0], self.scorer.name)
                 return [exc]
             # Score each request's rows on their own: only the one that fails gets the error.
-            alone = [
-                keep_rows(typed, np.arange(a, b))
-                for a, b in itertools.pairwise(itertools.accumulate(sizes, initial=0))
-            ]
             return [
-                self._outputs(cols, [chunks[k]], [0])[0]
-                for k, cols in zip(good, alone, strict=True)
+                self._outputs(keep_rows(typed, np.arange(a, b)), [b - a])[0]
+                for a, b in itertools.pairwise(ends)
             ]
-        ends = list(itertools.accumulate(sizes, initial=0))
         return [{k: v[a:b] for k, v in outputs.items()} for a, b in itertools.pairwise(ends)]
 
 

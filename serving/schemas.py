@@ -133,9 +133,8 @@ class Profile(Typed):
     target: str  # the user's target column
     target_transform: Literal["none", "log1p"] = "none"  # regression: models learn log1p(y)
     id: str  # id column of the splits (`row_id` when the data has none)
-    labels: list[str] = Field(
-        default_factory=list
-    )  # classes, in label-index order; [] for regression
+    # classes, in label-index order; [] for regression
+    labels: list[str] = Field(default_factory=list)
     positive: str | None = None  # binary: the class whose probability is thresholded
     features: FeatureSpec
     rows_in: int

@@ -178,11 +178,14 @@ class Scorer:
         )
 
     def score(self, typed: Mapping[str, np.ndarray]) -> Outputs:
-        """Graph outputs (float64) for checked rows, plus `label` indices for classification."""
-        outputs = self.model.run(prepare_columns(typed, self.contract.features))
-        proba = outputs.get("probabilities")
-        if proba is not None:
-            outputs["label"] = self.decide(proba)
+        """`run` on checked rows."""
+        return self.run(prepare_columns(typed, self.contract.features))
+
+    def run(self, prepared: Mapping[str, np.ndarray]) -> Outputs:
+        """Graph outputs (float64) for prepared rows, plus `label` indices for classification."""
+        outputs = self.model.run(prepared)
+        if "probabilities" in outputs:
+            outputs["label"] = self.decide(outputs["probabilities"])
         return outputs
 
     def decide(self, proba: np.ndarray) -> np.ndarray:

@@ -77,10 +77,13 @@ class InferenceRequest(BaseModel):
     outputs: list[RequestOutput] | None = None
 
 
-class ResponseOutput(BaseModel):
+class TensorMetadata(BaseModel):
     name: str
-    shape: list[int]
     datatype: Datatype
+    shape: list[int]
+
+
+class ResponseOutput(TensorMetadata):
     data: list[Any]
 
 
@@ -90,12 +93,6 @@ class InferenceResponse(BaseModel):
     id: str | None = None
     parameters: Parameters | None = None
     outputs: list[ResponseOutput]
-
-
-class TensorMetadata(BaseModel):
-    name: str
-    datatype: Datatype
-    shape: list[int]
 
 
 class ModelMetadata(BaseModel):
