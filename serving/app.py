@@ -361,7 +361,7 @@ def create_app(
         serving.metrics.request(name, 200, time.perf_counter() - started)
         return answer
 
-    v2.add_routes(app, serving, auth, json_route(settings.max_body_bytes, False))
+    app.include_router(v2.router(serving, auth, json_route(settings.max_body_bytes, False)))
     # Routes are matched in order: the predict routes first save the others' matching.
     router.routes.sort(key=lambda route: getattr(route, "path", "") not in HOT_PATHS)
     return app

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import itertools
 import time
-from enum import Enum
 from typing import Any, Literal, get_args
 
 import orjson
-from fastapi import FastAPI, Response
+from fastapi import APIRouter, Response
 from fastapi.params import Depends as DependsParam
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
@@ -215,11 +214,15 @@ def encode_outputs(scorer: Scorer, outputs: Outputs, wanted: set[str] | None) ->
     return [t for t in tensors if wanted is None or t["name"] in wanted]
 
 
-def add_routes(
-    app: FastAPI, serving: Any, auth: list[DependsParam], route_class: type[APIRoute]
-) -> None:
+def router(serving: Any, auth: list[DependsParam], route_class: type[APIRoute]) -> APIRouter:
     """The v2 routes, over the app's `Serving` (models, batchers, metrics)."""
-    tags: list[str | Enum] = ["open inference protocol (v2)"]
+    # tritonclient sends no content type: a body without one is read as JSON here.
+    v2 = APIRouter(
+        prefix="/v2",
+        tags=["open inference protocol (v2)"],
+        route_class=route_class,
+        strict_content_type=False,
+    )
 
     def scorer_for(name: str, version: str | None = None) -> Scorer:
         scorer: Scorer | None = serving.scorers.get(name)
@@ -238,22 +241,31 @@ def add_routes(
             )
         return scorer
 
+    @v2.get("/health/live")
     async def live() -> dict[str, bool]:
         return {"live": True}
 
+    @v2.get("/health/ready")
     async def ready() -> dict[str, bool]:
         if not serving.ready:
             raise serving.not_ready()
         return {"ready": True}
 
+    @v2.get("/models/{name}", dependencies=auth)
+    @v2.get("/models/{name}/versions/{version}", dependencies=auth, include_in_schema=False)
     async def metadata(name: str, version: str | None = None) -> ModelMetadata:
         """The tensors `infer` takes and answers with."""
         return model_metadata(scorer_for(name, version))
 
+    @v2.get("/models/{name}/ready")
     async def model_ready(name: str) -> dict[str, str | bool]:
         scorer_for(name)
         return {"name": name, "ready": True}
 
+    options: dict[str, Any] = {"dependencies": auth, "response_model": InferenceResponse}
+
+    @v2.post("/models/{name}/infer", **options)
+    @v2.post("/models/{name}/versions/{version}/infer", include_in_schema=False, **options)
     async def infer(name: str, body: InferenceRequest, version: str | None = None) -> Response:
         """Score raw records sent as one tensor per input field (see the module's notes)."""
         scorer = scorer_for(name, version)
@@ -274,32 +286,7 @@ def add_routes(
         serving.metrics.request(name, 200, time.perf_counter() - started)
         return Response(orjson.dumps(answer), media_type="application/json")
 
-    add = app.router.add_api_route
-    add("/v2/health/live", live, methods=["GET"], tags=tags)
-    add("/v2/health/ready", ready, methods=["GET"], tags=tags)
-    for path in ("/v2/models/{name}", "/v2/models/{name}/versions/{version}"):
-        add(
-            path,
-            metadata,
-            methods=["GET"],
-            dependencies=auth,
-            tags=tags,
-            include_in_schema="versions" not in path,
-        )
-    add("/v2/models/{name}/ready", model_ready, methods=["GET"], tags=tags)
-    for path in ("/v2/models/{name}/infer", "/v2/models/{name}/versions/{version}/infer"):
-        # tritonclient sends no content type: a body without one is read as JSON here.
-        add(
-            path,
-            infer,
-            methods=["POST"],
-            dependencies=auth,
-            tags=tags,
-            response_model=InferenceResponse,
-            route_class_override=route_class,
-            strict_content_type=False,
-            include_in_schema="versions" not in path,
-        )
+    return v2
 
 
 def _tensor_field(rejection: Rejection) -> str:
