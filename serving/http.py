@@ -29,8 +29,20 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
-# Codes of the errors Starlette raises itself (ours are ApiErrors and carry their own code).
-CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
+# Codes of HTTPExceptions raised by FastAPI or Starlette (ours are ApiErrors with their own).
+CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    408: "request_timeout",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+    500: "internal_error",
+    503: "unavailable",
+    504: "timeout",
+}
 BINARY_HEADER = "inference-header-content-length"
 BINARY_DTYPES = {
     "BOOL": "?",
