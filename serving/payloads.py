@@ -60,8 +60,6 @@ def _record_id(value: Any) -> str | int:
 
 def field_type(field: FieldSchema, contract: Contract, max_string_length: int) -> Any:
     """The pydantic type of one raw input field."""
-    limit = field.max_length or max_string_length
-    text = Annotated[str, Strict(), StringConstraints(max_length=limit)]
     # Values (number ranges, whether a datetime can be read) are checked per column for the
     # whole batch by `serving.scoring.check_columns`, as for v2 tensors and files; here only
     # JSON types.
@@ -80,7 +78,8 @@ def field_type(field: FieldSchema, contract: Contract, max_string_length: int) -
             Field(json_schema_extra=None if fmt else {"format": "date-time"}),
         ]
     else:
-        kind = text
+        limit = field.max_length or max_string_length
+        kind = Annotated[str, Strict(), StringConstraints(max_length=limit)]
     return kind | None if field.nullable else kind
 
 

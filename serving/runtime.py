@@ -81,9 +81,8 @@ class LoadedModel:
         self.tokenizer = tokenizer
         self.outputs = {k: v for k, v in entry.outputs.model_dump().items() if v is not None}
         graph_inputs = {i.name for i in session.get_inputs()}
-        expected = {i.name for i in entry.inputs} if entry.kind == "tabular" else set()
-        if entry.kind == "text":
-            expected = {"input_ids", "attention_mask"}
+        text = entry.kind == "text"
+        expected = {"input_ids", "attention_mask"} if text else {i.name for i in entry.inputs}
         if graph_inputs != expected:
             raise ModelFileError(
                 f"{entry.file}: graph inputs {sorted(graph_inputs)} differ from the contract's "

@@ -182,20 +182,18 @@ class Scorer:
         return self.run(prepare_columns(typed, self.contract.features))
 
     def run(self, prepared: Mapping[str, np.ndarray]) -> Outputs:
-        """Graph outputs (float64) for prepared rows, plus `label` indices for classification."""
+        """Graph outputs (float64) for prepared rows, plus, for classification, `label` indices:
+        the tuned threshold on the positive class (binary), else argmax of the probabilities
+        times the contract's class weights."""
         outputs = self.model.run(prepared)
-        if "probabilities" in outputs:
-            outputs["label"] = self.decide(outputs["probabilities"])
+        proba = outputs.get("probabilities")
+        if proba is not None and self.threshold is not None:
+            above = proba[:, self.positive] >= self.threshold
+            outputs["label"] = np.where(above, self.positive, 1 - self.positive)
+        elif proba is not None:
+            weighted = proba if self.weights is None else proba * self.weights
+            outputs["label"] = np.asarray(weighted.argmax(axis=1))
         return outputs
-
-    def decide(self, proba: np.ndarray) -> np.ndarray:
-        """Label indices: the tuned threshold on the positive class (binary), else argmax of the
-        probabilities times the contract's class weights."""
-        if self.threshold is not None:
-            other = 1 - self.positive
-            return np.where(proba[:, self.positive] >= self.threshold, self.positive, other)
-        weighted = proba if self.weights is None else proba * self.weights
-        return np.asarray(weighted.argmax(axis=1))
 
 
 def load_scorers(

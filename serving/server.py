@@ -28,7 +28,6 @@ from typing import Any
 
 import orjson
 import uvicorn
-from fastapi import FastAPI
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from serving.app import create_app
@@ -142,24 +141,6 @@ class LimitedProtocol(HttpToolsProtocol):
         self.loop.call_later(LINGER_S, self.transport.close)
 
 
-def build_server(settings: Settings, app: FastAPI) -> uvicorn.Server:
-    """A uvicorn server for the app; SIGTERM drains requests in flight before the exit."""
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        loop="uvloop",
-        http=type("ServingProtocol", (LimitedProtocol,), {"settings": settings}),
-        lifespan="on",
-        access_log=settings.access_log,
-        log_level=settings.log_level,
-        server_header=False,
-        timeout_keep_alive=settings.keep_alive_s,
-        timeout_graceful_shutdown=settings.shutdown_grace_s,  # type: ignore[arg-type]
-    )
-    return uvicorn.Server(config)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run until SIGTERM/SIGINT; 0 after a clean drain, 1 when the models cannot be served."""
     settings = parse_settings(sys.argv[1:] if argv is None else argv)
@@ -188,7 +169,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         if server is not None:
             server.should_exit = True
 
-    server = build_server(settings, create_app(settings, contract, on_fatal=fatal))
+    config = uvicorn.Config(
+        create_app(settings, contract, on_fatal=fatal),
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http=type("ServingProtocol", (LimitedProtocol,), {"settings": settings}),
+        lifespan="on",
+        access_log=settings.access_log,
+        log_level=settings.log_level,
+        server_header=False,
+        timeout_keep_alive=settings.keep_alive_s,
+        # SIGTERM drains the requests in flight, for at most this long, before the exit.
+        timeout_graceful_shutdown=settings.shutdown_grace_s,  # type: ignore[arg-type]
+    )
+    server = uvicorn.Server(config)
     # uvicorn restores the previous handlers after its graceful shutdown and re-raises the signal
     # there; no-op handlers turn that into a normal return, so a drained shutdown exits 0.
     previous = {sig: signal.signal(sig, _drained) for sig in (signal.SIGTERM, signal.SIGINT)}
