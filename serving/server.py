@@ -41,7 +41,7 @@ LINGER_S = 1.0
 class LimitedProtocol(HttpToolsProtocol):
     """uvicorn's HTTP/1.1 protocol with the limits listed in the module's notes."""
 
-    settings: Settings  # set on a subclass by `build_server` (uvicorn instantiates the class)
+    settings: Settings  # set on a subclass by `main` (uvicorn instantiates the class)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
