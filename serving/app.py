@@ -266,7 +266,10 @@ def bearer_auth(settings: Settings) -> list[DependsParam]:
 
 def public_metadata(contract: Contract) -> dict[str, Any]:
     """What anyone may know: schema, models, versions, metrics, decisions and lineage ids (no
-    tracking URI, no paths, no git state beyond the commit)."""
+    tracking URI, no paths, no git state beyond the commit). Allow-lists: a key added to the
+    contract stays private until it is named here."""
+    about_data = {"schema_version", "task", "target", "labels", "id", "input_schema"}
+    about_models = {"champion", "champion_metric", "promotion"}
     entry_keys = {"kind", "version", "sha256", "decision", "calibration", "metrics", "mlflow"}
     models = {
         name: {
@@ -278,9 +281,12 @@ def public_metadata(contract: Contract) -> dict[str, Any]:
     lineage = None
     if contract.lineage is not None:  # data files by name only, not by path
         data = {Path(path).name: md5 for path, md5 in contract.lineage.data.items()}
-        lineage = {**contract.lineage.model_dump(exclude={"git_dirty"}), "data": data}
+        lineage = {
+            **contract.lineage.model_dump(include={"git_commit", "params", "models"}),
+            "data": data,
+        }
     return {
-        **contract.model_dump(exclude={"features", "models", "skipped", "lineage"}),
+        **contract.model_dump(include=about_data | about_models),
         "timezone": contract.features.timezone,
         "models": models,
         "lineage": lineage,
