@@ -101,15 +101,14 @@ def test_text_stats_small_batch_path_equals_the_byte_level_pass(values: list[str
         np.testing.assert_array_equal(small[stat], column, err_msg=stat)
 
 
-# ASCII-heavy texts (punctuation, runs of spaces, NUL) with some Unicode mixed in, in batches
-# large enough for the byte-level fold.
+# ASCII-heavy texts (punctuation, runs of spaces, NUL) with some Unicode mixed in: batches both
+# sides of the small-batch threshold of the text statistics.
 mixed_texts = st.lists(
     st.one_of(
         st.none(),
         st.text(st.sampled_from("aZ_09 .,!\t\n\x00-'"), max_size=30),
         st.text(st.characters(exclude_categories=["Cs"]), max_size=20),
     ),
-    min_size=features._FEW_ROWS + 1,
     max_size=120,
 )
 
@@ -124,8 +123,8 @@ def test_fold_texts_equals_fold_text_one_by_one(values: list[str | None]) -> Non
 @given(values=mixed_texts)
 def test_text_stats_of_a_large_batch_equal_the_small_batch_path(values: list[str | None]) -> None:
     large = features.text_stats(values)
-    for start in range(0, len(values), features._FEW_ROWS):
-        small = features.text_stats(values[start : start + features._FEW_ROWS])
+    for start in range(0, len(values), features._FEW_TEXTS):
+        small = features.text_stats(values[start : start + features._FEW_TEXTS])
         for stat, column in small.items():
             np.testing.assert_array_equal(column, large[stat][start : start + len(column)])
 
