@@ -41,11 +41,20 @@ class Load:
     concurrency: int
 
 
+_GIVEN: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A free loopback port not handed out before in this run: a port is free again once its
+    probe socket closes, so MLServer's gRPC or metrics port could otherwise be given again to
+    the HTTP server started after it (address already in use)."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port: int = sock.getsockname()[1]
+        if port not in _GIVEN:
+            _GIVEN.add(port)
+            return port
 
 
 @contextmanager
