@@ -5,6 +5,7 @@ all see the same machine; a ratio is the median of its per-round ratios.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -13,7 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,3 +168,10 @@ def paired(results: dict[str, Any], a: str, b: str, key: str) -> float:
 def python_server(*argv: str, cwd: Path = ROOT, ready: str = "/health/ready") -> Server:
     """A Python server run with this interpreter, importing the code under `cwd`."""
     return Server([sys.executable, *argv], ready, cwd, {"PYTHONPATH": str(cwd)})
+
+
+def write_report(path: Path, report: Mapping[str, Any], summary: Mapping[str, Any]) -> None:
+    """Write a benchmark's JSON report and print its summary on one line."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print(" | ".join(f"{k} {v}" for k, v in summary.items()))

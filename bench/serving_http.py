@@ -32,7 +32,16 @@ from typing import Any
 import numpy as np
 from _models import native_pipeline, records, served_model, test_split, v2_body
 from _project import OLD_SERVER, OUT, old_project, quick, trained_project
-from _servers import Load, Server, free_port, measure, paired, python_server, started
+from _servers import (
+    Load,
+    Server,
+    free_port,
+    measure,
+    paired,
+    python_server,
+    started,
+    write_report,
+)
 
 RESULT = OUT / "serving_http.json"
 MLSERVER = ("mlserver==1.7.1", "mlserver-lightgbm==1.7.1")
@@ -194,9 +203,7 @@ def main() -> int:
         "rounds": args.rounds,
         "quick": quick(),
     }
-    RESULT.parent.mkdir(parents=True, exist_ok=True)
-    RESULT.write_text(json.dumps(report, indent=2) + "\n")
-    print(" | ".join(f"{k} {v}" for k, v in summary.items()))
+    write_report(RESULT, report, summary)
     return 0 if checks["errors"] == 0 else 1
 
 

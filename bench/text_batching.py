@@ -18,7 +18,7 @@ import sys
 
 from _models import records, served_model
 from _project import OUT, quick, trained_project
-from _servers import Load, measure, paired, python_server, started
+from _servers import Load, measure, paired, python_server, started, write_report
 
 RESULT = OUT / "text_batching.json"
 CONCURRENCY = 16
@@ -70,9 +70,7 @@ def main() -> int:
         "rounds": args.rounds,
         "quick": quick(),
     }
-    RESULT.parent.mkdir(parents=True, exist_ok=True)
-    RESULT.write_text(json.dumps(report, indent=2) + "\n")
-    print(" | ".join(f"{k} {v}" for k, v in summary.items()))
+    write_report(RESULT, report, summary)
     return 0 if summary["errors"] == 0 else 1
 
 
