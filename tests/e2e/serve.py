@@ -77,3 +77,16 @@ def tolerance(project: Path, name: str) -> float:
     calibration's steepest slope)."""
     card = json.loads((project / "models" / "trained" / name / "card.json").read_text())
     return float(max(check["tolerance"] for check in card["parity"]["checks"]))
+
+
+def score_file(project: Path, source: Path, output: Path, *args: str) -> None:
+    """`python -m serving.batch SOURCE OUTPUT ARGS` in the project; fails the test on an error."""
+    done = subprocess.run(
+        [sys.executable, "-m", "serving.batch", str(source), str(output), *args],
+        cwd=project,
+        env=pipeline_env(project),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]

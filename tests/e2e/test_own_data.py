@@ -12,8 +12,6 @@ import csv
 import io
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +19,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from tests.e2e.serve import predict, serving, tolerance
-from tests.smoke import dvc_repro, git, make_copy, pipeline_env, stages_run
+from tests.e2e.serve import predict, score_file, serving, tolerance
+from tests.smoke import dvc_repro, git, make_copy, stages_run
 
 NOTES = [
     "still waiting for the refund 😡",
@@ -181,15 +179,7 @@ def test_own_csv_runs_end_to_end_and_serves_raw_values(tmp_path: Path, name: str
 
     source = project / "data" / "raw" / f"{name}.csv"
     scored = project / "scored.parquet"
-    done = subprocess.run(
-        [sys.executable, "-m", "serving.batch", str(source), str(scored)],
-        cwd=project,
-        env=pipeline_env(project),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
+    score_file(project, source, scored)
     assert pl.read_parquet(scored).height == len(rows)
     page = (project / "reports" / "report.html").read_text()
     assert ("RMSE" in page) is (name == "costs")

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,8 +17,8 @@ import pytest
 import yaml
 
 from tests.docs.add_a_model import add_model
-from tests.e2e.serve import predict, serving, tolerance
-from tests.smoke import dvc, dvc_repro, git, make_copy, pipeline_env, stages_run
+from tests.e2e.serve import predict, score_file, serving, tolerance
+from tests.smoke import dvc, dvc_repro, git, make_copy, stages_run
 
 SHIPPED = ["baseline", "lightgbm", "text_model"]
 # Everything a run produces that a failed later run must leave exactly as it was.
@@ -121,15 +119,7 @@ def test_served_and_batch_scored_predictions_equal_the_offline_ones(project: Pat
     source = project / "records.jsonl"
     source.write_text("".join(json.dumps(r) + "\n" for r in records))
     for name in models(project):
-        done = subprocess.run(
-            [sys.executable, "-m", "serving.batch", str(source), str(scored), "--model", name],
-            cwd=project,
-            env=pipeline_env(project),
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert done.returncode == 0, done.stderr[-2000:]
+        score_file(project, source, scored, "--model", name)
         got = pl.read_parquet(scored)
         batch = got.select([f"proba_{i}" for i in range(len(labels))]).to_numpy()
         np.testing.assert_allclose(batch, api[name], atol=1e-6, err_msg=name)  # the same graph
