@@ -35,10 +35,8 @@ def gate(promotion: Promotion | None) -> str:
     if promotion is None:
         return note("The export recorded no champion gate decision.")
     inc = promotion.incumbent
-    score = (
-        "no incumbent" if inc is None else ("incomparable" if inc.score is None else fmt(inc.score))
-    )
     held = "none" if inc is None else f"{inc.name} v{inc.version}"
+    score = "no incumbent" if inc is None else "incomparable" if inc.score is None else inc.score
     rows = {
         "policy": f"export.promote={promotion.policy}",
         "metric": promotion.metric,

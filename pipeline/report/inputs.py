@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -35,8 +35,8 @@ class ModelResult:
 
     name: str
     card: ModelCard | None
-    test: Outputs | None = None
-    plots: list[tuple[str, bytes]] = field(default_factory=list)
+    test: Outputs | None
+    plots: list[tuple[str, bytes]]
 
     @property
     def status(self) -> str:
