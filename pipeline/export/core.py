@@ -1,18 +1,14 @@
 """Export: copy each model's graph, prove serving parity, run the champion gate, write the contract.
 
-Model-agnostic: it iterates over `cfg.models` and reads `models/trained/<name>/card.json`; the
-model stages wrote and checked the graphs already. Everything goes into a temporary folder that
-replaces `models/export/` only when every check passed, so a failure leaves the previous export,
-`metrics/export.json` and the MLflow alias as they were.
+Everything goes into a temporary folder that replaces `models/export/` only when every check
+passed, so a failure leaves the previous export, `metrics/export.json` and the alias as they were.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, cast
+from typing import cast
 
 from omegaconf import DictConfig
 
@@ -41,9 +37,6 @@ from serving.schemas import (
     read_file,
 )
 
-Policy = Literal["always", "if_better", "never"]
-POLICIES = ("always", "if_better", "never")
-
 
 @dataclass
 class ExportConfig:
@@ -54,6 +47,14 @@ class ExportConfig:
     champion_metric: str | None = None  # on val; null: roc_auc (classification), rmse (regression)
     min_improvement: float = 0.0  # the candidate must beat the incumbent by at least this much
     promote: str = "if_better"  # always | if_better | never: when the champion alias moves
+
+    def __post_init__(self) -> None:
+        if self.promote not in gate.POLICIES:
+            raise PipelineError(
+                f"export.promote is {self.promote!r}",
+                where="configs/export",
+                fix=f"use one of {gate.POLICIES}",
+            )
 
 
 @dataclass(frozen=True)
@@ -81,12 +82,6 @@ class ExportPaths:
 
 def champion_metric(config: ExportConfig, profile: Profile) -> str:
     """The configured champion metric, checked against the task; the task's default if unset."""
-    if config.promote not in POLICIES:
-        raise PipelineError(
-            f"export.promote is {config.promote!r}",
-            where="configs/export",
-            fix=f"use one of {POLICIES}",
-        )
     regression = profile.task == "regression"
     names = REGRESSION_METRICS if regression else CLASSIFICATION_METRICS
     metric = config.champion_metric or ("rmse" if regression else "roc_auc")
@@ -124,31 +119,21 @@ def read_cards(names: list[str], trained_dir: Path, profile: Profile) -> dict[st
     return cards
 
 
-def copy_model(name: str, source: Path, out: Path, entry: ModelEntry) -> ModelEntry:
-    """Copy the graph (and tokenizer) to `out/<name>/`, checked against the card's sha256s
-    (which stay: the server checks them again); paths become relative to `out`."""
+def copy_model(name: str, source: Path, out: Path, entry: ModelEntry) -> LoadedModel:
+    """Copy the graph (and tokenizer) to `out/<name>/`, checked against the card's sha256s, and
+    load it from there as the server does; paths become relative to `out`."""
+    update: dict[str, object] = {"file": f"{name}/{entry.file}"}
     files = [(entry.file, entry.sha256)]
     if entry.tokenizer is not None:
         files.append((entry.tokenizer.file, entry.tokenizer.sha256))
-    (out / name).mkdir()
-    for relative, sha256 in files:
-        with model_files(name):
-            data = verified_bytes(source, relative, sha256, f"model {name}")
-        (out / name / relative).parent.mkdir(parents=True, exist_ok=True)
-        (out / name / relative).write_bytes(data)
-    update: dict[str, object] = {"file": f"{name}/{entry.file}"}
-    if entry.tokenizer is not None:
-        moved = f"{name}/{entry.tokenizer.file}"
-        update["tokenizer"] = entry.tokenizer.model_copy(update={"file": moved})
-    return entry.model_copy(update=update)
-
-
-@contextmanager
-def model_files(name: str) -> Iterator[None]:
-    """serving.runtime's errors about a model's files, as one line naming the stage to re-run."""
+        update["tokenizer"] = entry.tokenizer.model_copy(update={"file": f"{name}/{files[1][0]}"})
     try:
-        yield
-    except ModelFileError as exc:
+        for relative, sha256 in files:
+            data = verified_bytes(source, relative, sha256, f"model {name}")
+            (out / name / relative).parent.mkdir(parents=True, exist_ok=True)
+            (out / name / relative).write_bytes(data)
+        return load_model(out, entry.model_copy(update=update))
+    except ModelFileError as exc:  # one line naming the stage to re-run
         reason = str(exc).partition("fix:")[0].rstrip(" —;")
         raise PipelineError(reason, fix=f"re-run the model stage: dvc repro {name}") from None
 
@@ -205,11 +190,8 @@ def export(
         )
     schema = input_schema(profile, config.category_max_length, config.text_max_length)
     with atomic_dir(paths.out_dir) as out:
-        entries = {n: copy_model(n, paths.trained_dir / n, out, e) for n, e in trained.items()}
-        models = {}
-        for name, entry in entries.items():
-            with model_files(name):
-                models[name] = load_model(out, entry)
+        models = {n: copy_model(n, paths.trained_dir / n, out, e) for n, e in trained.items()}
+        entries = {n: m.entry for n, m in models.items()}
         report = serving_parity(models, cards, paths, profile, schema)
         if not report.passed:
             raise PipelineError(
@@ -219,7 +201,7 @@ def export(
             )
         candidate = gate.pick_candidate(entries, metric)
         settings = gate.Gate(
-            cast(Policy, config.promote),
+            cast(gate.Policy, config.promote),
             config.min_improvement,
             metric,
             profile,
@@ -244,7 +226,9 @@ def export(
             )
             write_text(out / "parity.json", dump(report))
             write_text(out / CONTRACT_FILE, dump(contract))
-    worst = {f"parity_{n}": d for n, d in parity.worst_by_model(report).items()}
+    worst = {
+        f"parity_{n}": max(c.max_abs_diff for c in report.checks if c.model == n) for n in entries
+    }
     write_json(paths.metrics_file, {"champion": champion, "promoted": promotion.promoted, **worst})
     return contract
 

@@ -1,11 +1,5 @@
-"""The champion gate: this run's best model against the registered champion.
-
-The incumbent is the MLflow model version holding the alias `champion` (`registry`). It is
-re-scored on the current validation split through `serving.runtime` beside the candidate, so
-both scores come from one computation, when its card says it answers the same question with
-inputs the data still has; otherwise it is incomparable. The alias moves only as
-`export.promote` says, and the served model follows from the decision (`served`).
-"""
+"""The champion gate: this run's best model against the MLflow version holding `champion`,
+both re-scored on the current validation split through `serving.runtime`."""
 
 from __future__ import annotations
 
@@ -14,7 +8,7 @@ import math
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -24,16 +18,11 @@ from pipeline.common.metrics import improvement
 from pipeline.export.records import SplitRows
 from pipeline.export.registry import CARD_FILE, Registry, mlflow_errors
 from serving.runtime import LoadedModel, load_model
-from serving.schemas import (
-    Incumbent,
-    ModelCard,
-    ModelEntry,
-    Profile,
-    Promotion,
-    read_file,
-)
+from serving.schemas import Incumbent, ModelCard, ModelEntry, Profile, Promotion, read_file
 
 log = logging.getLogger(__name__)
+Policy = Literal["always", "if_better", "never"]
+POLICIES = get_args(Policy)
 
 
 def pick_candidate(entries: dict[str, ModelEntry], metric: str) -> str:
@@ -91,7 +80,7 @@ def incompatibility(card: ModelCard, profile: Profile) -> str | None:
 class Gate:
     """What the gate needs from the export stage."""
 
-    policy: Literal["always", "if_better", "never"]
+    policy: Policy
     min_improvement: float
     metric: str
     profile: Profile
@@ -114,7 +103,8 @@ def run_gate(
     if registry is not None:
         with mlflow_errors("find the champion alias"):
             holders = registry.holders()
-            version = registry.incumbent(holders)
+            # the most recently updated when several hold it
+            version = max(holders, key=lambda v: v.last_updated_timestamp or 0, default=None)
         why = None
         if version is not None:
             found, why = score_incumbent(registry, version, gate, candidate, exported)
@@ -210,9 +200,8 @@ def decide_promotion(
 def served(
     promoted: bool, candidate: str, incumbent: Incumbent | None, exported: dict[str, ModelEntry]
 ) -> tuple[str, str]:
-    """The model served by default: the incumbent when it keeps the alias and is exported in
-    this run (the same registered version), else the candidate, and a note when that choice
-    needs saying."""
+    """The model served by default (the kept incumbent when this run exports that very version,
+    else the candidate) and a note when that choice needs saying."""
     if promoted or incumbent is None:
         return candidate, ""
     name = _exported_as(incumbent.name, incumbent.version, exported)

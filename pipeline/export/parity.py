@@ -1,12 +1,7 @@
 """Serving parity: the exported files, run by the server's own code on records as callers send
 them, must give the model stage's test predictions, and sound answers on edge records.
 
-Probabilities are compared absolutely; values (and interval bounds) relative to max(1, |value|);
-both within the card's tolerance. Labels must match except where the reference sits within the
-tolerance of a tie (the threshold, or the top two classes). An edge check runs its records as
-one batch and one by one: a record's answer must not depend on its neighbours, must be finite
-and, for probabilities, lie in [0, 1] and sum to 1; its `max_abs_diff` is the largest of those
-deviations.
+Probabilities are compared absolutely, values (and interval bounds) relative to max(1, |value|).
 """
 
 from __future__ import annotations
@@ -110,8 +105,8 @@ def _label_mismatches(
     profile: Profile,
     tol: float,
 ) -> int:
-    if got.shape != expected.shape:
-        return len(got)
+    """Labels that differ where the reference is not within `tol` of a tie (the threshold, or
+    the top two classes)."""
     decision = model.entry.decision
     assert decision is not None  # every classification card has one
     served = np.asarray(profile.labels, dtype=object)[labels(got, decision, profile)]
@@ -132,7 +127,8 @@ def edge_check(
     profile: Profile,
     tol: float,
 ) -> ParityCheck:
-    """Edge records: batched equals one by one, finite, probabilities in [0, 1] summing to 1."""
+    """Edge records: batched equals one by one (an answer must not depend on its neighbours),
+    finite, probabilities in [0, 1] summing to 1; `max_abs_diff` is the worst deviation."""
     batch = output_of(model, records, profile)
     alone = np.concatenate([output_of(model, [r], profile) for r in records])
     scale = 1.0 if profile.is_classification else np.maximum(1.0, np.abs(alone))
@@ -161,11 +157,3 @@ def summary_line(report: ParityReport) -> str:
         f"label(s) differ over {worst.rows} rows"
         + (f"; also failing: {', '.join(others)}" if others else "")
     )
-
-
-def worst_by_model(report: ParityReport) -> dict[str, float]:
-    """The largest difference of any check, per model (for metrics/export.json)."""
-    out: dict[str, float] = {}
-    for check in report.checks:
-        out[check.model] = max(out.get(check.model, 0.0), check.max_abs_diff)
-    return out

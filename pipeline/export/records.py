@@ -29,32 +29,20 @@ def input_schema(
     fields = []
     for name in spec.raw_inputs:
         stats = profile.columns.get(name)
-        nullable = stats is None or stats.null_rate > 0
+        field: dict[str, Any] = {"name": name, "nullable": stats is None or stats.null_rate > 0}
         if name in spec.boolean:
-            fields.append(FieldSchema(name=name, type="boolean", nullable=nullable))
+            field["type"] = "boolean"
         elif name in spec.numeric:
-            lo, hi = spec.bounds.get(name, (None, None))
-            fields.append(FieldSchema(name=name, type="number", nullable=nullable, min=lo, max=hi))
+            field["min"], field["max"] = spec.bounds.get(name, (None, None))
+            field["type"] = "number"
         elif name in spec.categorical:
             seen = sorted(stats.level_counts) if stats and stats.level_counts else None
-            fields.append(
-                FieldSchema(
-                    name=name,
-                    type="category",
-                    nullable=nullable,
-                    categories=seen,
-                    max_length=category_max_length,
-                )
-            )
+            field |= {"type": "category", "categories": seen, "max_length": category_max_length}
         elif name in spec.datetime:
-            fmt = spec.datetime_formats.get(name)
-            fields.append(
-                FieldSchema(name=name, type="datetime", nullable=nullable, datetime_format=fmt)
-            )
+            field |= {"type": "datetime", "datetime_format": spec.datetime_formats.get(name)}
         else:
-            fields.append(
-                FieldSchema(name=name, type="text", nullable=nullable, max_length=text_max_length)
-            )
+            field |= {"type": "text", "max_length": text_max_length}
+        fields.append(FieldSchema.model_validate(field))
     return fields
 
 

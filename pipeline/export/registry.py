@@ -2,10 +2,7 @@
 alias, tag the `export` run.
 
 Model stages register their graph under the model's name and log their card (and tokenizer) at
-their run's root (`pipeline.common.train`). Only versions trained in this project's experiment
-(`tracking.experiment`) count as the incumbent, so a store shared with other projects keeps
-their aliases. `fetch` takes the graph from the version's source, the card and any other file it
-names from the run's artifacts.
+their run's root (`pipeline.common.train`).
 """
 
 from __future__ import annotations
@@ -20,11 +17,10 @@ from typing import Any
 from omegaconf import DictConfig
 
 from pipeline.common.errors import PipelineError
-from serving.schemas import FileError, ModelCard, ModelEntry, Promotion, read_file
+from serving.schemas import ModelCard, ModelEntry, Promotion, read_file
 
 ALIAS = "champion"
 CARD_FILE = "card.json"
-_SEARCH_DEPTH = 3  # folders deep to look for card.json among a run's artifacts
 
 
 class Registry:
@@ -36,9 +32,9 @@ class Registry:
         self.run_id = run_id
         self.experiment_id = experiment_id
 
-    def holders(self) -> list[str]:
-        """Registered models whose `champion` version was trained in this project's experiment
-        (one, unless set by hand): a store shared with other projects keeps their aliases."""
+    def holders(self) -> list[Any]:
+        """The versions holding `champion` that were trained in this project's experiment (one,
+        unless set by hand): a store shared with other projects keeps their aliases."""
         names, token = [], None
         while True:
             page = self.client.search_registered_models(max_results=1000, page_token=token)
@@ -46,23 +42,17 @@ class Registry:
             token = page.token
             if not token:
                 break
-        return [n for n in names if self._experiment_of(n) == self.experiment_id]
+        versions = [self.client.get_model_version_by_alias(n, ALIAS) for n in names]
+        return [
+            v for v in versions if v.run_id and self._experiment_of(v.run_id) == self.experiment_id
+        ]
 
-    def _experiment_of(self, name: str) -> str | None:
-        run_id = self.client.get_model_version_by_alias(name, ALIAS).run_id
-        return str(self.client.get_run(run_id).info.experiment_id) if run_id else None
-
-    def incumbent(self, holders: list[str]) -> Any:
-        """The version holding the alias; the most recently updated when several do."""
-        versions = [self.client.get_model_version_by_alias(n, ALIAS) for n in holders]
-        return max(versions, key=lambda v: v.last_updated_timestamp or 0, default=None)
+    def _experiment_of(self, run_id: str) -> str:
+        return str(self.client.get_run(run_id).info.experiment_id)
 
     def fetch(self, version: Any, dst: Path) -> Path:
-        """A folder holding the version's card.json and the files its entry names.
-
-        The version's source (the logged graph) comes first; the card and any file still
-        missing (the tokenizer) come from the run's artifacts, from the folder holding card.json.
-        """
+        """A folder holding the version's source (the logged graph), with the card and any file
+        it names still missing (the tokenizer) taken from the run's root."""
         import mlflow.artifacts
 
         # MLflow draws a progress bar per download, noise in DVC's and CI's logs.
@@ -77,36 +67,23 @@ class Registry:
         folder = download("source", artifact_uri=version.source)
         if (folder / CARD_FILE).is_file():
             return folder
-        run_folder = self._card_folder(version.run_id)
-        if run_folder is None:
-            raise FileError(f"run {version.run_id} has no {CARD_FILE} among its artifacts")
-        card = download("run", run_id=version.run_id, artifact_path=run_folder + CARD_FILE)
+        card = download("run", run_id=version.run_id, artifact_path=CARD_FILE)
         shutil.copyfile(card, folder / CARD_FILE)
-        for relative in _files(read_file(card, ModelCard)):
+        entry = read_file(card, ModelCard).entry
+        names = [entry.file, *([entry.tokenizer.file] if entry.tokenizer else [])] if entry else []
+        for relative in names:
             if not (folder / relative).is_file():
-                got = download("run", run_id=version.run_id, artifact_path=run_folder + relative)
+                got = download("run", run_id=version.run_id, artifact_path=relative)
                 (folder / relative).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(got, folder / relative)
         return folder
 
-    def _card_folder(self, run_id: str) -> str | None:
-        """The run artifact folder holding card.json ("" for the root, else ending in "/")."""
-        level = [""]
-        for _ in range(_SEARCH_DEPTH):
-            below = []
-            for folder in level:
-                for item in self.client.list_artifacts(run_id, folder or None):
-                    if not item.is_dir and Path(item.path).name == CARD_FILE:
-                        return f"{folder}/" if folder else ""
-                    below += [item.path] if item.is_dir else []
-            level = below
-        return None
-
-    def move_alias(self, entry: ModelEntry, holders: list[str]) -> None:
+    def move_alias(self, entry: ModelEntry, holders: list[Any]) -> None:
+        """The alias to the entry's registered version, off every other holder."""
         assert entry.mlflow is not None and entry.mlflow.registered_model and entry.mlflow.version
-        for name in holders:
-            if name != entry.mlflow.registered_model:
-                self.client.delete_registered_model_alias(name, ALIAS)
+        for version in holders:
+            if version.name != entry.mlflow.registered_model:
+                self.client.delete_registered_model_alias(version.name, ALIAS)
         self.client.set_registered_model_alias(
             entry.mlflow.registered_model, ALIAS, entry.mlflow.version
         )
@@ -114,21 +91,20 @@ class Registry:
     def record(self, promotion: Promotion, champion: str) -> None:
         """Tags on the export run: the decision, both scores and the reason."""
         inc = promotion.incumbent
+        score = "none" if inc is None else "incomparable" if inc.score is None else inc.score
         tags = {
-            "export.champion": champion,
-            "export.metric": promotion.metric,
-            "export.policy": promotion.policy,
-            "export.candidate": promotion.candidate,
-            "export.candidate_score": promotion.candidate_score,
-            "export.incumbent": f"{inc.name} v{inc.version}" if inc else "none",
-            "export.incumbent_score": "incomparable"
-            if inc and inc.score is None
-            else (inc.score if inc else "none"),
-            "export.promoted": promotion.promoted,
-            "export.reason": promotion.reason,
+            "champion": champion,
+            "metric": promotion.metric,
+            "policy": promotion.policy,
+            "candidate": promotion.candidate,
+            "candidate_score": promotion.candidate_score,
+            "incumbent": f"{inc.name} v{inc.version}" if inc else "none",
+            "incumbent_score": score,
+            "promoted": promotion.promoted,
+            "reason": promotion.reason,
         }
         for key, value in tags.items():
-            self.client.set_tag(self.run_id, key, str(value))
+            self.client.set_tag(self.run_id, f"export.{key}", str(value))
 
 
 @contextmanager
@@ -159,18 +135,8 @@ def open_registry(cfg: DictConfig | None, inputs: list[Path]) -> Iterator[Regist
     from pipeline.common.tracking import start_run
 
     with start_run(cfg, "export", inputs) as run:
-        yield (
-            None
-            if run is None
-            else Registry(
-                MlflowClient(run.tracking_uri), run.tracking_uri, run.run_id, run.experiment_id
-            )
-        )
-
-
-def _files(card: ModelCard) -> list[str]:
-    """The files a card's entry names, relative to the card."""
-    entry = card.entry
-    if entry is None:
-        return []
-    return [entry.file, *([entry.tokenizer.file] if entry.tokenizer else [])]
+        if run is None:
+            yield None
+        else:
+            client = MlflowClient(run.tracking_uri)
+            yield Registry(client, run.tracking_uri, run.run_id, run.experiment_id)

@@ -35,10 +35,8 @@ def gate(promotion: Promotion | None) -> str:
     if promotion is None:
         return note("The export recorded no champion gate decision.")
     inc = promotion.incumbent
-    score = (
-        "no incumbent" if inc is None else ("incomparable" if inc.score is None else fmt(inc.score))
-    )
     held = "none" if inc is None else f"{inc.name} v{inc.version}"
+    score = "no incumbent" if inc is None else "incomparable" if inc.score is None else inc.score
     rows = {
         "policy": f"export.promote={promotion.policy}",
         "metric": promotion.metric,
@@ -78,12 +76,13 @@ def decision_text(decision: Decision | None) -> str:
 
 
 def interval_text(interval: Interval | None) -> str:
+    """The interval's bounds, or n/a."""
     return "n/a" if interval is None else f"[{interval.low:.4f}, {interval.high:.4f}]"
 
 
 def models_section(data: ReportData) -> str:
-    """The base rate beside every model: test metrics, label metrics at each model's decision,
-    the headline metric's interval and whether the model can be told apart from the best."""
+    """The base rate beside every model: test metrics, the headline metric's interval and
+    whether the model can be told apart from the best."""
     profile, a = data.profile, data.assessment
     if profile is None:
         return note("No data profile (data/processed/profile.json): run the ETL first.")
@@ -98,18 +97,14 @@ def models_section(data: ReportData) -> str:
         "standing",
     ]
     rows: list[list[Any]] = []
-    classes = []
     if a is not None:
         base = [cell(BASE), *([cell("majority class")] if classification else [])]
         rows.append(
             [*base, *(a.base.get(m) for m in names), interval_text(a.intervals.get(BASE)), "–"]
         )
-        classes.append("base")
     champion = data.contract.champion if data.contract else None
-    for model in data.models:
-        rows.append(model_row(model, names, classification, a, champion, len(headers)))
-        classes.append("")
-    parts = [table(headers, rows, "truth", classes)]
+    rows += [model_row(m, names, classification, a, champion, len(headers)) for m in data.models]
+    parts = [table(headers, rows, "truth", "base" if a else "")]
     if a is not None:
         parts.append(note(f"Base rate: {a.base_what}. Red cells are worse than the base rate."))
         if classification:
@@ -132,6 +127,7 @@ def model_row(
     champion: str | None,
     width: int,
 ) -> list[str]:
+    """A model's cells, red where worse than the base rate; one cell saying why it has none."""
     badge = '<span class="badge">champion</span>' if model.name == champion else ""
     name = f'<td class="text" data-model="{esc(model.name)}">{esc(model.name)}{badge}</td>'
     card = model.card

@@ -1,9 +1,5 @@
-"""HTML building blocks of the report: one self-contained page, offline by construction.
-
-Styles are inline and images are data URIs; the Content-Security-Policy forbids every request,
-so a page that renders at all renders offline. The small inline script only records, on <body>,
-how many images decoded (the headless-browser test reads it back).
-"""
+"""HTML building blocks of the report: inline styles, data-URI images and a Content-Security-Policy
+that forbids every request, so a page that renders at all renders offline."""
 
 from __future__ import annotations
 
@@ -27,6 +23,7 @@ padding:4px 12px;background:#f6f8fa}
 figure{margin:0;border:1px solid #d0d7de;padding:6px}figure img{width:100%;height:auto}
 figcaption{font-size:12px;color:#656d76;text-align:center}
 """
+# Records on <body> how many images decoded, for the headless-browser test.
 SCRIPT = """
 window.addEventListener("load", function () {
   var images = document.images, rendered = 0;
@@ -59,25 +56,21 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
-def cell(value: Any, cls: str = "", **attrs: str) -> str:
+def cell(value: Any, cls: str = "") -> str:
     """One <td>, its value escaped; text cells are left-aligned."""
     classes = " ".join(c for c in (cls, "" if isinstance(value, int | float) else "text") if c)
-    extra = "".join(f' {k.replace("_", "-")}="{esc(v)}"' for k, v in attrs.items())
-    return f'<td class="{classes}"{extra}>{esc(fmt(value))}</td>'
+    return f'<td class="{classes}">{esc(fmt(value))}</td>'
 
 
 def table(
-    headers: Sequence[str],
-    rows: Iterable[Sequence[Any]],
-    table_id: str,
-    row_class: Sequence[str] = (),
+    headers: Sequence[str], rows: Iterable[Sequence[Any]], table_id: str, first_row: str = ""
 ) -> str:
-    """A table; each row is a list of `cell` strings (or plain values, escaped here)."""
+    """A table; each row is a list of `cell` strings (or plain values, escaped here); the first
+    row gets the class `first_row`."""
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
-    classes = list(row_class)
     body = []
     for i, row in enumerate(rows):
-        cls = f' class="{classes[i]}"' if i < len(classes) and classes[i] else ""
+        cls = f' class="{first_row}"' if i == 0 and first_row else ""
         cells = "".join(c if isinstance(c, str) and c.startswith("<td") else cell(c) for c in row)
         body.append(f"<tr{cls}>{cells}</tr>")
     thead = f"<thead><tr>{head}</tr></thead>" if headers else ""

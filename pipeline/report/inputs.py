@@ -1,8 +1,8 @@
-"""What the report reads, and the assessment it computes from it (see `pipeline.report.truth`)."""
+"""What the report reads: each input, or None (said on the page) where it does not exist yet."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -31,13 +31,12 @@ T = TypeVar("T", bound=Typed)
 
 @dataclass(frozen=True)
 class ModelResult:
-    """One model stage's outcome: its card (None: the stage has not run), test predictions
-    and plots."""
+    """One model stage's card (None: the stage has not run), test predictions and plots."""
 
     name: str
     card: ModelCard | None
-    test: Outputs | None = None
-    plots: list[tuple[str, bytes]] = field(default_factory=list)
+    test: Outputs | None
+    plots: list[tuple[str, bytes]]
 
     @property
     def status(self) -> str:
@@ -93,16 +92,17 @@ def load(root: Path, names: list[str]) -> ReportData:
     profile = _read(root / PROCESSED_DIR / PROFILE_FILE, Profile)
     models = []
     for name in names:
-        card = _read(root / "models" / "trained" / name / "card.json", ModelCard)
+        folder = root / "models" / "trained" / name
+        card = _read(folder / "card.json", ModelCard)
         test = None
         if card is not None and profile is not None and card.task != profile.task:
             raise PipelineError(
                 f"the card is for a {card.task} task, the data is {profile.task}",
-                where=str(root / "models" / "trained" / name / "card.json"),
+                where=str(folder / "card.json"),
                 fix=f"re-run the model stage: dvc repro {name}",
             )
         if card is not None and card.entry is not None and profile is not None:
-            path = root / "models" / "trained" / name / "predictions_test.parquet"
+            path = folder / "predictions_test.parquet"
             if not path.is_file():
                 raise PipelineError("not found", where=str(path), fix=f"re-run dvc repro {name}")
             test = Outputs.read(pd.read_parquet(path), profile)
@@ -122,12 +122,8 @@ def assess(data: ReportData, resamples: int, seed: int) -> Assessment | None:
     tested = {m.name: m.test for m in data.trained if m.test is not None}
     if profile is None or not tested:
         return None
-    regression = profile.task == "regression"
-    metric = (
-        data.contract.champion_metric.split(".", 1)[1]
-        if data.contract
-        else ("rmse" if regression else "roc_auc")
-    )
+    default = "roc_auc" if profile.is_classification else "rmse"
+    metric = data.contract.champion_metric.split(".", 1)[1] if data.contract else default
     y = next(iter(tested.values())).y
     base, what = base_rate(y, profile)
     stats = {name: statistic(metric, out, profile) for name, out in tested.items()}

@@ -18,9 +18,8 @@ def render(data: ReportData, title: str) -> str:
     lineage = data.contract.lineage if data.contract else None
     subtitle = "lineage unknown (no export yet)" if lineage is None else "not in a git checkout"
     if lineage and lineage.git_commit:
-        subtitle = (
-            f"git {lineage.git_commit}{' (uncommitted changes)' if lineage.git_dirty else ''}"
-        )
+        dirty = " (uncommitted changes)" if lineage.git_dirty else ""
+        subtitle = f"git {lineage.git_commit}{dirty}"
     return page(
         title,
         subtitle,
@@ -54,21 +53,15 @@ def data_section(profile: Profile | None) -> str:
         facts["positive class"] = profile.positive
     if profile.target_transform != "none":
         facts["target transform"] = profile.target_transform
+    rows = [[s, profile.rows[s]] for s in in_order(profile.rows)]
     parts = [
         pairs(facts, "data-facts"),
         "<h3>Rows</h3>",
-        table(
-            ["split", "rows"], [[s, profile.rows[s]] for s in in_order(profile.rows)], "rows-table"
-        ),
+        table(["split", "rows"], rows, "rows-table"),
     ]
     if profile.rejected_reasons:
-        parts.append(
-            table(
-                ["rejected because", "rows"],
-                list(profile.rejected_reasons.items()),
-                "rejected-table",
-            )
-        )
+        rejected = list(profile.rejected_reasons.items())
+        parts.append(table(["rejected because", "rows"], rejected, "rejected-table"))
     parts += (
         ["<h3>Label distribution</h3>", labels_table(profile)]
         if profile.is_classification
@@ -145,27 +138,14 @@ def export_section(data: ReportData) -> str:
     if contract is None:
         return note("No export yet (models/export/contract.json).")
     models = [
-        [
-            m,
-            e.kind,
-            e.file,
-            cell(e.sha256[:12]),
-            e.version,
-            e.mlflow.registered_model if e.mlflow else None,
-        ]
+        [m, e.kind, e.file, cell(e.sha256[:12]), e.version, e.mlflow and e.mlflow.registered_model]
         for m, e in contract.models.items()
     ]
-    parts = [
-        table(
-            ["model", "kind", "file", "sha256", "version", "registered model"],
-            models,
-            "export-table",
-        )
-    ]
+    headers = ["model", "kind", "file", "sha256", "version", "registered model"]
+    parts = [table(headers, models, "export-table")]
     if contract.skipped:
-        parts.append(
-            table(["model", "skipped because"], list(contract.skipped.items()), "skipped-table")
-        )
+        skipped = list(contract.skipped.items())
+        parts.append(table(["model", "skipped because"], skipped, "skipped-table"))
     schema = [
         [
             f.name,
@@ -198,17 +178,12 @@ def export_section(data: ReportData) -> str:
             [c.model, c.name, c.rows, c.max_abs_diff, c.tolerance, c.label_mismatches, c.passed]
             for c in data.parity.checks
         ]
-        parts.append(
-            note(
-                "The exported files, run by the server's own code on test records as callers "
-                "send them and on edge records."
-            )
-            + table(
-                ["model", "check", "rows", "max |Δ|", "tolerance", "labels differing", "passed"],
-                checks,
-                "parity-table",
-            )
+        headers = ["model", "check", "rows", "max |Δ|", "tolerance", "labels differing", "passed"]
+        intro = note(
+            "The exported files, run by the server's own code on test records as callers "
+            "send them and on edge records."
         )
+        parts.append(intro + table(headers, checks, "parity-table"))
     return "".join(parts)
 
 

@@ -1,12 +1,6 @@
-"""The numbers that tell the truth at a glance: the base rate, and how sure a ranking is.
-
-The base rate predicts the training prior (classification) or the training mean (regression);
-it is scored with `pipeline.common.metrics`, the code every model's metrics come from. The
-headline test metric of each model gets a bootstrap interval: test rows resampled with
-replacement (seeded, the same resamples for every model), the metric recomputed by `statistic`
-(NumPy versions of the same formulas, fast enough for 1,000 resamples; a test checks that they
-equal `pipeline.common.metrics` on the full sample), 2.5th and 97.5th percentiles.
-"""
+"""The base rate, scored by `pipeline.common.metrics` like every model, and bootstrap intervals
+of the headline test metric, recomputed per resample by NumPy versions of the same formulas
+(fast enough for 1,000 resamples; a test checks that they agree)."""
 
 from __future__ import annotations
 
@@ -60,7 +54,7 @@ def base_rate(y_test: np.ndarray, profile: Profile) -> tuple[Outputs, str]:
     """The base rate's predictions on the test split, and what it predicts, in words."""
     n = len(y_test)
     if "train" not in (
-        profile.target_stats if profile.task == "regression" else profile.label_distribution
+        profile.label_distribution if profile.is_classification else profile.target_stats
     ):
         raise PipelineError(
             "the profile has no statistics of the train split",
@@ -98,18 +92,17 @@ def statistic(metric: str, out: Outputs, profile: Profile) -> Statistic:
     binary = profile.task == "binary"
     pos = positive_index(profile) if binary else -1
     eps = np.finfo(np.float64).eps
-    onehot = np.eye(n_classes)[y]
     if binary:
         brier = (proba[:, pos] - (y == pos)) ** 2
         confidence, hit = proba[:, pos], y == pos
     else:
-        brier = np.sum((onehot - proba) ** 2, axis=1)
+        brier = np.sum((np.eye(n_classes)[y] - proba) ** 2, axis=1)
         confidence, hit = proba.max(axis=1), proba.argmax(axis=1) == y
     loss = -np.log(np.clip(proba[np.arange(len(y)), y], eps, 1 - eps))
     ranked = [pos] if binary else list(range(n_classes))
     table: dict[str, Statistic] = {
         "accuracy": lambda i: float(np.mean(labels[i] == y[i])),
-        "f1": lambda i: _f1(y[i], labels[i], [pos] if binary else list(range(n_classes))),
+        "f1": lambda i: _f1(y[i], labels[i], ranked),
         "log_loss": lambda i: float(np.mean(loss[i])),
         "brier": lambda i: float(np.mean(brier[i])),
         "ece": lambda i: metrics.ece(confidence[i], hit[i]),
@@ -140,11 +133,9 @@ def _one_vs_rest(per_class: list[Statistic]) -> Statistic:
 
 
 def _ranking(hit: np.ndarray, score: np.ndarray, metric: str) -> Statistic:
-    """ROC-AUC or average precision of `score` for `hit` on resampled rows.
-
-    The rows are sorted and grouped by tied score once; a resample only weighs each row by
-    how often it was drawn, so every resample costs a few linear passes instead of a sort.
-    """
+    """ROC-AUC or average precision of `score` for `hit` on resampled rows."""
+    # Sorted and grouped by tied score once; a resample only weighs each row by how often it
+    # was drawn, so it costs a few linear passes instead of a sort.
     order = np.argsort(score, kind="stable")
     ranked = score[order]
     group = np.cumsum(np.r_[True, ranked[1:] != ranked[:-1]]) - 1  # tie groups, ascending
