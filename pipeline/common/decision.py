@@ -99,7 +99,7 @@ class Scores(ClassifierMixin, BaseEstimator):
         z = logit(X)
         return z[:, 1] if self.n_classes == 2 else z
 
-    def predict(self, X: Any) -> np.ndarray:
+    def predict(self, X: Any) -> np.ndarray:  # scikit-learn's validation asks for it
         return np.asarray(np.argmax(X, axis=1))
 
 

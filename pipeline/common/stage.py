@@ -34,9 +34,8 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 
 @contextmanager
 def stage_lock(name: str, root: Path) -> Iterator[None]:
-    """Hold `.tmp/locks/<name>.lock` for the run: a second run of the same stage fails at once
-    instead of deleting the first run's temporary files. Non-zero DDP ranks run under rank 0's
-    lock. The lock goes with the process, however it ends."""
+    """Hold `.tmp/locks/<name>.lock` (rank 0 only), so a second run of the stage fails at once
+    instead of deleting the first run's temporary files; the lock dies with the process."""
     if process_rank() != 0:
         yield
         return

@@ -3,6 +3,7 @@ ONNX graph under the model's name and logs its native model, unregistered, in it
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -112,22 +113,6 @@ class Run:
             else:
                 mlflow.log_artifact(str(path), artifact_path, run_id=self.run_id)
 
-    def log_dict(self, payload: Mapping[str, Any], artifact_file: str) -> None:
-        """Store a JSON/YAML document as an artifact."""
-        import mlflow
-
-        with _loud(f"log {artifact_file}"):
-            mlflow.log_dict(dict(payload), artifact_file, run_id=self.run_id)
-
-    def set_tags(self, tags: Mapping[str, Any]) -> None:
-        """Set run tags (stringified)."""
-        import mlflow
-
-        with _loud("set tags"):
-            client = mlflow.MlflowClient()
-            for key, value in tags.items():
-                client.set_tag(self.run_id, key, str(value))
-
     def log_sklearn_model(
         self, model: Any, input_example: Any, requirements: Sequence[str] = ()
     ) -> None:
@@ -231,7 +216,7 @@ def _check_reachable(uri: str) -> None:
         ) from None
 
 
-def _open(cfg: TrackingConfig, uri: str, stage: str) -> tuple[Any, str]:
+def _open(cfg: TrackingConfig, uri: str, stage: str, tags: dict[str, Any]) -> tuple[Any, str]:
     import mlflow
 
     _check_reachable(uri)
@@ -246,7 +231,7 @@ def _open(cfg: TrackingConfig, uri: str, stage: str) -> tuple[Any, str]:
             db = Path(uri.removeprefix("sqlite:///")).resolve()
             where = (db.parent / "mlartifacts").as_uri() if uri.startswith("sqlite:///") else None
             experiment_id = str(client.create_experiment(cfg.experiment, artifact_location=where))
-        active = mlflow.start_run(run_name=stage, experiment_id=experiment_id)
+        active = mlflow.start_run(run_name=stage, experiment_id=experiment_id, tags=tags)
     return active, experiment_id
 
 
@@ -261,8 +246,17 @@ def start_run(
         yield None
         return
     uri = tracking_uri(tcfg)
+    info = lineage(inputs)
+    tags: dict[str, Any] = {
+        "pipeline.stage": stage,
+        "git_commit": info["git_commit"] or "none",
+        "git_dirty": info["git_dirty"],
+        **{f"data.md5.{path}": md5 for path, md5 in info["data"].items()},
+    }
+    if info["git_commit"]:
+        tags["mlflow.source.git.commit"] = info["git_commit"]
     try:
-        active, experiment_id = _open(tcfg, uri, stage)
+        active, experiment_id = _open(tcfg, uri, stage, tags)
     except PipelineError as exc:
         if not tcfg.optional:
             raise
@@ -271,17 +265,7 @@ def start_run(
         return
     with active:
         run = Run(active.info.run_id, experiment_id, uri, tcfg.register)
-        info = lineage(inputs)
-        tags: dict[str, Any] = {
-            "pipeline.stage": stage,
-            "git_commit": info["git_commit"] or "none",
-            "git_dirty": info["git_dirty"],
-        }
-        if info["git_commit"]:
-            tags["mlflow.source.git.commit"] = info["git_commit"]
-        tags.update({f"data.md5.{path}": md5 for path, md5 in info["data"].items()})
-        run.set_tags(tags)
         run.log_params(flatten(to_container(cfg)))
-        run.log_dict(info, "lineage.json")
+        run.log_text(json.dumps(info, indent=2), "lineage.json")
         log.info("MLflow run %s (%s) in %s", run.run_id, stage, uri)
         yield run
