@@ -1,8 +1,5 @@
-"""Compose the Hydra configuration under `configs/` and validate parts of it into dataclasses.
-
-Stages use Hydra's compose API instead of `@hydra.main`: it writes no run directories (DVC wants
-fixed output paths) and behaves the same when Lightning re-launches the script for DDP ranks.
-"""
+"""Compose `configs/` with Hydra's compose API (no run directories, unlike `@hydra.main`; the
+same under Lightning's DDP re-launch) and validate parts of it into dataclasses."""
 
 from __future__ import annotations
 

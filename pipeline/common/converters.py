@@ -1,18 +1,10 @@
-"""skl2onnx converters for the steps whose stock converters do not match scikit-learn here.
+"""skl2onnx converters for steps whose stock converters disagree with scikit-learn.
 
-- `TfidfVectorizer`: skl2onnx 1.20 rebuilds each n-gram by splitting the vocabulary entry, and
-  when one word of a kept n-gram was pruned from the vocabulary (`max_features`, `min_df`,
-  `max_df`) it takes the whole entry for a single word, so the n-gram is never counted
-  (probabilities off by 1.3e-2 on real posts); a vocabulary without unigrams of some
-  length does not load at all; stop words are removed from whole texts instead of from tokens;
-  `sublinear_tf` is `log(tf + 1)` instead of `1 + log(tf)`. The converter below builds the
-  n-gram pool from the words themselves, with every word of every kept n-gram in it (extra
-  entries count into columns that are dropped), removes stop words from the token sequence as
-  scikit-learn does, and weights in float64. Its input is the folded text
-  (`serving.features.fold_text`), so the graph only ever splits on spaces.
+- `TfidfVectorizer` (skl2onnx 1.20): an n-gram with a word pruned from the vocabulary is never
+  counted, stop words are removed from whole texts, `sublinear_tf` is log(tf + 1). Here the pool
+  holds every word of every kept n-gram, stop words leave the token sequence, weights are float64.
 - `OneHotEncoder`: the stock converter refuses infrequent levels on a single column.
-- `SimpleImputer`: the stock converter emits an `Imputer` node, which ONNX Runtime has no float64
-  kernel for.
+- `SimpleImputer`: the stock `Imputer` node has no float64 kernel in ONNX Runtime.
 """
 
 from __future__ import annotations
@@ -86,10 +78,7 @@ def check_vectorizer(vec: Any, where: str) -> None:
 
 def _pool(vocabulary: dict[str, int]) -> tuple[list[str], list[int], list[int], int]:
     """TfIdfVectorizer attributes: pool by n-gram length, counts, output indexes, min length.
-
-    Every word and every shorter run of words of a kept n-gram joins the pool, so ONNX Runtime
-    can walk to the n-gram whatever its version's lookup does; extras get columns from
-    len(vocabulary) on, which the converter drops."""
+    Every shorter run of words of a kept n-gram joins the pool, in columns that are dropped."""
     grams = {tuple(k.split(" ")): int(v) for k, v in vocabulary.items()}
     extra = sorted(
         {g[i : i + n] for g in grams for n in range(1, len(g)) for i in range(len(g) - n + 1)}
@@ -166,8 +155,8 @@ def convert_tfidf(scope: Any, operator: Any, container: Any) -> None:
 
 
 def _drop_stop_words(g: _Nodes, tokens: str, stop: list[str], pad: str) -> str:
-    """Stop words removed from each row and the rest moved up, as scikit-learn drops them
-    before forming n-grams: a stable sort on (is stop word, position), then stop words → pad."""
+    """Stop words moved to the row's end and padded, as scikit-learn drops them before n-grams:
+    a stable sort on (is stop word, position)."""
     from onnx import TensorProto
 
     is_stop = g(

@@ -1,9 +1,5 @@
-"""The processed splits as every model stage reads them, and a model's predictions on them.
-
-The ETL writes `data/processed/{train,val,test}.parquet` and `profile.json`. A model stage reads
-each split's raw input columns and passes them through `serving.features.prepare_columns`, the
-function the server calls on a request, so a model is trained on exactly the inputs it is served.
-"""
+"""The processed splits as every model stage reads them (through `prepare_columns`, as the
+server reads a request), and a model's predictions on them."""
 
 from __future__ import annotations
 
@@ -35,8 +31,6 @@ def load_profile(processed_dir: Path = PROCESSED_DIR) -> Profile:
 
 def split_path(split: str, processed_dir: Path = PROCESSED_DIR) -> Path:
     """Path of one split's Parquet file."""
-    if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
     return Path(processed_dir) / f"{split}.parquet"
 
 
@@ -53,8 +47,8 @@ class Split:
         return len(self.ids)
 
     def frame(self, names: list[str]) -> pd.DataFrame:
-        """The named columns as a DataFrame for scikit-learn: numbers float64 (NaN for missing),
-        strings as Python str objects with "" for missing, as the ONNX graphs receive them."""
+        """The named columns for scikit-learn as the graphs receive them: float64, or str with
+        "" for missing."""
         out: dict[str, np.ndarray] = {}
         for name in names:
             values = self.columns[name]
@@ -90,14 +84,16 @@ class Splits:
 
     @classmethod
     def load(cls, processed_dir: Path = PROCESSED_DIR) -> Splits:
-        """Read and prepare the three splits; the target is log1p-transformed when configured."""
+        """Read and prepare the three splits; every class must occur in train."""
         profile = load_profile(processed_dir)
         splits = {s: read_split(processed_dir, s, profile) for s in SPLITS}
-        if profile.is_classification and len(np.unique(splits["train"].y)) < 2:
+        seen = set(np.unique(splits["train"].y).tolist())
+        missing = [c for k, c in enumerate(profile.labels) if k not in seen]
+        if profile.is_classification and missing:
             raise PipelineError(
-                "the train split holds a single class",
+                f"class '{missing[0]}' does not occur in the train split",
                 where=str(split_path("train", processed_dir)),
-                fix="check the target column and the split settings of the data config",
+                fix="give the data more rows of it, or merge rare classes in the data",
             )
         return cls(profile, splits["train"], splits["val"], splits["test"])
 
@@ -142,8 +138,7 @@ def read_split(processed_dir: Path, split: str, profile: Profile) -> Split:
 
 @dataclass(frozen=True)
 class Predictions:
-    """A model's final predictions on one split: calibrated probabilities and decided labels
-    (classification), or values and intervals in the target's own units (regression)."""
+    """A model's final predictions on one split, in the target's own units."""
 
     split: Split
     y_true: np.ndarray  # class index, or the target in its own units
@@ -151,13 +146,10 @@ class Predictions:
     labels: np.ndarray | None = None  # class index per row, from the decision
     values: np.ndarray | None = None  # [N] regression
     interval: np.ndarray | None = None  # [N, 2] (lower, upper), quantile models only
-    # How much calibration magnifies a difference in the model's own probabilities on these
-    # rows (its steepest slope; 1 without calibration): parity scales its tolerance by it.
-    gain: float = 1.0
+    gain: float = 1.0  # `Calibrator.gain` on these rows: parity scales its tolerance by it
 
     def frame(self, profile: Profile) -> pd.DataFrame:
-        """`predictions_<split>.parquet`: id, y_true, then label + proba_<i>, or value (+ lower,
-        upper)."""
+        """The predictions file: id, y_true, label + proba_<i>, or value (+ lower, upper)."""
         out: dict[str, object] = {profile.id: self.split.ids, "y_true": self.y_true}
         if self.proba is not None and self.labels is not None:
             out["label"] = np.asarray(profile.labels, dtype=object)[self.labels]

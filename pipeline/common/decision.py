@@ -1,12 +1,5 @@
-"""From a model's scores to probabilities and labels: calibration, then the decision.
-
-Every model's classification probabilities are calibrated on the validation split (scikit-learn's
-`CalibratedClassifierCV` over the frozen scores: Platt scaling of each class's logit, or isotonic
-regression, renormalised for multiclass), and the same calibration is appended to the ONNX graph
-(`pipeline.common.graph`). Binary labels come from a threshold on the positive class chosen on
-the validation split for `objective`; multiclass labels are the argmax of the probabilities,
-optionally weighted by `class_prior`. Regression has no calibration and no decision.
-"""
+"""From a model's scores to labels: calibration on the validation split (the same one is
+appended to the graph), then a tuned binary threshold or a weighted multiclass argmax."""
 
 from __future__ import annotations
 
@@ -92,9 +85,8 @@ def logit(proba: np.ndarray) -> np.ndarray:
 
 
 class Scores(ClassifierMixin, BaseEstimator):
-    """A model's probabilities as an already fitted estimator: X holds the probabilities and
-    `decision_function` returns their logits (the positive class's when binary), which is what
-    `CalibratedClassifierCV` calibrates."""
+    """Probabilities as a fitted estimator whose `decision_function` gives their logits, for
+    `CalibratedClassifierCV` to calibrate."""
 
     def __init__(self, n_classes: int = 2) -> None:
         self.n_classes = n_classes
@@ -107,7 +99,7 @@ class Scores(ClassifierMixin, BaseEstimator):
         z = logit(X)
         return z[:, 1] if self.n_classes == 2 else z
 
-    def predict(self, X: Any) -> np.ndarray:
+    def predict(self, X: Any) -> np.ndarray:  # scikit-learn's validation asks for it
         return np.asarray(np.argmax(X, axis=1))
 
 
@@ -125,10 +117,8 @@ class Calibrator:
         return np.asarray(self.fitted.predict_proba(np.asarray(proba, dtype=np.float64)))
 
     def gain(self, proba: np.ndarray, step: float = 1e-6) -> float:
-        """The steepest slope of the calibrated probabilities against the model's own over these
-        rows (at least 1). A calibration fitted to crowded probabilities is steep, and turns the
-        float32 noise of a graph into differences far above its tolerance: the parity check
-        allows the model's tolerance times this."""
+        """The steepest slope (at least 1) of calibrated against raw probabilities on these rows:
+        a steep calibration magnifies a graph's float32 noise, so parity scales its tolerance."""
         p = np.asarray(proba, dtype=np.float64)
         if self.fitted is None or len(p) == 0:
             return 1.0
@@ -144,8 +134,7 @@ class Calibrator:
         return slope
 
     def parts(self) -> list[Any]:
-        """The per-class calibrators: one for the positive class when binary, else one per
-        class; each is scikit-learn's `_SigmoidCalibration` (a_, b_) or `IsotonicRegression`."""
+        """The per-class `_SigmoidCalibration`s or `IsotonicRegression`s (binary: one)."""
         return (
             [] if self.fitted is None else list(self.fitted.calibrated_classifiers_[0].calibrators)
         )
@@ -203,26 +192,17 @@ def tune(
 
 
 def choose_threshold(score: np.ndarray, positive: np.ndarray, config: DecisionConfig) -> float:
-    """The threshold (positive when score >= it) best for the objective on these rows.
-
-    scikit-learn's curves give every distinct cut; the one returned lies halfway between the
-    chosen score and the next lower one, so no validation row sits on it and a float rounding
-    difference between the graph and the native model cannot flip a row exactly on it.
-    """
-    from sklearn.metrics import precision_recall_curve, roc_curve
+    """The threshold (positive when score >= it) best for the objective on these rows, halfway
+    between the chosen score and the next lower one so that no validation row sits on it (float
+    rounding between graph and native model cannot flip such a row)."""
+    from sklearn.metrics import roc_curve
 
     if positive.all() or not positive.any():
         return 0.5  # no ranking to tune on
     if config.objective in ("f1", "recall_at_precision"):
-        precision, recall, cuts = precision_recall_curve(positive, score)
-        precision, recall = precision[:-1], recall[:-1]  # the last point has no threshold
+        precision, recall, f1, cuts = f1_curve(positive, score)
         if config.objective == "f1":
-            gain = np.divide(
-                2 * precision * recall,
-                precision + recall,
-                out=np.zeros_like(precision),
-                where=precision + recall > 0,
-            )
+            gain = f1
         else:
             reached = precision >= config.min_precision
             if not reached.any():
@@ -244,6 +224,17 @@ def choose_threshold(score: np.ndarray, positive: np.ndarray, config: DecisionCo
         return float(np.nextafter(1.0, 2.0)) if distinct[-1] >= 1.0 else (distinct[-1] + 1) / 2
     below = distinct[distinct < chosen]
     return float((below[-1] + chosen) / 2 if len(below) else chosen / 2)
+
+
+def f1_curve(hit: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Precision, recall and F1 at each cut of scikit-learn's precision-recall curve, and cuts."""
+    from sklearn.metrics import precision_recall_curve
+
+    precision, recall, cuts = precision_recall_curve(hit, score)
+    precision, recall = precision[:-1], recall[:-1]  # the last point has no threshold
+    total = precision + recall
+    f1 = np.divide(2 * precision * recall, total, out=np.zeros_like(total), where=total > 0)
+    return precision, recall, f1, cuts
 
 
 def labels(proba: np.ndarray, decision: Decision, profile: Profile) -> np.ndarray:

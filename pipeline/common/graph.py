@@ -1,13 +1,6 @@
-"""What the runner appends to every model's ONNX graph, so serving never post-processes.
-
-Classification: the calibration fitted on val (`pipeline.common.decision`) after the model's
-probabilities, computed in float64 exactly as scikit-learn computes it: each class's probability
-is clipped to [EPS, 1 - EPS] and turned into its logit; sigmoid applies Platt's 1 / (1 + exp(a s
-+ b)), isotonic the fitted piecewise-linear curve (clipped at its ends); binary keeps 1 - p for
-the other class, multiclass renormalises rows (uniform when every class got 0). Regression: the
-value (and interval) in float64, with the inverse of `log1p` when the profile has it. The final
-outputs are always named `probabilities`, or `value` [N, 1] and `interval` [N, 2].
-"""
+"""What the runner appends to every model's ONNX graph, so serving never post-processes: the
+calibration, in float64 as scikit-learn computes it, or the inverse of `log1p`. The outputs are
+always `probabilities` [N, C], or `value` [N, 1] and `interval` [N, 2]."""
 
 from __future__ import annotations
 
@@ -25,8 +18,7 @@ class _Builder:
     """Nodes and constants appended to a graph, with names that cannot clash with its own."""
 
     def __init__(self, graph: Any) -> None:
-        self.graph = graph
-        self.count = 0
+        self.graph, self.count = graph, 0
 
     def _name(self, hint: str) -> str:
         self.count += 1
@@ -48,20 +40,20 @@ class _Builder:
 
 
 def finish(path: Path, outputs: Outputs, profile: Profile, calibrator: Calibrator) -> Outputs:
-    """Rewrite the graph at `path` in place: calibration or inverse transform appended, only
-    the final outputs kept; returns their names."""
+    """Rewrite the graph at `path` with calibration or inverse transform appended; returns its
+    final outputs."""
     import onnx
     from onnx import TensorProto, helper
 
     model = onnx.load(str(path))
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
-    if opset < 11:
-        raise ValueError(f"{path}: opset {opset} is too old; convert with opset 11 or newer")
     graph = model.graph
     b = _Builder(graph)
-    produced = {k: v for k, v in outputs.model_dump().items() if v is not None}
-    for key in produced:
-        produced[key] = _detach(graph, produced[key], f"{key}_model")
+    # The model's own outputs are renamed, freeing their names for the final outputs.
+    produced = {k: f"{k}_model" for k, v in outputs.model_dump().items() if v is not None}
+    renamed = {v: f"{k}_model" for k, v in outputs.model_dump().items() if v is not None}
+    for node in graph.node:
+        node.input[:] = [renamed.get(x, x) for x in node.input]
+        node.output[:] = [renamed.get(x, x) for x in node.output]
     del graph.output[:]
     if profile.is_classification:
         p = b("Cast", produced["probabilities"], to=TensorProto.DOUBLE)
@@ -82,18 +74,6 @@ def finish(path: Path, outputs: Outputs, profile: Profile, calibrator: Calibrato
     return Outputs(**{k: k for k in shapes})
 
 
-def _detach(graph: Any, name: str, new: str) -> str:
-    """Rename the tensor `name` everywhere in the graph, freeing the name for a final output."""
-    for node in graph.node:
-        for i, x in enumerate(node.output):
-            if x == name:
-                node.output[i] = new
-        for i, x in enumerate(node.input):
-            if x == name:
-                node.input[i] = new
-    return new
-
-
 def calibrate(b: _Builder, p: str, calibrator: Calibrator, n_classes: int, out: str) -> str:
     """Calibrated probabilities from float64 probabilities `p` [N, C]."""
     parts = calibrator.parts()
@@ -101,23 +81,15 @@ def calibrate(b: _Builder, p: str, calibrator: Calibrator, n_classes: int, out: 
         return b("Identity", p, out=out)
     clipped = b("Min", b("Max", p, b.const(EPS)), b.const(1.0 - EPS))
     logit = b("Sub", b("Log", clipped), b("Log", b("Sub", b.const(1.0), clipped)))
+
+    def curve(k: int, part: Any) -> str:
+        ends = [b.const([i], np.int64) for i in (k, k + 1, 1)]
+        return _curve(b, b("Slice", logit, *ends), part)
+
     if n_classes == 2:  # scikit-learn calibrates class 1 and keeps 1 - p for class 0
-        s = b(
-            "Slice", logit, b.const([1], np.int64), b.const([2], np.int64), b.const([1], np.int64)
-        )
-        q = _curve(b, s, parts[0])
+        q = curve(1, parts[0])
         return b("Concat", b("Sub", b.const(1.0), q), q, axis=1, out=out)
-    columns = []
-    for k, part in enumerate(parts):
-        s = b(
-            "Slice",
-            logit,
-            b.const([k], np.int64),
-            b.const([k + 1], np.int64),
-            b.const([1], np.int64),
-        )
-        columns.append(_curve(b, s, part))
-    q = b("Concat", *columns, axis=1)
+    q = b("Concat", *(curve(k, part) for k, part in enumerate(parts)), axis=1)
     total = b("MatMul", q, b.const(np.ones((n_classes, 1))))
     shares = b("Div", q, total)
     uniform = b.const(1.0 / n_classes)

@@ -1,8 +1,5 @@
-"""Atomic output: a stage killed midway leaves the previous complete output or none, never a part.
-
-Files are written to a temporary sibling and renamed over the target (rename is atomic on POSIX
-within one filesystem). Directories are built beside the target and swapped in with two renames.
-"""
+"""Atomic output: a stage killed midway leaves the previous complete output or none, never a part
+(a temporary sibling renamed over the target; directories swapped in with two renames)."""
 
 from __future__ import annotations
 
@@ -19,16 +16,12 @@ _TMP_TAG = ".tmp-"
 _OLD_TAG = ".old-"
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _publishable(path: Path, directory: bool) -> None:
     # mkstemp/mkdtemp create 0600/0700 entries; outputs are read by other users (a server
     # running as its own user, a CI artifact upload), so give them the usual umask modes.
-    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, (0o777 if directory else 0o666) & ~mask)
 
 
 def _fsync_dir(path: Path) -> None:

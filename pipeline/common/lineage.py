@@ -1,11 +1,6 @@
-"""Where a model came from: the git commit (and whether the tree was dirty) and input hashes.
-
-Input hashes are computed the way DVC 3 computes them, so a tag on an MLflow run can be matched
-against `dvc.lock` or `dvc data status`: a file's hash is the md5 of its bytes; a directory's is
-the md5 of the JSON list of `{"md5", "relpath"}` entries sorted by relative path, suffixed with
-`.dir`. They are computed from the files on disk rather than read from `dvc.lock`, because a stage
-run by hand (`python -m pipeline.<stage>`) may read inputs that `dvc.lock` does not describe yet.
-"""
+"""Where a model came from: the git commit (and whether the tree was dirty) and input hashes,
+computed as DVC 3 does so they match `dvc.lock`, but from disk: a stage run by hand may read
+inputs `dvc.lock` does not describe yet."""
 
 from __future__ import annotations
 
@@ -33,7 +28,7 @@ def dir_md5(path: Path) -> str:
     """DVC-style directory hash: md5 of the sorted `{"md5", "relpath"}` manifest + `.dir`."""
     entries = [
         {"md5": file_md5(child), "relpath": child.relative_to(path).as_posix()}
-        for child in sorted(path.rglob("*"))
+        for child in path.rglob("*")
         if child.is_file()
     ]
     entries.sort(key=lambda entry: entry["relpath"])

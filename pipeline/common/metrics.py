@@ -1,14 +1,6 @@
 """One evaluation for every model, so `dvc metrics show` and the report compare like with like.
-
-Classification: `accuracy` and `f1` (binary: of the positive class; multiclass: macro) at the
-decision's labels; `roc_auc`, `pr_auc` (binary: of the positive class; multiclass: one-vs-rest
-macro over the classes present), `log_loss`, `brier` (binary: of the positive class; multiclass:
-scikit-learn's multiclass score) and `ece` (expected calibration error over ten equal-width bins
-of the positive class's probability, or of the top-class confidence when multiclass), which do
-not depend on the decision. Regression, in the target's own units: `rmse`, `mae`, `r2`, `mape`
-(left out when some y_true is 0) and, with quantile intervals, `interval_coverage`.
-Undefined values are left out rather than written as NaN (JSON has none).
-"""
+Binary scores are of the positive class, multiclass ones macro (one-vs-rest over the classes
+present); undefined values are left out (JSON has no NaN)."""
 
 from __future__ import annotations
 

@@ -1,23 +1,6 @@
-"""The one interface every model implements; `pipeline.common.train` does everything else.
-
-A model stage is a package `pipeline/<name>/` whose `core.py` defines a `Model` subclass and
-whose `__main__.py` is `sys.exit(run_stage("<name>", train_entry(MyModel, "<name>")))`. The
-training runner (`pipeline.common.train.train_model`) then, for every model alike:
-
-1. validates the config (`config_class`, `configs/<name>/`) and `configs/decision/`, asks
-   `skip_reason` and `check` before any work, then loads the processed splits (`Splits`);
-2. fits the model on train (`fit`; early stopping may use val);
-3. predicts val and test natively (`predict`), calibrates classification probabilities on val
-   (`calibration` config) and, for binary tasks, tunes the decision threshold on val;
-4. evaluates val and test the same way for every model (metrics, plots, predictions files);
-5. writes the ONNX graph (`to_onnx`), appends the calibration and any target transform's
-   inverse to it, and checks it against the native model on the test split and the model's edge
-   rows (`edge_splits`) within `tolerance`, through the same code the server runs;
-6. writes `models/trained/<name>/` (graph, `card.json`, predictions, native files from `save`),
-   `metrics/<name>.json` and `plots/<name>/` atomically, and logs all of it to MLflow.
-
-Export, report and serving read only the card and the graph, so they never name a model.
-"""
+"""The one interface every model implements; `pipeline.common.train.train_model` does the rest
+(docs/architecture.md). A stage's `__main__.py` is
+`sys.exit(run_stage("<name>", train_entry(MyModel, "<name>")))`."""
 
 from __future__ import annotations
 
@@ -39,31 +22,20 @@ MODEL_FILE = "model.onnx"
 
 @dataclass(frozen=True)
 class ModelGraph:
-    """What `to_onnx` wrote into the directory it was given.
-
-    The graph's outputs are `probabilities` [N, C] (float, rows summing to 1, classes in
-    `profile.labels` order) for classification, or `value` [N, 1] (float) for regression, in
-    the space the model was fitted in (log1p units when the profile says so). Optional extra
-    outputs, e.g. `interval` [N, 2], are named in `outputs`. The runner renames them to the
-    contract names (`graph.finish`). Compute probabilities in float64 (e.g. a float64 softmax of
-    float32 logits): calibration turns them into logits, and near 1 a float32 probability's
-    rounding becomes a large logit error.
-    """
+    """What `to_onnx` wrote: probabilities [N, C] in `profile.labels` order, or values [N, 1]
+    (and `interval` [N, 2]) in the fitted space, named in `outputs`. Compute probabilities in
+    float64: calibration takes their logit, where float32 rounding near 1 is a large error."""
 
     file: str  # the ONNX file name, normally MODEL_FILE
     outputs: Outputs
     inputs: list[GraphInput] = field(default_factory=list)  # tabular: one [N, 1] input per column
     text_input: TextInput | None = None  # text: how the input string is built
     tokenizer: TokenizerSpec | None = None  # text: the tokenizer file written beside the graph
-    extra_files: list[str] = field(default_factory=list)  # more files the graph needs
 
 
 class Model(ABC):
-    """One trainable model: fit, predict natively, write an equivalent ONNX graph.
-
-    Subclasses set `config_class` (a dataclass validated from `configs/<name>/`) and implement
-    the abstract methods; everything else has a default that suits most models.
-    """
+    """One trainable model: fit, predict natively, write an equivalent ONNX graph. Subclasses set
+    `config_class` (the dataclass of `configs/<name>/`) and implement the abstract methods."""
 
     kind: ClassVar[Literal["tabular", "text"]] = "tabular"  # how serving feeds the graph
     config_class: ClassVar[type]
@@ -73,8 +45,7 @@ class Model(ABC):
 
     @classmethod
     def config_node(cls, cfg: Any, name: str) -> Any:
-        """The part of the composed config that `config_class` validates: `cfg[name]`. A model
-        that also reads another group (the text model reads `trainer`) merges it in here."""
+        """The part of the config `config_class` validates: `cfg[name]` (plus other groups)."""
         return cfg.get(name) or {}
 
     def __init__(self, name: str, config: Any, profile: Profile, seed: int) -> None:
@@ -99,8 +70,7 @@ class Model(ABC):
         """Native predictions: probabilities [N, C] (uncalibrated) or values [N] (fitted space)."""
 
     def predict_interval(self, split: Split) -> np.ndarray | None:
-        """Regression with quantile intervals: [N, 2] (lower, upper) in the fitted space; the
-        graph then has an `interval` output too. None when the model has no interval."""
+        """Quantile intervals [N, 2] (lower, upper) in the fitted space, or None."""
         return None
 
     @abstractmethod
@@ -108,8 +78,7 @@ class Model(ABC):
         """Write the ONNX graph (and any file it needs) into `out_dir`; outputs as `predict`."""
 
     def edge_splits(self, data: Splits) -> dict[str, Split]:
-        """Extra named rows the graph must agree on besides the test split (nulls, unseen
-        categories, extreme numbers and odd texts by default; a model may add its own)."""
+        """Named rows the graph must agree on besides the test split (nulls, odd values...)."""
         from pipeline.common.parity import edge_splits
 
         return edge_splits(data)

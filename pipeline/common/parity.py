@@ -1,16 +1,10 @@
-"""Parity of a model stage's final ONNX graph with its native model, through the serving code.
-
-The graph (calibration and target transform included) runs through `serving.runtime.load_model`
-on the prepared columns of the test split and of edge rows; the native model's final predictions
-on the same rows are the reference. Classification: the largest |Δ probability| must stay within
-the model's tolerance and the decided labels must agree except on ties (a probability within the
-tolerance of the threshold, or top two weighted classes within it). Regression: |Δ value| and
-|Δ interval| within tolerance × max(1, |value|).
-"""
+"""Parity of a model's final ONNX graph, run through `serving.runtime`, with its native final
+predictions on the test split and edge rows: |Δ probability| within the tolerance and labels equal
+except on ties, or |Δ value| within tolerance × max(1, |value|)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,24 +35,15 @@ EDGE_TEXTS = (
 )
 
 
-def _raw(split: Split, profile: Profile) -> dict[str, np.ndarray]:
-    """The cleaned raw inputs of a split (prepared columns keep them under their names)."""
-    return {c: split.columns[c] for c in profile.features.raw_inputs}
-
-
-def _variants(base: Split, profile: Profile, column: str, values: list[Any]) -> Split:
-    """The base rows once per value, with `column` set to it, prepared as serving prepares."""
-    raw = _raw(base, profile)
-    n = len(base)
-    out = {c: np.concatenate([v] * len(values)) for c, v in raw.items()}
-    out[column] = np.array([v for v in values for _ in range(n)], dtype=object)
-    return _prepared(base, profile, out, len(values))
-
-
-def _prepared(base: Split, profile: Profile, raw: dict[str, Any], copies: int) -> Split:
-    rows = np.tile(np.arange(len(base)), copies)
-    picked = base.take(rows)
-    return Split(base.name, prepare_columns(raw, profile.features), picked.y, picked.ids)
+def _variants(base: Split, profile: Profile, column: str | None, values: Sequence[Any]) -> Split:
+    """The base rows once per value, with `column` set to it (None: every raw input), prepared
+    as serving prepares them (prepared columns keep the cleaned raw inputs under their names)."""
+    n, spec = len(base), profile.features
+    raw = {c: np.concatenate([base.columns[c]] * len(values)) for c in spec.raw_inputs}
+    for c in spec.raw_inputs if column is None else [column]:
+        raw[c] = np.array([v for v in values for _ in range(n)], dtype=object)
+    picked = base.take(np.tile(np.arange(n), len(values)))
+    return Split(base.name, prepare_columns(raw, spec), picked.y, picked.ids)
 
 
 def base_rows(data: Splits) -> Split:
@@ -68,7 +53,7 @@ def base_rows(data: Splits) -> Split:
     return data.test.take(np.sort(rng.choice(len(data.test), size=size, replace=False)), "edge")
 
 
-def edge_variants(data: Splits, changes: list[tuple[str, list[Any]]]) -> Split:
+def edge_variants(data: Splits, changes: Sequence[tuple[str | None, Sequence[Any]]]) -> Split:
     """The base rows once per (column, value) of `changes`, prepared as serving prepares them."""
     base = base_rows(data)
     return _concat([_variants(base, data.profile, c, values) for c, values in changes])
@@ -76,19 +61,10 @@ def edge_variants(data: Splits, changes: list[tuple[str, list[Any]]]) -> Split:
 
 def edge_splits(data: Splits) -> dict[str, Split]:
     """Named edge rows built from a few test rows: nulls (each column, then all), unseen
-    categories, extreme numbers, odd texts (empty, blank, emoji, combining marks, other scripts,
-    control characters, whitespace runs, a very long text)."""
-    profile, spec = data.profile, data.profile.features
-    base = base_rows(data)
-    nothing = {c: np.array([None] * len(base), dtype=object) for c in spec.raw_inputs}
-    out = {
-        "edge:nulls": _concat(
-            [
-                edge_variants(data, [(c, [None]) for c in spec.raw_inputs]),
-                _prepared(base, profile, nothing, 1),
-            ]
-        )
-    }
+    categories, extreme numbers, odd texts."""
+    spec = data.profile.features
+    nulls: list[tuple[str | None, list[Any]]] = [(c, [None]) for c in [*spec.raw_inputs, None]]
+    out = {"edge:nulls": edge_variants(data, nulls)}
     if spec.categorical:
         out["edge:unseen_categories"] = edge_variants(
             data, [(c, list(UNSEEN)) for c in spec.categorical]

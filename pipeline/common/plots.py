@@ -1,10 +1,4 @@
-"""The plots of one model on the test split: PNGs with fixed bytes for the same predictions.
-
-Classification: roc, pr, confusion (at the decision), reliability (calibration) and, for binary
-tasks, precision/recall/F1 against the threshold with the chosen one marked. Regression:
-predicted vs actual, residuals vs predicted, residual histogram. Both: feature importance when the
-model has one.
-"""
+"""The plots of one model on the test split: PNGs with fixed bytes for the same predictions."""
 
 from __future__ import annotations
 
@@ -17,7 +11,7 @@ import numpy as np
 from sklearn import metrics as skm
 
 from pipeline.common.data import Predictions
-from pipeline.common.decision import positive_index
+from pipeline.common.decision import f1_curve, positive_index
 from serving.schemas import Decision, Profile
 
 TOP_FEATURES = 20
@@ -75,45 +69,44 @@ def classification(
 
     def roc(ax: Any) -> None:
         for k in curves:
-            fpr, tpr, _ = skm.roc_curve(y == k, proba[:, k])
-            auc = skm.roc_auc_score(y == k, proba[:, k])
-            ax.plot(fpr, tpr, label=f"{profile.labels[k]} (AUC {auc:.3f})")
-        ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=0.8)
-        ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC")
+            chance = k == curves[-1]
+            skm.RocCurveDisplay.from_predictions(
+                y == k, proba[:, k], name=profile.labels[k], ax=ax, plot_chance_level=chance
+            )
+        ax.set(title="ROC")
 
     def pr(ax: Any) -> None:
         for k in curves:
-            precision, recall, _ = skm.precision_recall_curve(y == k, proba[:, k])
-            ap = skm.average_precision_score(y == k, proba[:, k])
-            ax.plot(recall, precision, label=f"{profile.labels[k]} (AP {ap:.3f})")
-        ax.set(xlabel="recall", ylabel="precision", title="precision-recall", ylim=(0, 1.02))
+            skm.PrecisionRecallDisplay.from_predictions(
+                y == k, proba[:, k], name=profile.labels[k], ax=ax
+            )
+        ax.set(title="precision-recall")
 
     def confusion(ax: Any) -> None:
-        classes = list(range(profile.n_classes))
-        matrix = skm.confusion_matrix(y, labels, labels=classes)
-        ax.imshow(matrix, cmap="Blues")
-        for (i, j), count in np.ndenumerate(matrix):
-            color = "white" if count > matrix.max() / 2 else "black"
-            ax.text(j, i, str(count), ha="center", va="center", color=color)
-        ax.set_xticks(classes, profile.labels, rotation=45, ha="right")
-        ax.set_yticks(classes, profile.labels)
-        ax.set(xlabel="predicted (at the decision)", ylabel="true", title="confusion matrix")
+        skm.ConfusionMatrixDisplay.from_predictions(
+            y,
+            labels,
+            labels=list(range(profile.n_classes)),
+            display_labels=profile.labels,
+            ax=ax,
+            cmap="Blues",
+            colorbar=False,
+            xticks_rotation=45,
+        )
+        ax.set(xlabel="predicted (at the decision)", title="confusion matrix")
 
     def reliability(ax: Any) -> None:
-        from sklearn.calibration import calibration_curve
+        from sklearn.calibration import CalibrationDisplay
 
         if binary:
             k = positive_index(profile)
             confidence, hit, what = proba[:, k], y == k, f"P({profile.labels[k]})"
         else:
             confidence, hit, what = proba.max(axis=1), proba.argmax(axis=1) == y, "top-class"
-        rate, mean = calibration_curve(hit, confidence, n_bins=10, strategy="uniform")
-        ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=0.8)
-        ax.plot(mean, rate, marker="o", label=what)
-        ax.set(xlabel="predicted probability", ylabel="observed frequency", title="reliability")
+        CalibrationDisplay.from_predictions(hit, confidence, n_bins=10, name=what, ax=ax)
+        ax.set(title="reliability")
 
-    drawers: dict[str, Drawer] = {"roc": roc, "pr": pr, "confusion": confusion}
-    drawers["reliability"] = reliability
+    drawers: dict[str, Drawer] = dict(roc=roc, pr=pr, confusion=confusion, reliability=reliability)
     if binary and decision is not None and decision.threshold is not None and curves:
         drawers["threshold"] = lambda ax: _threshold(
             ax, proba[:, curves[0]], y == curves[0], decision
@@ -122,14 +115,7 @@ def classification(
 
 
 def _threshold(ax: Any, score: np.ndarray, hit: np.ndarray, decision: Decision) -> None:
-    precision, recall, cuts = skm.precision_recall_curve(hit, score)
-    precision, recall = precision[:-1], recall[:-1]
-    f1 = np.divide(
-        2 * precision * recall,
-        precision + recall,
-        out=np.zeros_like(precision),
-        where=precision + recall > 0,
-    )
+    precision, recall, f1, cuts = f1_curve(hit, score)
     for values, name in ((precision, "precision"), (recall, "recall"), (f1, "F1")):
         ax.plot(cuts, values, label=name)
     ax.axvline(
@@ -145,24 +131,26 @@ def _threshold(ax: Any, score: np.ndarray, hit: np.ndarray, decision: Decision) 
 def regression(pred: Predictions) -> dict[str, Drawer]:
     assert pred.values is not None
     y, v = pred.y_true, pred.values
-    residual = y - v
 
-    def actual(ax: Any) -> None:
-        lo, hi = float(min(y.min(), v.min())), float(max(y.max(), v.max()))
-        ax.scatter(y, v, s=6, alpha=0.4)
-        ax.plot([lo, hi], [lo, hi], linestyle="--", color="grey", linewidth=0.8)
-        ax.set(xlabel="actual", ylabel="predicted", title="predicted vs actual")
+    def errors(kind: str, title: str) -> Drawer:
+        def draw(ax: Any) -> None:
+            points = {"s": 6, "alpha": 0.4}
+            skm.PredictionErrorDisplay.from_predictions(
+                y, v, kind=kind, subsample=None, ax=ax, scatter_kwargs=points
+            )
+            ax.set(title=title)
 
-    def residuals(ax: Any) -> None:
-        ax.scatter(v, residual, s=6, alpha=0.4)
-        ax.axhline(0.0, linestyle="--", color="grey", linewidth=0.8)
-        ax.set(xlabel="predicted", ylabel="actual - predicted", title="residuals")
+        return draw
 
     def histogram(ax: Any) -> None:
-        ax.hist(residual, bins=50)
+        ax.hist(y - v, bins=50)
         ax.set(xlabel="actual - predicted", ylabel="rows", title="residual distribution")
 
-    return {"predicted_vs_actual": actual, "residuals": residuals, "residual_histogram": histogram}
+    return {
+        "predicted_vs_actual": errors("actual_vs_predicted", "predicted vs actual"),
+        "residuals": errors("residual_vs_predicted", "residuals"),
+        "residual_histogram": histogram,
+    }
 
 
 def _importance(ax: Any, importance: Mapping[str, float]) -> None:

@@ -18,10 +18,10 @@ from pipeline.common.config import compose
 from pipeline.common.errors import PipelineError
 from pipeline.common.logs import setup_logging
 from pipeline.common.paths import repo_root
+from pipeline.common.tracking import process_rank
 
 log = logging.getLogger("pipeline")
 LOCK_DIR = Path(".tmp/locks")
-_RANK_VARS = ("RANK", "LOCAL_RANK", "SLURM_PROCID")
 
 
 class Terminated(Exception):
@@ -34,10 +34,9 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 
 @contextmanager
 def stage_lock(name: str, root: Path) -> Iterator[None]:
-    """Hold `.tmp/locks/<name>.lock` for the run: a second run of the same stage fails at once
-    instead of deleting the first run's temporary files. Non-zero DDP ranks run under rank 0's
-    lock. The lock goes with the process, however it ends."""
-    if any(os.environ.get(var, "0") not in ("", "0") for var in _RANK_VARS):
+    """Hold `.tmp/locks/<name>.lock` (rank 0 only), so a second run of the stage fails at once
+    instead of deleting the first run's temporary files; the lock dies with the process."""
+    if process_rank() != 0:
         yield
         return
     path = root / LOCK_DIR / f"{name}.lock"
@@ -66,12 +65,8 @@ def stage_lock(name: str, root: Path) -> Iterator[None]:
 def run_stage(
     name: str, core: Callable[[DictConfig], str], argv: Sequence[str] | None = None
 ) -> int:
-    """Run `core(cfg)` with Hydra overrides from argv; returns the process exit code.
-
-    `core` returns the one-line result. Errors meant for people (`PipelineError`) print one line
-    and exit 1; Ctrl-C and SIGTERM print one line and exit 130 / 143 after temporary files are
-    removed; bugs keep their traceback.
-    """
+    """Run `core(cfg)` (it returns a one-line summary) with Hydra overrides from argv; returns
+    the exit code: 1 for a PipelineError, 130 / 143 for Ctrl-C / SIGTERM, in one line each."""
     setup_logging()
     previous = signal.signal(signal.SIGTERM, _terminate)
     overrides = list(sys.argv[1:] if argv is None else argv)

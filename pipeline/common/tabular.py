@@ -1,12 +1,6 @@
-"""scikit-learn models behind the `Model` interface: a subclass names its estimator, this does
-the rest — preprocessing inside the Pipeline, the ONNX conversion of the whole Pipeline, the skops
-file with reproducible bytes and the MLflow sklearn flavor.
-
-Inputs, in the graph and in training alike: the numeric model inputs (raw numbers and derived
-features, float64 with NaN for missing), the categorical columns and the folded text column
-(`FeatureSpec.folded_text`), strings with "" for missing. "" is its own category and an empty
-text, in the fitted Pipeline and in the graph.
-"""
+"""scikit-learn models behind `Model`: a subclass names its estimator; preprocessing, ONNX
+conversion, skops file and MLflow flavor are done here. Missing strings arrive as "" (its own
+category, an empty text), missing numbers as NaN, in training and in the graph alike."""
 
 from __future__ import annotations
 
@@ -36,7 +30,6 @@ if TYPE_CHECKING:
 OPSET = {"": 18, "ai.onnx.ml": 3}
 NATIVE_FILE = "model.skops"
 IMPORTANCE_TOP = 50  # features kept in the card
-UNKNOWN_CODE = -1  # ordinal code of a level not seen in training
 
 
 @dataclass
@@ -88,10 +81,7 @@ def build_tfidf(config: TfidfConfig) -> Any:
 
 
 class SklearnModel(Model):
-    """A scikit-learn Pipeline (preprocessing + `estimator()`) as a model stage.
-
-    The config class may hold `features: FeaturesConfig`; without it the defaults apply.
-    """
+    """A Pipeline of preprocessing (`config.features`, else the defaults) and `estimator()`."""
 
     # Graph type of the numeric inputs: float64 compares and sums exactly like scikit-learn
     # and LightGBM; scikit-learn's own trees compare float32 and want "float32".
@@ -103,8 +93,6 @@ class SklearnModel(Model):
     @abstractmethod
     def estimator(self) -> Any:
         """The final estimator for `self.profile.task` (seeded with `self.seed`)."""
-
-    # --- building and fitting ------------------------------------------------------------
 
     def features(self) -> FeaturesConfig:
         found = getattr(self.config, "features", None)
@@ -149,7 +137,7 @@ class SklearnModel(Model):
         if cfg.categorical == "ordinal":
             return OrdinalEncoder(
                 handle_unknown="use_encoded_value",
-                unknown_value=UNKNOWN_CODE,
+                unknown_value=-1,
                 min_frequency=cfg.min_frequency,
                 dtype=np.float64,
             )
@@ -171,11 +159,10 @@ class SklearnModel(Model):
 
         where = f"configs/{self.name}"
         cfg = self.features()
-        choices = {
-            "numeric": ("scale", "impute", "passthrough"),
-            "categorical": ("onehot", "ordinal", "target"),
-        }
-        for key, allowed in choices.items():
+        for key, allowed in (
+            ("numeric", ("scale", "impute", "passthrough")),
+            ("categorical", ("onehot", "ordinal", "target")),
+        ):
             if getattr(cfg, key) not in allowed:
                 raise PipelineError(
                     f"features.{key} '{getattr(cfg, key)}' is not one of {allowed}",
@@ -215,8 +202,6 @@ class SklearnModel(Model):
             return np.asarray(self.pipeline_.predict_proba(frame), dtype=np.float64)
         return np.asarray(self.pipeline_.predict(frame), dtype=np.float64).reshape(-1)
 
-    # --- ONNX ------------------------------------------------------------------------------
-
     def graph_inputs(self) -> list[GraphInput]:
         strings = {*self.profile.features.categorical, self.profile.features.folded_text}
         return [
@@ -230,11 +215,7 @@ class SklearnModel(Model):
         from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, StringTensorType
 
         register_converters()
-        kinds = {
-            "float32": FloatTensorType,
-            "float64": DoubleTensorType,
-            "string": StringTensorType,
-        }
+        kinds = dict(float32=FloatTensorType, float64=DoubleTensorType, string=StringTensorType)
         types = [(i.name, kinds[i.dtype]([None, 1])) for i in inputs]
         final = self.pipeline_.steps[-1][1]
         options = {id(final): {"zipmap": False}} if self.profile.is_classification else {}
@@ -276,8 +257,6 @@ class SklearnModel(Model):
         )
         return ModelGraph(MODEL_FILE, outputs, inputs)
 
-    # --- files, tracking, facts ------------------------------------------------------------
-
     def save(self, out_dir: Path) -> None:
         dump_model(self.pipeline_, out_dir / NATIVE_FILE)
 
@@ -285,8 +264,7 @@ class SklearnModel(Model):
         run.log_sklearn_model(self.pipeline_, self.example_, self.requirements)
 
     def importance(self) -> dict[str, float]:
-        """|coefficient| (mean over classes) or the estimator's feature_importances_, by
-        transformed feature, largest first (the top IMPORTANCE_TOP)."""
+        """feature_importances_, else |coef_| averaged over classes, by transformed feature."""
         final = self.pipeline_.steps[-1][1]
         values = getattr(final, "feature_importances_", None)
         if values is None and hasattr(final, "coef_"):
@@ -297,9 +275,7 @@ class SklearnModel(Model):
 
 
 def plain_vocabularies(pipeline: Pipeline) -> Pipeline:
-    """The fitted vectorizers' vocabularies with Python int values instead of NumPy ones: the
-    same model, but skops stores a 20,000-term vocabulary in 0.6 s instead of 17 s (it writes
-    every NumPy scalar as a file of its own)."""
+    """Vocabularies with Python ints, not NumPy ones: skops writes each NumPy scalar as a file."""
     from sklearn.feature_extraction.text import CountVectorizer
 
     for _, step, _ in getattr(pipeline[0], "transformers_", []):
@@ -315,8 +291,7 @@ def top_features(names: Any, values: Any) -> dict[str, float]:
 
 
 def instantiate(spec: dict[str, Any], seed: int, where: str) -> Any:
-    """The estimator a `_target_` config names (one level deep), seeded when it takes a
-    random_state the config does not set."""
+    """The estimator a `_target_` config names, seeded unless the config sets random_state."""
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate as hydra_instantiate
     from omegaconf import OmegaConf
@@ -335,14 +310,11 @@ def instantiate(spec: dict[str, Any], seed: int, where: str) -> Any:
     return estimator
 
 
-# --- reproducible skops files -------------------------------------------------------------
-
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
 def _renumber(node: Any, ids: dict[int, int]) -> Any:
-    """Replace skops' memory-address ids (and the array file names built from them) by
-    first-seen order, so the same model always serialises to the same bytes."""
+    """skops' memory-address ids (and array file names) renumbered in first-seen order."""
     if isinstance(node, list):
         return [_renumber(item, ids) for item in node]
     if not isinstance(node, dict):
@@ -350,8 +322,7 @@ def _renumber(node: Any, ids: dict[int, int]) -> Any:
     out = {}
     for key, value in node.items():
         if key == "_stop_words_id" and isinstance(value, dict):
-            # scikit-learn's vectorizers cache id(stop_words), a memory address, to skip a
-            # re-check; dropping the cache keeps the bytes independent of the process.
+            # vectorizers cache id(stop_words), a memory address: drop it for stable bytes
             value = {**value, "content": "null"}
         if key == "__id__" and isinstance(value, int):
             value = ids.setdefault(value, len(ids))

@@ -1,16 +1,9 @@
-"""MLflow tracking for training stages: one run per stage, lineage tags, model registry.
-
-The embedded default is a SQLite file in the repo root (`tracking.uri`); `MLFLOW_TRACKING_URI`
-points every stage at a server instead. A tracking failure fails the stage, unless
-`tracking.optional=true` says on purpose that training may go on without MLflow (then a warning is
-logged and `start_run` yields None). `tracking.enabled=false` trains without MLflow. Non-zero DDP
-ranks never track. Each model stage registers its final ONNX graph under the model's name (export
-moves the `champion` alias between those versions) and logs its native model, unregistered, in
-its own flavor.
-"""
+"""MLflow tracking: one run per stage with lineage tags; each model stage registers its final
+ONNX graph under the model's name and logs its native model, unregistered, in its own flavor."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -59,12 +52,8 @@ class TrackingConfig:
 
 
 def tracking_uri(cfg: TrackingConfig, cwd: Path | None = None) -> str:
-    """The URI in effect: the environment variable, else the config.
-
-    A relative SQLite path is anchored at the project root. `dvc exp run --queue` runs each
-    experiment in a throwaway copy under `<project>/.dvc/tmp/exps/`; anchored there, the runs
-    would vanish with the copy, so they go to the project's own database instead.
-    """
+    """MLFLOW_TRACKING_URI, else the config, with a relative SQLite path anchored at the
+    project root: `dvc exp run --queue` runs in a throwaway copy under `.dvc/tmp/exps/`."""
     uri = os.environ.get("MLFLOW_TRACKING_URI") or cfg.uri
     if not uri.startswith("sqlite:///") or uri.startswith("sqlite:////"):
         return uri
@@ -92,10 +81,8 @@ class Run:
     """A live MLflow run; every call fails loudly (as PipelineError) when MLflow does."""
 
     def __init__(self, run_id: str, experiment_id: str, uri: str, register_models: bool) -> None:
-        self.run_id = run_id
-        self.experiment_id = experiment_id
-        self.tracking_uri = uri
-        self.register_models = register_models
+        self.run_id, self.experiment_id = run_id, experiment_id
+        self.tracking_uri, self.register_models = uri, register_models
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Log flat params; keys made MLflow-safe, values stringified and cut to its limit."""
@@ -126,39 +113,11 @@ class Run:
             else:
                 mlflow.log_artifact(str(path), artifact_path, run_id=self.run_id)
 
-    def log_dict(self, payload: Mapping[str, Any], artifact_file: str) -> None:
-        """Store a JSON/YAML document as an artifact."""
-        import mlflow
-
-        with _loud(f"log {artifact_file}"):
-            mlflow.log_dict(dict(payload), artifact_file, run_id=self.run_id)
-
-    def set_tags(self, tags: Mapping[str, Any]) -> None:
-        """Set run tags (stringified)."""
-        import mlflow
-
-        with _loud("set tags"):
-            client = mlflow.MlflowClient()
-            for key, value in tags.items():
-                client.set_tag(self.run_id, key, str(value))
-
-    def log_timings(self, seconds: Mapping[str, float]) -> None:
-        """Durations of the stage's steps as `duration_<step>_s` metrics (never DVC metrics)."""
-        import mlflow
-
-        with _loud("log timings"):
-            mlflow.log_metrics(
-                {f"duration_{k}_s": float(v) for k, v in seconds.items()}, run_id=self.run_id
-            )
-
     def log_sklearn_model(
         self, model: Any, input_example: Any, requirements: Sequence[str] = ()
     ) -> None:
-        """Log a fitted scikit-learn estimator as `native` (skops format, not registered).
-
-        `requirements` names extra packages the model needs (e.g. "lightgbm"); versions are
-        pinned to the installed ones.
-        """
+        """Log a fitted estimator as `native` (skops, unregistered); `requirements` names extra
+        packages (e.g. "lightgbm"), pinned to the installed versions."""
         import mlflow.sklearn
         import skops.io
         from mlflow.models import infer_signature
@@ -181,8 +140,7 @@ class Run:
             )
 
     def log_onnx(self, path: Path, entry: ModelEntry) -> ModelEntry:
-        """Log the final ONNX graph, register it under the model's name (when `register`), and
-        return the entry with its MLflow reference and registered version."""
+        """Log (and register, when `register`) the final graph; the entry gains its reference."""
         import mlflow.onnx
         import onnx
 
@@ -196,16 +154,14 @@ class Run:
                 pip_requirements=_pins(["onnx", "onnxruntime"]),
             )
         version = info.registered_model_version
+        version = None if version is None else str(version)
         ref = MlflowRef(
             run_id=self.run_id,
             experiment_id=self.experiment_id,
             registered_model=name,
-            version=None if version is None else str(version),
+            version=version,
         )
-        update: dict[str, Any] = {"mlflow": ref}
-        if version is not None:
-            update["version"] = str(version)
-        return entry.model_copy(update=update)
+        return entry.model_copy(update={"mlflow": ref, "version": version or entry.version})
 
     def log_text(self, text: str, artifact_file: str) -> None:
         import mlflow
@@ -260,32 +216,22 @@ def _check_reachable(uri: str) -> None:
         ) from None
 
 
-def _artifact_location(uri: str) -> str | None:
-    # With the embedded SQLite store, keep artifacts beside the database (not in the cwd).
-    if not uri.startswith("sqlite:///"):
-        return None
-    db = Path(uri.removeprefix("sqlite:///"))
-    return (db.resolve().parent / "mlartifacts").as_uri()
-
-
-def _experiment_id(name: str, uri: str) -> str:
-    import mlflow
-
-    client = mlflow.MlflowClient(tracking_uri=uri)
-    found = client.get_experiment_by_name(name)
-    if found is not None:
-        return str(found.experiment_id)
-    return str(client.create_experiment(name, artifact_location=_artifact_location(uri)))
-
-
-def _open(cfg: TrackingConfig, uri: str, stage: str) -> tuple[Any, str]:
+def _open(cfg: TrackingConfig, uri: str, stage: str, tags: dict[str, Any]) -> tuple[Any, str]:
     import mlflow
 
     _check_reachable(uri)
     with _loud("open the tracking store"):
         mlflow.set_tracking_uri(uri)
-        experiment_id = _experiment_id(cfg.experiment, uri)
-        active = mlflow.start_run(run_name=stage, experiment_id=experiment_id)
+        client = mlflow.MlflowClient(tracking_uri=uri)
+        found = client.get_experiment_by_name(cfg.experiment)
+        if found is not None:
+            experiment_id = str(found.experiment_id)
+        else:
+            # With the embedded SQLite store, artifacts go beside the database (not the cwd).
+            db = Path(uri.removeprefix("sqlite:///")).resolve()
+            where = (db.parent / "mlartifacts").as_uri() if uri.startswith("sqlite:///") else None
+            experiment_id = str(client.create_experiment(cfg.experiment, artifact_location=where))
+        active = mlflow.start_run(run_name=stage, experiment_id=experiment_id, tags=tags)
     return active, experiment_id
 
 
@@ -293,18 +239,24 @@ def _open(cfg: TrackingConfig, uri: str, stage: str) -> tuple[Any, str]:
 def start_run(
     cfg: DictConfig, stage: str, inputs: Sequence[Path], rank: int | None = None
 ) -> Iterator[Run | None]:
-    """Open the stage's MLflow run with config params and lineage tags; None when not tracking.
-
-    None means: a non-zero DDP rank, or `tracking.optional` and the store could not be opened.
-    An exception inside the block marks the run FAILED and propagates.
-    """
+    """The stage's MLflow run with config params and lineage tags; None on a non-zero DDP rank,
+    with `tracking.enabled=false`, or with `tracking.optional` and no reachable store."""
     tcfg = validate(cfg.get("tracking", {}), TrackingConfig, "tracking")
     if process_rank(rank) != 0 or not tcfg.enabled:
         yield None
         return
     uri = tracking_uri(tcfg)
+    info = lineage(inputs)
+    tags: dict[str, Any] = {
+        "pipeline.stage": stage,
+        "git_commit": info["git_commit"] or "none",
+        "git_dirty": info["git_dirty"],
+        **{f"data.md5.{path}": md5 for path, md5 in info["data"].items()},
+    }
+    if info["git_commit"]:
+        tags["mlflow.source.git.commit"] = info["git_commit"]
     try:
-        active, experiment_id = _open(tcfg, uri, stage)
+        active, experiment_id = _open(tcfg, uri, stage, tags)
     except PipelineError as exc:
         if not tcfg.optional:
             raise
@@ -313,17 +265,7 @@ def start_run(
         return
     with active:
         run = Run(active.info.run_id, experiment_id, uri, tcfg.register)
-        info = lineage(inputs)
-        tags: dict[str, Any] = {
-            "pipeline.stage": stage,
-            "git_commit": info["git_commit"] or "none",
-            "git_dirty": info["git_dirty"],
-        }
-        if info["git_commit"]:
-            tags["mlflow.source.git.commit"] = info["git_commit"]
-        tags.update({f"data.md5.{path}": md5 for path, md5 in info["data"].items()})
-        run.set_tags(tags)
         run.log_params(flatten(to_container(cfg)))
-        run.log_dict(info, "lineage.json")
+        run.log_text(json.dumps(info, indent=2), "lineage.json")
         log.info("MLflow run %s (%s) in %s", run.run_id, stage, uri)
         yield run

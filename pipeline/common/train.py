@@ -48,8 +48,8 @@ class ModelPaths:
 
 @dataclass(frozen=True)
 class Finisher:
-    """From a fitted model's native output on a split to its final predictions: calibrated
-    probabilities and decided labels, or values (and interval) back in the target's units."""
+    """A fitted model's final predictions on a split: calibrated probabilities and labels, or
+    values (and interval) in the target's units."""
 
     model: Model
     calibrator: decision.Calibrator
@@ -97,7 +97,6 @@ def train_model(
         return {}
     model.check()
     data = Splits.load(paths.processed_dir)
-    check_classes(data)
     seconds: dict[str, float] = {}
     with start_run(cfg, name, [paths.processed_dir]) as run:
         with timed("fit", seconds):
@@ -170,21 +169,6 @@ def train_model(
     return scores
 
 
-def check_classes(data: Splits) -> None:
-    """Every class must occur in the train split: a model cannot output a class it never saw."""
-    profile = data.profile
-    if not profile.is_classification:
-        return
-    seen = set(np.unique(data.train.y).tolist())
-    missing = [label for k, label in enumerate(profile.labels) if k not in seen]
-    if missing:
-        raise PipelineError(
-            f"class '{missing[0]}' does not occur in the train split",
-            where="data/processed/train.parquet",
-            fix="give the data more rows of it, or merge rare classes in the data",
-        )
-
-
 def log_run(
     run: Run,
     model: Model,
@@ -196,7 +180,7 @@ def log_run(
 ) -> ModelEntry:
     """Metrics, timings, facts, plots, the native model and the registered graph to MLflow."""
     run.log_metrics(scores)
-    run.log_timings(seconds)
+    run.log_metrics({"duration": {f"{k}_s": v for k, v in seconds.items()}})
     if model.params():
         run.log_params({f"learned.{k}": v for k, v in model.params().items()})
     run.log_artifacts(plot_dir, "plots")
