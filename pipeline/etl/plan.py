@@ -78,7 +78,7 @@ def make_plan(
     labels = _labels(con, data, task, source) if task != "regression" else []
     if data.target_transform == "log1p":
         _check_log1p(con, data)
-    _verdict(con, data, task, labels)
+    _verdict(con, data, task, labels, kept=rows_in - sum(rejected.values()))
     worded = dict(zip(texts, words, strict=True))  # text columns holding yes/no words
     boolean = [c for c in data.numeric if source.types[c] == "BOOLEAN" or worded.get(c)]
     return Plan(rows_in, task, labels, data.id or ROW_ID, boolean, rejected)
@@ -86,13 +86,8 @@ def make_plan(
 
 def _infer_task(data: DataConfig, numeric: bool, distinct: int, integers: bool) -> str:
     if numeric and (not integers or distinct > MAX_INTEGER_CLASSES):
-        log.info(
-            "target %r is numeric with %d distinct values: task regression "
-            "(set `task:` in %s to override)",
-            data.target,
-            distinct,
-            data.where,
-        )
+        why = f"target {data.target!r} is numeric with {distinct} distinct values"
+        log.info("%s: task regression (set `task:` in %s to override)", why, data.where)
         return "regression"
     return "binary" if distinct == 2 else "multiclass"
 
@@ -172,16 +167,9 @@ def _judge(
         checks.append(
             (f"{time} IS NULL", sql_string(f"{t} is null (the time split needs it)"), "NULL")
         )
-    columns = [
-        "s.__pos",
-        "s.__h",
-        "s.__target",
-        "s.__y",
-        f"{time} AS __t",
-        f"{f's.{q(data.id)}' if data.id else 's.__pos + 1'} AS __id",
-        *(f"{d} AS __dt{i}" for i, d in enumerate(dts)),
-        *first_failure(checks, why="__pre"),
-    ]
+    row_id = f"s.{q(data.id)}" if data.id else "s.__pos + 1"
+    columns = ["s.__pos", "s.__h", "s.__target", "s.__y", f"{time} AS __t", f"{row_id} AS __id"]
+    columns += [f"{d} AS __dt{i}" for i, d in enumerate(dts)] + first_failure(checks, why="__pre")
     # A number in [0, 1) per row from the md5 of its id, salted with the seed but for the hash
     # split: the same on every machine and with every library version.
     salt = sql_string("" if data.split.method == "hash" else f"{seed}:")
@@ -298,25 +286,24 @@ def _check_log1p(con: duckdb.DuckDBPyConnection, data: DataConfig) -> None:
 
 
 def _verdict(
-    con: duckdb.DuckDBPyConnection, data: DataConfig, task: str, labels: list[str]
+    con: duckdb.DuckDBPyConnection, data: DataConfig, task: str, labels: list[str], kept: int
 ) -> None:
     """Table `verdict`: per input row, in input order, why it is rejected, or its split code
     (0 train, 1 val, 2 test) and label (class index, or the target for regression)."""
     s = data.split
     shares = (s.train, s.train + s.val)
     if s.method == "hash":  # the id's key alone: a row keeps its split when data is appended
-        split = _split_sql("__u", shares)
+        split = _split_sql(shares)
     elif s.method == "time":  # in (time, position) order; ties in time follow the input order
-        n = _one(con, f"SELECT count(*) FROM judged WHERE {KEPT}")[0]
-        cuts = [_time_cut(con, round(share * n)) for share in shares]
+        cuts = [_time_cut(con, round(share * kept)) for share in shares]
         split = f"CASE WHEN {cuts[0]} THEN 0 WHEN {cuts[1]} THEN 1 ELSE 2 END"
     else:  # stratified: each class, or quantile bin of a regression target, cut at its shares
-        stratum = "__target" if task != "regression" else _bins(con)
+        stratum = "__target" if task != "regression" else _bins(con, kept)
         found = con.execute(
             f"SELECT {stratum}, quantile_disc(__u, {list(shares)}) FROM judged WHERE {KEPT} "
             "GROUP BY 1 ORDER BY 1"
         ).fetchall()
-        cases = " ".join(f"WHEN {sql_string(k)} THEN {_split_sql('__u', c)}" for k, c in found)
+        cases = " ".join(f"WHEN {sql_string(k)} THEN {_split_sql(c)}" for k, c in found)
         split = f"CASE CAST({stratum} AS VARCHAR) {cases} END"
     label = "__y" if task == "regression" else f"list_position({sql_list(labels)}, __target) - 1"
     dts = "".join(f", __dt{i}" for i in range(len(data.datetime)))
@@ -329,14 +316,13 @@ def _verdict(
         con.execute(f"DROP {name}")
 
 
-def _split_sql(key: str, cuts: Sequence[float]) -> str:
-    return f"CASE WHEN {key} <= {cuts[0]!r} THEN 0 WHEN {key} <= {cuts[1]!r} THEN 1 ELSE 2 END"
+def _split_sql(cuts: Sequence[float]) -> str:
+    return f"CASE WHEN __u <= {cuts[0]!r} THEN 0 WHEN __u <= {cuts[1]!r} THEN 1 ELSE 2 END"
 
 
-def _bins(con: duckdb.DuckDBPyConnection) -> str:
+def _bins(con: duckdb.DuckDBPyConnection, kept: int) -> str:
     """SQL for a regression target's quantile bin (about BIN_ROWS rows each, at most 10)."""
-    n = _one(con, f"SELECT count(*) FROM judged WHERE {KEPT}")[0]
-    bins = max(1, min(10, n // BIN_ROWS))
+    bins = max(1, min(10, kept // BIN_ROWS))
     if bins == 1:
         return "0"
     quantiles = [i / bins for i in range(1, bins)]
