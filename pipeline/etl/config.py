@@ -9,13 +9,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pipeline.common.errors import PipelineError
 
-FORMATS = ("csv", "parquet", "jsonl")
-TASKS = ("binary", "multiclass", "regression")
-SPLIT_METHODS = ("stratified", "time", "hash")
-ENCODINGS = ("utf-8", "utf-16", "latin-1")
-_ENCODING_NAMES = {"utf8": "utf-8", "utf16": "utf-16", "latin1": "latin-1", "iso-8859-1": "latin-1"}
-TRANSFORMS = ("none", "log1p")
-
 
 @dataclass
 class SplitConfig:
@@ -62,14 +55,12 @@ class DataConfig:
             raise PipelineError(
                 "`path` and `target` are required", where=self.where, fix="set both"
             )
-        self.encoding = self.encoding.lower().replace("_", "-")
-        self.encoding = _ENCODING_NAMES.get(self.encoding, self.encoding)
         for key, value, allowed in (
-            ("format", self.format, FORMATS),
-            ("task", self.task, TASKS),
-            ("split.method", self.split.method, SPLIT_METHODS),
-            ("encoding", self.encoding, ENCODINGS),
-            ("target_transform", self.target_transform, TRANSFORMS),
+            ("format", self.format, ("csv", "parquet", "jsonl")),
+            ("task", self.task, ("binary", "multiclass", "regression")),
+            ("split.method", self.split.method, ("stratified", "time", "hash")),
+            ("encoding", self.encoding, ("utf-8", "utf-16", "latin-1")),
+            ("target_transform", self.target_transform, ("none", "log1p")),
         ):
             if value is not None and value not in allowed:
                 raise self.error(key, f"must be one of {list(allowed)}, found {value!r}")
@@ -81,8 +72,20 @@ class DataConfig:
                 "split.time_column",
                 f"{self.split.time_column!r} is not a `datetime` column; name one of them",
             )
-        self._check_columns()
-        self._check_bounds()
+        seen: dict[str, str] = {}
+        for role, cols in self.roles().items():
+            for col in cols:
+                if col in seen:
+                    raise self.error(role, f"{col!r} is listed as both {seen[col]} and {role}")
+                seen[col] = role
+        if not self.id and "row_id" in seen:
+            raise self.error("id", "is null, so the ETL adds `row_id`, but a column has that name")
+        for col, pair in self.bounds.items():
+            if len(pair) != 2 or not all(v is None or isinstance(v, int | float) for v in pair):
+                raise self.error("bounds", f"{col!r} needs [lo, hi] numbers or null, found {pair}")
+            if col not in self.numeric and col != self.target:
+                raise self.error("bounds", f"{col!r} is neither a numeric column nor the target")
+            self.bounds[col] = [None if v is None else float(v) for v in pair]
         for col in self.datetime_format:
             if col not in self.datetime:
                 raise self.error("datetime_format", f"{col!r} is not a `datetime` column")
@@ -113,24 +116,6 @@ class DataConfig:
                 f"{self.target!r} is a class label, not a number to bound; the task is {task}",
                 fix="remove the target from `bounds`, or set `task: regression`",
             )
-
-    def _check_columns(self) -> None:
-        seen: dict[str, str] = {}
-        for role, cols in self.roles().items():
-            for col in cols:
-                if col in seen:
-                    raise self.error(role, f"{col!r} is listed as both {seen[col]} and {role}")
-                seen[col] = role
-        if not self.id and "row_id" in seen:
-            raise self.error("id", "is null, so the ETL adds `row_id`, but a column has that name")
-
-    def _check_bounds(self) -> None:
-        for col, pair in self.bounds.items():
-            if len(pair) != 2 or not all(v is None or isinstance(v, int | float) for v in pair):
-                raise self.error("bounds", f"{col!r} needs [lo, hi] numbers or null, found {pair}")
-            if col not in self.numeric and col != self.target:
-                raise self.error("bounds", f"{col!r} is neither a numeric column nor the target")
-            self.bounds[col] = [None if v is None else float(v) for v in pair]
 
     def roles(self) -> dict[str, list[str]]:
         """Every column the ETL reads, by role."""
@@ -182,11 +167,10 @@ _UNITS |= {"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
 def memory_bytes(limit: str) -> int:
     """'512MB' → 512_000_000: DuckDB's units (KB, MB, GB: powers of 1000; KiB...: of 1024)."""
     match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?)\s*([A-Za-z]*)\s*", str(limit))
-    unit = match.group(2).upper() if match else None
-    if match is None or unit not in _UNITS:
+    if match is None or match.group(2).upper() not in _UNITS:
         raise PipelineError(
             f"memory_limit must be a size like 512MB or 4GiB, found {limit!r}",
             where="configs/etl: memory_limit",
             fix="write a number and one of the units B, KB, MB, GB, TB, KiB, MiB, GiB, TiB",
         )
-    return int(float(match.group(1)) * _UNITS[unit])
+    return int(float(match.group(1)) * _UNITS[match.group(2).upper()])

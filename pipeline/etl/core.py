@@ -1,13 +1,7 @@
-"""The ETL: DuckDB reads and decides, Polars cleans, Parquet splits come out.
-
-1. `source`: find the input (file, glob or URL) and describe it to DuckDB.
-2. `plan.stage`: read it once into a typed staging file in the spill directory.
-3. `plan.make_plan`: decide every row's fate with SQL (task, labels, rejections, duplicates,
-   ids, splits) under `memory_limit`; larger inputs spill to disk.
-4. `rows.write_splits`: clean the rows batch by batch into the split files.
-5. `profile`: statistics of what was kept, read back from the splits.
-Outputs go into a temporary directory swapped in whole, so a failed or killed run leaves the
-previous `data/processed` untouched.
+"""The ETL: `source` finds the input, `staging` types it, `plan` decides every row's fate in
+DuckDB (spilling to disk past `memory_limit`), `rows` cleans the rows batch by batch into the split
+files, `profile` reads statistics back from them. Outputs are swapped in whole, so a failed or
+killed run leaves the previous `data/processed` untouched.
 """
 
 from __future__ import annotations
@@ -28,25 +22,12 @@ from pipeline.etl import profile as stats
 from pipeline.etl.config import DataConfig, EtlConfig
 from pipeline.etl.plan import Plan, make_plan
 from pipeline.etl.rows import write_splits
-from pipeline.etl.source import Source, check_columns, open_source, reader_error, sql_string
+from pipeline.etl.source import Source, check_columns, open_source, reader_error
 from pipeline.etl.staging import stage
 from serving.schemas import FeatureSpec, Profile, SplitSettings, dump
 
 log = logging.getLogger(__name__)
 METRICS_FILE = Path("metrics/etl.json")
-
-
-def connect(cfg: EtlConfig) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with its share of the memory limit, a spill directory and threads."""
-    spill = Path(cfg.spill_dir)
-    spill.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect()
-    con.execute("SET enable_progress_bar = false")
-    con.execute(f"SET memory_limit = '{cfg.duckdb_bytes}B'")
-    con.execute(f"SET temp_directory = {sql_string(spill / 'duckdb')}")
-    con.execute(f"SET threads = {int(cfg.threads)}")
-    con.execute("SET preserve_insertion_order = true")  # the splits keep the input's row order
-    return con
 
 
 def run_etl(
@@ -57,17 +38,25 @@ def run_etl(
     metrics_path: Path = METRICS_FILE,
 ) -> Profile:
     """Read, validate, clean and split the data; write splits, profile and metrics."""
-    work = Path(cfg.spill_dir) / "run"  # the staging file, datetime maps, downloads
+    work = Path(cfg.spill_dir) / "run"  # the staging file, UTF-8 copies, downloads
     shutil.rmtree(work, ignore_errors=True)  # a killed run's leftovers
     work.mkdir(parents=True)
-    con = connect(cfg)
+    con = duckdb.connect(
+        config={
+            "memory_limit": f"{cfg.duckdb_bytes}B",
+            "temp_directory": str(work.parent / "duckdb"),
+            "threads": cfg.threads,
+            "preserve_insertion_order": True,  # the splits keep the input's row order
+        }
+    )
+    con.execute("SET enable_progress_bar = false")
     try:
         source = open_source(con, data, cfg, work)
         check_columns(source, data)
         log.info("reading %d %s file(s): %s", len(source.files), source.format, source.label)
         try:  # DuckDB reads the input lazily: a bad file can surface in any query
             stage(con, source, data, work)
-            plan = make_plan(con, source, data, cfg, seed, work)
+            plan = make_plan(con, source, data, cfg, seed)
             with atomic_dir(out_dir) as tmp:
                 nulled = write_splits(con, data, plan, cfg, tmp)
                 profile = _profile(con, data, cfg, plan, source, tmp, seed)

@@ -3,8 +3,8 @@
 From the view `staged` (`staging.py`): the task and the labels, datetime strings parsed with
 `serving.features` (once per distinct value), the reason each rejected row is rejected, exact
 duplicates, conflicting ids, and the split of every kept row, into the table `verdict` (one row
-per input row, in input order). Every step is SQL over files and tables DuckDB can spill to disk,
-so the plan stays under DuckDB's share of `memory_limit` whatever the input's size.
+per input row, in input order). Every step is SQL over tables DuckDB can spill to disk, so the
+plan stays under DuckDB's share of `memory_limit` whatever the input's size.
 """
 
 from __future__ import annotations
@@ -12,17 +12,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import duckdb
-import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from pipeline.common.errors import PipelineError
 from pipeline.etl.config import DataConfig, EtlConfig
-from pipeline.etl.source import Source, sql_ident, sql_string
+from pipeline.etl.source import Source, sql_ident, sql_list, sql_string
 from pipeline.etl.staging import Check, first_failure
 from serving import features
 
@@ -52,18 +49,15 @@ def _one(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[Any, ...]:
 
 
 def make_plan(
-    con: duckdb.DuckDBPyConnection,
-    source: Source,
-    data: DataConfig,
-    cfg: EtlConfig,
-    seed: int,
-    work: Path,
+    con: duckdb.DuckDBPyConnection, source: Source, data: DataConfig, cfg: EtlConfig, seed: int
 ) -> Plan:
     """Validate the staged rows and write the table `verdict`; fails in one line."""
-    rows_in, targets, numbers, distinct, integers = _one(
+    texts = {c: i for i, c in enumerate(data.numeric) if source.types[c] == "VARCHAR"}
+    rows_in, targets, numbers, distinct, integers, *words = _one(
         con,
         "SELECT count(*), count(__target), count(__y), count(DISTINCT __target), "
-        "coalesce(bool_and(__y = round(__y)) FILTER (WHERE isfinite(__y)), true) FROM staged",
+        "coalesce(bool_and(__y = round(__y)) FILTER (WHERE isfinite(__y)), true)"
+        f"{''.join(f', bool_or(__word{i})' for i in texts.values())} FROM staged",
     )
     if rows_in == 0:
         raise PipelineError(
@@ -77,88 +71,75 @@ def make_plan(
         )
     task = data.task or _infer_task(data, numbers == targets, distinct, integers)
     data.check_task(task)
-    _judge(con, data, task, _datetime_maps(con, source, data, work), seed)
-    id_col = data.id or ROW_ID
+    _judge(con, data, task, _parse_datetimes(con, source, data), seed)
     if data.id:
         _check_ids(con, source, data.id)
     rejected = _rejections(con, rows_in, source, cfg)
     labels = _labels(con, data, task, source) if task != "regression" else []
-    if task == "regression" and data.target_transform == "log1p":
+    if data.target_transform == "log1p":
         _check_log1p(con, data)
-    _verdict(con, data, task, labels)
-    return Plan(rows_in, task, labels, id_col, _booleans(con, data, source), rejected)
-
-
-def _booleans(con: duckdb.DuckDBPyConnection, data: DataConfig, source: Source) -> list[str]:
-    flags = {
-        c: f"bool_or(__word{i})" for i, c in enumerate(data.numeric) if source.types[c] == "VARCHAR"
-    }
-    found = _one(con, f"SELECT {', '.join(flags.values())} FROM staged") if flags else ()
-    words = {c for c, flag in zip(flags, found, strict=True) if flag}
-    return [c for c in data.numeric if source.types[c] == "BOOLEAN" or c in words]
+    _verdict(con, data, task, labels, kept=rows_in - sum(rejected.values()))
+    worded = dict(zip(texts, words, strict=True))  # text columns holding yes/no words
+    boolean = [c for c in data.numeric if source.types[c] == "BOOLEAN" or worded.get(c)]
+    return Plan(rows_in, task, labels, data.id or ROW_ID, boolean, rejected)
 
 
 def _infer_task(data: DataConfig, numeric: bool, distinct: int, integers: bool) -> str:
     if numeric and (not integers or distinct > MAX_INTEGER_CLASSES):
-        log.info(
-            "target %r is numeric with %d distinct values: task regression "
-            "(set `task:` in %s to override)",
-            data.target,
-            distinct,
-            data.where,
-        )
+        why = f"target {data.target!r} is numeric with {distinct} distinct values"
+        log.info("%s: task regression (set `task:` in %s to override)", why, data.where)
         return "regression"
     return "binary" if distinct == 2 else "multiclass"
 
 
-def _datetime_maps(
-    con: duckdb.DuckDBPyConnection, source: Source, data: DataConfig, work: Path
-) -> dict[str, Path]:
-    """Datetime strings → `serving.features.parse_datetimes`, once per distinct value, to files.
-
-    Fails when no value of a column parses, showing one and the format that would read it.
-    """
-    maps = {}
+def _parse_datetimes(
+    con: duckdb.DuckDBPyConnection, source: Source, data: DataConfig
+) -> dict[str, str]:
+    """Column → a table of (raw, parsed) for each distinct string, parsed by
+    `serving.features.parse_datetimes`; fails when no value of a column parses."""
+    tables = {}
+    # Strings, which every DuckDB since 1.2 accepts; the stubs ask for enums of newer versions.
+    con.create_function(  # type: ignore[call-overload]
+        "parse_datetimes",
+        _parse,
+        ["VARCHAR"] * 3,
+        "TIMESTAMP",
+        type="arrow",
+        null_handling="special",
+    )
     types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE staged)").fetchall())
     for i, col in enumerate(c for c in data.datetime if types[c] == "VARCHAR"):
-        fmt = data.datetime_format.get(col)
-        maps[col] = work / f"datetimes-{i}.parquet"
-        parsed_any, failed = _parse_distinct(con, col, fmt, data.timezone, maps[col])
-        if failed and not parsed_any:
+        fmt, c = data.datetime_format.get(col), sql_ident(col)
+        tables[col] = f"datetimes{i}"
+        con.execute(
+            f"CREATE TEMP TABLE datetimes{i} AS SELECT raw, parse_datetimes(raw, "
+            f"{sql_string(fmt) if fmt else 'NULL'}, {sql_string(data.timezone)}) AS parsed "
+            f"FROM (SELECT DISTINCT {c} AS raw FROM staged WHERE {c} IS NOT NULL)"
+        )
+        parsed, failed = _one(
+            con,
+            f"SELECT count(parsed), (SELECT list(raw) FROM "
+            f"(SELECT raw FROM datetimes{i} WHERE parsed IS NULL LIMIT 20)) FROM datetimes{i}",
+        )
+        if failed and not parsed:
             guess = features.suggest_format(failed)
-            fix = f"set `datetime_format: {{{col}: '{guess}'}}` in {data.where}"
-            if guess is None:
-                fix = f"set `datetime_format: {{{col}: <strptime format>}}` in {data.where}"
+            example = repr(guess) if guess else "<strptime format>"
             raise PipelineError(
                 f"datetime column {col!r}: no value is ISO 8601{f' or {fmt!r}' if fmt else ''} "
                 f"(e.g. {failed[0]!r})",
                 where=source.label,
-                fix=fix,
+                fix=f"set `datetime_format: {{{col}: {example}}}` in {data.where}",
             )
-    return maps
+    return tables
 
 
-def _parse_distinct(
-    con: duckdb.DuckDBPyConnection, col: str, fmt: str | None, tz: str, path: Path
-) -> tuple[bool, list[str]]:
-    """Write (raw, parsed) for each distinct value to `path`; (any parsed, some failures)."""
-    c = sql_ident(col)
-    batches = con.sql(f"SELECT DISTINCT {c} FROM staged WHERE {c} IS NOT NULL").to_arrow_reader()
-    schema = pa.schema([("raw", pa.string()), ("parsed", pa.timestamp("us"))])
-    parsed_any, failed = False, list[str]()
-    with pq.ParquetWriter(path, schema) as writer:
-        for batch in batches:
-            raw = batch.column(0).to_pylist()
-            parsed = features.parse_datetimes(raw, fmt, tz)
-            bad = np.isnat(parsed)
-            parsed_any |= not bad.all()
-            failed = (failed + [v for v, b in zip(raw[:100], bad[:100], strict=True) if b])[:20]
-            writer.write_table(pa.table([pa.array(raw, pa.string()), pa.array(parsed)], schema))
-    return parsed_any, failed
+def _parse(raw: pa.ChunkedArray, fmt: pa.ChunkedArray, tz: pa.ChunkedArray) -> pa.Array:
+    """The DuckDB function `parse_datetimes(raw, format, time zone)`, for a chunk of rows."""
+    return pa.array(features.parse_datetimes(raw.to_pylist(), fmt[0].as_py(), tz[0].as_py()))
 
 
 def _judge(
-    con: duckdb.DuckDBPyConnection, data: DataConfig, task: str, maps: dict[str, Path], seed: int
+    con: duckdb.DuckDBPyConnection, data: DataConfig, task: str, parsed: dict[str, str], seed: int
 ) -> None:
     """View `judged`: per row its id, target, datetimes, split key and why it is rejected.
 
@@ -170,12 +151,10 @@ def _judge(
     checks = [*_target_checks(data, task), ("s.__why IS NOT NULL", "s.__why", "s.__value")]
     joins, dts = [], []
     for i, col in enumerate(data.datetime):
-        if col not in maps:
+        if col not in parsed:
             dts.append(f"s.{q(col)}")
             continue
-        joins.append(
-            f"LEFT JOIN read_parquet({sql_string(maps[col])}) m{i} ON s.{q(col)} = m{i}.raw"
-        )
+        joins.append(f"LEFT JOIN {parsed[col]} m{i} ON s.{q(col)} = m{i}.raw")
         dts.append(f"m{i}.parsed")
         fmt = data.datetime_format.get(col)
         why = f"{col} is not a datetime (ISO 8601{f' or {fmt!r}' if fmt else ''})"
@@ -188,16 +167,9 @@ def _judge(
         checks.append(
             (f"{time} IS NULL", sql_string(f"{t} is null (the time split needs it)"), "NULL")
         )
-    columns = [
-        "s.__pos",
-        "s.__h",
-        "s.__target",
-        "s.__y",
-        f"{time} AS __t",
-        f"{f's.{q(data.id)}' if data.id else 's.__pos + 1'} AS __id",
-        *(f"{d} AS __dt{i}" for i, d in enumerate(dts)),
-        *first_failure(checks, why="__pre"),
-    ]
+    row_id = f"s.{q(data.id)}" if data.id else "s.__pos + 1"
+    columns = ["s.__pos", "s.__h", "s.__target", "s.__y", f"{time} AS __t", f"{row_id} AS __id"]
+    columns += [f"{d} AS __dt{i}" for i, d in enumerate(dts)] + first_failure(checks, why="__pre")
     # A number in [0, 1) per row from the md5 of its id, salted with the seed but for the hash
     # split: the same on every machine and with every library version.
     salt = sql_string("" if data.split.method == "hash" else f"{seed}:")
@@ -314,30 +286,26 @@ def _check_log1p(con: duckdb.DuckDBPyConnection, data: DataConfig) -> None:
 
 
 def _verdict(
-    con: duckdb.DuckDBPyConnection, data: DataConfig, task: str, labels: list[str]
+    con: duckdb.DuckDBPyConnection, data: DataConfig, task: str, labels: list[str], kept: int
 ) -> None:
     """Table `verdict`: per input row, in input order, why it is rejected, or its split code
     (0 train, 1 val, 2 test) and label (class index, or the target for regression)."""
     s = data.split
     shares = (s.train, s.train + s.val)
     if s.method == "hash":  # the id's key alone: a row keeps its split when data is appended
-        split = _split_sql("__u", shares)
+        split = _split_sql(shares)
     elif s.method == "time":  # in (time, position) order; ties in time follow the input order
-        n = _one(con, f"SELECT count(*) FROM judged WHERE {KEPT}")[0]
-        cuts = [_time_cut(con, round(share * n)) for share in shares]
+        cuts = [_time_cut(con, round(share * kept)) for share in shares]
         split = f"CASE WHEN {cuts[0]} THEN 0 WHEN {cuts[1]} THEN 1 ELSE 2 END"
     else:  # stratified: each class, or quantile bin of a regression target, cut at its shares
-        stratum = "__target" if task != "regression" else _bins(con)
+        stratum = "__target" if task != "regression" else _bins(con, kept)
         found = con.execute(
             f"SELECT {stratum}, quantile_disc(__u, {list(shares)}) FROM judged WHERE {KEPT} "
             "GROUP BY 1 ORDER BY 1"
         ).fetchall()
-        cases = " ".join(f"WHEN {sql_string(k)} THEN {_split_sql('__u', c)}" for k, c in found)
+        cases = " ".join(f"WHEN {sql_string(k)} THEN {_split_sql(c)}" for k, c in found)
         split = f"CASE CAST({stratum} AS VARCHAR) {cases} END"
-    if task == "regression":
-        label = "__y"
-    else:
-        label = f"list_position([{', '.join(map(sql_string, labels))}], __target) - 1"
+    label = "__y" if task == "regression" else f"list_position({sql_list(labels)}, __target) - 1"
     dts = "".join(f", __dt{i}" for i in range(len(data.datetime)))
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE verdict AS SELECT __pos, __why, __value, "
@@ -348,14 +316,13 @@ def _verdict(
         con.execute(f"DROP {name}")
 
 
-def _split_sql(key: str, cuts: Sequence[float]) -> str:
-    return f"CASE WHEN {key} <= {cuts[0]!r} THEN 0 WHEN {key} <= {cuts[1]!r} THEN 1 ELSE 2 END"
+def _split_sql(cuts: Sequence[float]) -> str:
+    return f"CASE WHEN __u <= {cuts[0]!r} THEN 0 WHEN __u <= {cuts[1]!r} THEN 1 ELSE 2 END"
 
 
-def _bins(con: duckdb.DuckDBPyConnection) -> str:
+def _bins(con: duckdb.DuckDBPyConnection, kept: int) -> str:
     """SQL for a regression target's quantile bin (about BIN_ROWS rows each, at most 10)."""
-    n = _one(con, f"SELECT count(*) FROM judged WHERE {KEPT}")[0]
-    bins = max(1, min(10, n // BIN_ROWS))
+    bins = max(1, min(10, kept // BIN_ROWS))
     if bins == 1:
         return "0"
     quantiles = [i / bins for i in range(1, bins)]

@@ -6,6 +6,7 @@ same order on every run and `profile.json` is byte-identical for the same data.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,34 +42,24 @@ def column_stats(
         spec.datetime, "datetime"
     )
     roles |= {spec.text: "text"} if spec.text else {}
-    aggregates = {
-        f"{c}|null": f"avg(CASE WHEN {q(c)} IS NULL THEN 1.0 ELSE 0.0 END)" for c in roles
-    }
-    for c in spec.numeric:
-        for stat, fn in (("min", "min"), ("max", "max"), ("mean", "avg"), ("std", "stddev_pop")):
-            aggregates[f"{c}|{stat}"] = f"{fn}({q(c)})"
-    for c in spec.datetime:
-        aggregates |= {f"{c}|min": f"min({q(c)})", f"{c}|max": f"max({q(c)})"}
-    if spec.text:
-        aggregates[f"{spec.text}|empty"] = (
-            f"avg(CASE WHEN {q(spec.text)} = '' THEN 1.0 ELSE 0.0 END)"
-        )
-    select = ", ".join(f"{sql} AS {q(name)}" for name, sql in aggregates.items())
-    found = con.execute(f"SELECT {select} FROM kept").fetchall()[0]
-    values: dict[str, Any] = dict(zip(aggregates, found, strict=True))
-    out = {}
+    aggregates = {}  # (column, statistic) → SQL, all computed in one scan
     for col, role in roles.items():
-        stats: dict[str, Any] = {"role": role, "null_rate": values[f"{col}|null"] or 0.0}
-        for stat in ("min", "max", "mean", "std"):
-            value = values.get(f"{col}|{stat}")
-            if value is not None:
-                stats[stat] = value.isoformat() if role == "datetime" else float(value)
-        if role == "categorical":
-            stats |= _levels(con, col, max_levels)
+        c = q(col)
+        aggregates[col, "null_rate"] = f"avg(CASE WHEN {c} IS NULL THEN 1.0 ELSE 0.0 END)"
+        if role in ("numeric", "datetime"):
+            aggregates |= {(col, "min"): f"min({c})", (col, "max"): f"max({c})"}
+        if role == "numeric":
+            aggregates |= {(col, "mean"): f"avg({c})", (col, "std"): f"stddev_pop({c})"}
         if role == "text":
-            stats["empty_rate"] = values[f"{col}|empty"] or 0.0
-        out[col] = ColumnStats(**stats)
-    return out
+            aggregates[col, "empty_rate"] = f"avg(CASE WHEN {c} = '' THEN 1.0 ELSE 0.0 END)"
+    found = con.execute(f"SELECT {', '.join(aggregates.values())} FROM kept").fetchall()[0]
+    stats: dict[str, dict[str, Any]] = {col: {"role": role} for col, role in roles.items()}
+    for (col, stat), value in zip(aggregates, found, strict=True):
+        if value is not None:
+            stats[col][stat] = value.isoformat() if isinstance(value, datetime) else float(value)
+    for col in spec.categorical:
+        stats[col] |= _levels(con, col, max_levels)
+    return {col: ColumnStats(**s) for col, s in stats.items()}
 
 
 def _levels(con: duckdb.DuckDBPyConnection, col: str, max_levels: int) -> dict[str, Any]:

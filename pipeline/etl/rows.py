@@ -1,9 +1,8 @@
 """The row pass: every input row once, in input order, batch by batch, into the split files.
 
 DuckDB streams the staged rows beside their verdict; Polars cleans each batch with the rules of
-`serving.features` (number bounds, category spellings, text stripping) and the rows go to
-`train/val/test.parquet` or, with their reason, to `rejected.parquet`. One batch is in memory at a
-time, so the pass fits `memory_limit` whatever the input's size.
+`serving.features` and appends it to `train/val/test.parquet` or, with its reason, to
+`rejected.parquet`. One batch is in memory at a time, whatever the input's size.
 """
 
 from __future__ import annotations
@@ -32,18 +31,6 @@ INTERPRETER_BYTES = 250_000_000
 MIN_BATCH_ROWS = 1_000
 
 
-def row_pass_sql(data: DataConfig, plan: Plan) -> str:
-    """The staged columns the splits keep, beside each row's verdict, in input order."""
-    q = sql_ident
-    cols = [f"s.{q(data.id)}" if data.id else f"s.__pos + 1 AS {q(plan.id)}"]
-    cols += [f"s.{q(c)}" for c in (*data.numeric, *data.categorical)]
-    cols += [f"v.__dt{i} AS {q(c)}" for i, c in enumerate(data.datetime)]
-    cols += [f"s.{q(data.text)}"] if data.text else []
-    cols += ["s.__pos", "s.__target", "v.__pos AS __vpos", "v.__why", "v.__value", "v.__split"]
-    # POSITIONAL JOIN: both sides are in input order, so this streams without a sort.
-    return f"SELECT {', '.join(cols)}, v.__label FROM staged s POSITIONAL JOIN verdict v"
-
-
 def batch_rows(con: duckdb.DuckDBPyConnection, sql: str, cfg: EtlConfig) -> int:
     """`cfg.batch_rows`, or fewer when a batch would not fit beside DuckDB's share of memory."""
     sample = con.sql(f"{sql} LIMIT 10000").to_arrow_table()
@@ -59,30 +46,34 @@ def write_splits(
     con: duckdb.DuckDBPyConnection, data: DataConfig, plan: Plan, cfg: EtlConfig, out: Path
 ) -> int:
     """Write the splits and `rejected.parquet` into `out`; returns the values set to null."""
-    sql = row_pass_sql(data, plan)
+    q = sql_ident
+    cols = [f"s.{q(data.id)}" if data.id else f"s.__pos + 1 AS {q(plan.id)}"]
+    cols += [f"s.{q(c)}" for c in (*data.numeric, *data.categorical)]
+    cols += [f"v.__dt{i} AS {q(c)}" for i, c in enumerate(data.datetime)]
+    cols += [f"s.{q(data.text)}"] if data.text else []
+    cols += ["s.__pos", "s.__target", "v.__pos AS __vpos", "v.__why", "v.__value", "v.__split"]
+    # POSITIONAL JOIN: both sides are in input order, so this streams without a sort.
+    sql = f"SELECT {', '.join(cols)}, v.__label FROM staged s POSITIONAL JOIN verdict v"
     writers: dict[str, pq.ParquetWriter] = {}
-    spellings: dict[str, str | None] = {}  # raw category → its normalised spelling
     nulled = 0
     try:
         for batch in con.sql(sql).to_arrow_reader(batch_rows(con, sql, cfg)):
             frame = pl.from_arrow(batch)
             assert isinstance(frame, pl.DataFrame)
             assert (frame["__pos"] == frame["__vpos"]).all(), "staged rows and verdict disagree"
-            kept, n = clean(frame.filter(pl.col("__split").is_not_null()), data, plan, spellings)
+            kept, n = clean(frame.filter(pl.col("__split").is_not_null()), data, plan)
             nulled += n
             by_code = kept.partition_by("__split", as_dict=True, include_key=False)
-            parts = {
-                s: by_code.get((i,), kept.clear().drop("__split")) for i, s in enumerate(SPLITS)
-            }
+            empty = kept.clear().drop("__split")
+            parts = {f"{s}.parquet": by_code.get((i,), empty) for i, s in enumerate(SPLITS)}
             parts[REJECTED_FILE] = _rejected(frame.filter(pl.col("__why").is_not_null()), plan)
             for name, part in parts.items():
                 table = part.to_arrow()
                 if name not in writers:
-                    file = name if name == REJECTED_FILE else f"{name}.parquet"
                     # Dictionaries for categories only: on free text and numbers they cost more
                     # than half of the writing time and save little.
                     writers[name] = pq.ParquetWriter(
-                        out / file,
+                        out / name,
                         table.schema,
                         compression="snappy",
                         use_dictionary=data.categorical,
@@ -94,13 +85,8 @@ def write_splits(
     return nulled
 
 
-def clean(
-    kept: pl.DataFrame, data: DataConfig, plan: Plan, spellings: dict[str, str | None]
-) -> tuple[pl.DataFrame, int]:
-    """Kept rows with cleaned columns, in the splits' column order; values set to null.
-
-    `spellings` caches `serving.features.normalise_category` across batches.
-    """
+def clean(kept: pl.DataFrame, data: DataConfig, plan: Plan) -> tuple[pl.DataFrame, int]:
+    """Kept rows with cleaned columns, in the splits' column order, and the values set to null."""
     columns: list[pl.Series | pl.Expr] = []
     nulled = 0
     for col in data.numeric:
@@ -108,24 +94,16 @@ def clean(
         values = pl.Series(col, features.apply_bounds(kept[col].to_numpy(), lo, hi)).fill_nan(None)
         nulled += values.null_count() - kept[col].null_count()
         columns.append(values)
-    for col in data.categorical:
+    for col in data.categorical:  # each distinct value of the batch normalised once
         raw = kept[col].drop_nulls().unique()
-        for value in raw.to_list():
-            if value not in spellings:
-                spellings[value] = features.normalise_category(value)
-        spelt = pl.Series([spellings[v] for v in raw.to_list()], dtype=pl.String)
+        spelt = pl.Series(list(features.normalise_categories(raw.to_list())), dtype=pl.String)
         columns.append(pl.col(col).replace_strict(raw, spelt, default=None, return_dtype=pl.String))
     if data.text:
         columns.append(pl.col(data.text).str.strip_chars(features.ASCII_SPACE))
     dtype = pl.Float64 if plan.task == "regression" else pl.Int64
     columns.append(pl.col("__label").cast(dtype).alias(LABEL))
-    names = [
-        plan.id,
-        *data.numeric,
-        *data.categorical,
-        *data.datetime,
-        *([data.text] if data.text else []),
-    ]
+    texts = [data.text] if data.text else []
+    names = [plan.id, *data.numeric, *data.categorical, *data.datetime, *texts]
     return kept.with_columns(columns).select(*names, LABEL, "__split"), nulled
 
 

@@ -1,8 +1,7 @@
 """Find the input files, describe them to DuckDB and turn reader failures into one-line errors.
 
-CSV is read with an explicit dialect and the header this module reads itself (DuckDB's sniffer
-guesses wrong on odd files): CR, LF and CRLF line endings, gzip, a byte-order mark and unnamed
-columns are handled here; anything that cannot be read stops the run in one line.
+CSV is read with an explicit dialect and a header read here (DuckDB's sniffer guesses wrong on
+odd files): CR, LF and CRLF line endings, gzip, a byte-order mark and unnamed columns.
 """
 
 from __future__ import annotations
@@ -15,6 +14,7 @@ import io
 import logging
 import re
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -28,7 +28,6 @@ from pipeline.etl.download import download, is_url, redact
 log = logging.getLogger(__name__)
 EXTENSIONS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet"}
 EXTENSIONS |= {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
-MAX_HEADER_CHARS = 1 << 20
 # DuckDB's default, set explicitly: left unset, a last line longer than DuckDB's 32 MB buffer and
 # without a newline is dropped silently; set, it is an error. DuckDB's read buffer is
 # 16 times this, so a larger limit costs memory.
@@ -45,9 +44,9 @@ class Source:
     files: list[Path]  # what DuckDB reads
     format: str
     label: str  # for messages and the profile: the path, glob or redacted URL
+    shown: dict[str, str]  # a file in the spill dir → its origin, for messages
     types: dict[str, str] = field(default_factory=dict)  # column → DuckDB type
     relation: str = ""  # `FROM <relation>`
-    shown: dict[str, str] = field(default_factory=dict)  # a file in the spill dir → its origin
 
 
 def open_source(
@@ -56,38 +55,35 @@ def open_source(
     """Resolve, check and describe the input (a URL is downloaded into `work`)."""
     if is_url(data.path):
         label = redact(data.path)
-        file = download(data.path, work, cfg.max_download_bytes, cfg.download_timeout_s)
-        source = Source([file], _format(data, [file]), label, shown={str(file): label})
+        files = [download(data.path, work, cfg.max_download_bytes, cfg.download_timeout_s)]
+        source = Source(files, _format(data, files), label, {str(files[0]): label})
     else:
         files = _local_files(data)
-        source = Source(files, _format(data, files), data.path)
-    for f in source.files:
+        source = Source(files, _format(data, files), data.path, {})
+    for f in files:
         if f.stat().st_size == 0:
             raise PipelineError(
                 "the file is empty (0 bytes)", where=str(f), fix="point `path` at the data"
             )
-    paths = "[" + ", ".join(sql_string(f) for f in source.files) + "]"
     if source.format == "csv":
-        header = _csv_header(source.files, data)
+        header = _csv_header(files, data)
         source.types = dict.fromkeys(header, "VARCHAR")
-        encoding = data.encoding
-        if encoding == "utf-16":
+        if data.encoding == "utf-16":
             _to_utf8(source, work)
-            paths, encoding = "[" + ", ".join(sql_string(f) for f in source.files) + "]", "utf-8"
         columns = "{" + ", ".join(f"{sql_string(c)}: 'VARCHAR'" for c in header) + "}"
-        nulls = "[" + ", ".join(sql_string(v) for v in NULL_STRINGS) + "]"
         source.relation = (
-            f"read_csv({paths}, auto_detect=false, header=true, columns={columns}, "
-            f"delim={sql_string(data.delimiter)}, quote={sql_string(data.quote)}, "
-            f"escape={sql_string(data.quote)}, encoding={sql_string(encoding)}, "
-            f"nullstr={nulls}, max_line_size={MAX_LINE_BYTES}, strict_mode=true, "
-            "null_padding=false)"
+            f"read_csv({sql_list(source.files)}, auto_detect=false, header=true, "
+            f"columns={columns}, delim={sql_string(data.delimiter)}, "
+            f"quote={sql_string(data.quote)}, escape={sql_string(data.quote)}, "
+            f"encoding={sql_string(data.encoding.replace('utf-16', 'utf-8'))}, "
+            f"nullstr={sql_list(NULL_STRINGS)}, max_line_size={MAX_LINE_BYTES}, "
+            "strict_mode=true, null_padding=false)"
         )
         return source
     if source.format == "parquet":
-        source.relation = f"read_parquet({paths})"
+        source.relation = f"read_parquet({sql_list(files)})"
     else:
-        source.relation = f"read_json({paths}, format='newline_delimited')"
+        source.relation = f"read_json({sql_list(files)}, format='newline_delimited')"
     try:
         described = con.execute(f"DESCRIBE SELECT * FROM {source.relation}").fetchall()
     except duckdb.Error as exc:
@@ -210,21 +206,30 @@ def _read_header(path: Path, data: DataConfig) -> list[str]:
         raise PipelineError(
             f"line {line}: bytes that are not valid {data.encoding}",
             where=str(path),
-            fix=f"save the file as UTF-8 or set `encoding: latin-1` in {data.where}",
+            fix=_encoding_fix(data),
         ) from None
-    _check_declared_latin1(raw, path, data)
+    if data.encoding == "latin-1" and not raw.isascii():
+        try:  # every accented letter of UTF-8 text read as latin-1 would come out garbled
+            codecs.getincrementaldecoder("utf-8")().decode(raw, final=False)
+            raise PipelineError(
+                "`encoding: latin-1` is set, but the file is UTF-8 (its accented letters would "
+                "be garbled)",
+                where=str(path),
+                fix=f"remove `encoding` from {data.where} (UTF-8 is the default)",
+            )
+        except UnicodeDecodeError:
+            pass  # not UTF-8: latin-1 is plausible
     text = text.lstrip("\ufeff")
-    head = text[:MAX_HEADER_CHARS]
-    if not re.search(r"[\r\n]", head) and len(text) > MAX_HEADER_CHARS:
+    if len(raw) == SAMPLE_BYTES and not re.search(r"[\r\n]", text):
         raise PipelineError(
-            f"line 1 (the header) is longer than {MAX_HEADER_CHARS:,} characters",
+            f"line 1 (the header) is longer than {SAMPLE_BYTES:,} bytes",
             where=str(path),
             fix="the file is not a CSV with a header line; check `path` and `format`",
         )
     options: dict[str, Any] = {"delimiter": data.delimiter}
     options |= {"quotechar": data.quote} if data.quote else {"quoting": csv.QUOTE_NONE}
     try:
-        fields = next(csv.reader(io.StringIO(head, newline=""), **options), [])
+        fields = next(csv.reader(io.StringIO(text, newline=""), **options), [])
     except csv.Error as exc:
         raise PipelineError(
             f"line 1: {exc}", where=str(path), fix="check the header line"
@@ -236,19 +241,8 @@ def _read_header(path: Path, data: DataConfig) -> list[str]:
     return [f.strip() or f"column{i}" for i, f in enumerate(fields)]
 
 
-def _check_declared_latin1(raw: bytes, path: Path, data: DataConfig) -> None:
-    """Refuse `encoding: latin-1` on UTF-8 text: every accented letter would come out garbled."""
-    if data.encoding != "latin-1" or raw.isascii():
-        return
-    try:
-        codecs.getincrementaldecoder("utf-8")().decode(raw, final=False)
-    except UnicodeDecodeError:
-        return  # not UTF-8: latin-1 is plausible
-    raise PipelineError(
-        "`encoding: latin-1` is set, but the file is UTF-8 (its accented letters would be garbled)",
-        where=str(path),
-        fix=f"remove `encoding` from {data.where} (UTF-8 is the default)",
-    )
+def _encoding_fix(data: DataConfig) -> str:
+    return f"save the file as UTF-8 or set `encoding: latin-1` in {data.where}"
 
 
 def reader_error(exc: Exception, source: Source, data: DataConfig) -> PipelineError:
@@ -256,50 +250,40 @@ def reader_error(exc: Exception, source: Source, data: DataConfig) -> PipelineEr
     text = str(exc)
     file_match = re.search(r"file = (\S+)", text) or re.search(r"'([^']+\.parquet)'", text)
     where = file_match.group(1) if file_match else str(source.files[0])
-    where = source.shown.get(where, where)
     line = re.search(r"CSV Error on Line: (\d+)", text)
     at = f"line {line.group(1)}: " if line else ""
     columns = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", text)
     if "Maximum line size" in text:
-        return PipelineError(
-            f"{at}a line is longer than {MAX_LINE_BYTES >> 20} MiB",
-            where=where,
-            fix="the file is cut off or not line-based; check its end, `quote` and `format`",
+        message = f"a line is longer than {MAX_LINE_BYTES >> 20} MiB"
+        fix = "the file is cut off or not line-based; check its end, `quote` and `format`"
+    elif "unterminated quote" in text:
+        message = "a quoted value is never closed"
+        fix = f"close the quote, or set `quote: ''` in {data.where} if the file uses no quoting"
+    elif columns:
+        message = f"expected {columns.group(1)} columns, found {columns.group(2)}"
+        fix = (
+            "the file is truncated or uses another delimiter; re-export it or set `delimiter:` "
+            f"in {data.where}"
         )
-    if "unterminated quote" in text:
-        return PipelineError(
-            f"{at}a quoted value is never closed",
-            where=where,
-            fix=f"close the quote, or set `quote: ''` in {data.where} if the file uses no quoting",
-        )
-    if columns:
-        return PipelineError(
-            f"{at}expected {columns.group(1)} columns, found {columns.group(2)}",
-            where=where,
-            fix=f"the file is truncated or uses another delimiter; re-export it or set "
-            f"`delimiter:` in {data.where}",
-        )
-    if "unicode" in text.lower() or "utf-8" in text.lower():
-        return PipelineError(
-            f"{at}bytes that are not valid {data.encoding}",
-            where=where,
-            fix=f"save the file as UTF-8 or set `encoding: latin-1` in {data.where}",
-        )
-    if "magic bytes" in text or "parquet" in text.lower():
-        return PipelineError(
-            "not a readable Parquet file (broken footer)",
-            where=where,
-            fix="the file is truncated or corrupt; re-export or re-download it",
-        )
-    first = text.strip().splitlines()[0][:200] if text.strip() else type(exc).__name__
-    return PipelineError(
-        f"{at}cannot read the data: {first}", where=where, fix=f"check the file and {data.where}"
-    )
+    elif "unicode" in text.lower() or "utf-8" in text.lower():
+        message, fix = f"bytes that are not valid {data.encoding}", _encoding_fix(data)
+    elif "magic bytes" in text or "parquet" in text.lower():
+        at, message = "", "not a readable Parquet file (broken footer)"
+        fix = "the file is truncated or corrupt; re-export or re-download it"
+    else:
+        first = text.strip().splitlines()[0][:200] if text.strip() else type(exc).__name__
+        message, fix = f"cannot read the data: {first}", f"check the file and {data.where}"
+    return PipelineError(at + message, where=source.shown.get(where, where), fix=fix)
 
 
 def sql_string(value: Any) -> str:
     """A SQL string literal."""
     return "'" + str(value).replace("'", "''") + "'"
+
+
+def sql_list(values: Iterable[Any]) -> str:
+    """A SQL list of string literals."""
+    return "[" + ", ".join(map(sql_string, values)) + "]"
 
 
 def sql_ident(name: str) -> str:

@@ -1,10 +1,9 @@
 """The view `staged`: the input typed by the data config, one row per input row.
 
-Each staged row keeps its position (`__pos`), a hash of its raw values (`__h`, for exact
-duplicates), the target as a class name (`__target`) and as a number (`__y`), the configured
-columns cast to their types, and the first failed check of its id and numbers (`__why`, with the
-offending `__value`). Typed timestamps are normalised here; datetime strings stay strings for
-`serving.features` to parse (`plan`).
+Per row: its position (`__pos`), a hash of its raw values (`__h`, for exact duplicates), the
+target as a class name (`__target`) and as a number (`__y`), the configured columns cast to their
+types, and the first failed check of its id and numbers (`__why`, with the offending `__value`).
+Datetime strings stay strings for `serving.features` to parse (`plan`).
 """
 
 from __future__ import annotations
@@ -19,48 +18,51 @@ from pipeline.etl.source import Source, sql_ident, sql_string
 from serving import features
 
 # DuckDB's numeric type names (DECIMAL(p, s) included by prefix).
-NUMERIC: tuple[str, ...] = (
-    "TINYINT",
-    "SMALLINT",
-    "INTEGER",
-    "BIGINT",
-    "HUGEINT",
-    "FLOAT",
-    "DOUBLE",
-)
-NUMERIC += ("DECIMAL", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT")
+NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE", "DECIMAL",
+           "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT")  # fmt: skip
 Check = tuple[str, str, str]  # (condition, reason, offending value) as SQL expressions
 
 
 def stage(con: duckdb.DuckDBPyConnection, source: Source, data: DataConfig, work: Path) -> None:
     """The view `staged`: the input typed by the data config (CSV and JSON via a staging file)."""
     q, t = sql_ident, source.types
+    y = q(data.target)
+    if t[data.target].startswith(NUMERIC):  # as a class name, whole numbers lose their ".0"
+        whole = f"{y} = trunc({y}) AND abs({y}) < 1e15"  # false for NaN and ±inf
+        target = (
+            f"CASE WHEN {whole} THEN CAST(CAST({y} AS BIGINT) AS VARCHAR) ELSE {y}::VARCHAR END"
+        )
+        number = f"CAST({y} AS DOUBLE)"
+    else:
+        target, number = _text(y), f"TRY_CAST(trim(CAST({y} AS VARCHAR)) AS DOUBLE)"
     select = [
         "row_number() OVER () - 1 AS __pos",
         f"hash({', '.join(q(c) for c in data.columns)}) AS __h",
-        f"{_target_text(data.target, t[data.target])} AS __target",
-        f"{_target_number(data.target, t[data.target])} AS __y",
+        f"{target} AS __target",
+        f"{number} AS __y",
     ]
     checks: list[Check] = []
     if data.id:
         select.append(q(data.id))
         checks.append((f"{q(data.id)} IS NULL", sql_string(f"{data.id} is null"), "NULL"))
+    words = sorted((features.TRUE_WORDS | features.FALSE_WORDS) - {"1", "0"})
     for i, col in enumerate(data.numeric):
         number = number_sql(col, t[col])
         select.append(f"{number} AS {q(col)}")
         if t[col] == "VARCHAR":  # a boolean column written as words
-            words = sorted((features.TRUE_WORDS | features.FALSE_WORDS) - {"1", "0"})
-            word = f"lower(trim({q(col)})) IN ({', '.join(map(sql_string, words))})"
-            select.append(f"{word} AS __word{i}")
-        checks.append(
-            (
-                f"{q(col)} IS NOT NULL AND {number} IS NULL",
-                sql_string(f"{col} is not a number"),
-                q(col),
+            select.append(
+                f"lower(trim({q(col)})) IN ({', '.join(map(sql_string, words))}) AS __word{i}"
             )
-        )
+        why = sql_string(f"{col} is not a number")
+        checks.append((f"{q(col)} IS NOT NULL AND {number} IS NULL", why, q(col)))
     select += [f"CAST({q(c)} AS VARCHAR) AS {q(c)}" for c in data.categorical]
-    select += [f"{_datetime(c, t[c], data.timezone)} AS {q(c)}" for c in data.datetime]
+    for c in data.datetime:  # typed timestamps are normalised here
+        if t[c].startswith("TIMESTAMP WITH TIME ZONE"):  # the naive time in `timezone`
+            select.append(f"timezone({sql_string(data.timezone)}, {q(c)}) AS {q(c)}")
+        elif t[c].startswith(("TIMESTAMP", "DATE")):
+            select.append(f"CAST({q(c)} AS TIMESTAMP) AS {q(c)}")
+        else:
+            select.append(f"{_text(q(c))} AS {q(c)}")
     if data.text:
         select.append(f"CAST({q(data.text)} AS VARCHAR) AS {q(data.text)}")
     select += first_failure(checks)
@@ -98,28 +100,6 @@ def number_sql(col: str, sql_type: str) -> str:
     )
 
 
-def _datetime(col: str, sql_type: str, tz: str) -> str:
-    """Typed timestamps normalised here; strings are kept for `serving.features` to parse."""
-    c = sql_ident(col)
-    if sql_type.startswith("TIMESTAMP WITH TIME ZONE"):
-        return f"timezone({sql_string(tz)}, {c})"  # the naive time in `tz`
-    if sql_type.startswith(("TIMESTAMP", "DATE")):
-        return f"CAST({c} AS TIMESTAMP)"
+def _text(c: str) -> str:
+    """SQL: the value as trimmed text, null when blank."""
     return f"NULLIF(trim(CAST({c} AS VARCHAR)), '')"
-
-
-def _target_text(col: str, sql_type: str) -> str:
-    """The target as a class name: numbers that are whole are written without ".0"."""
-    c = sql_ident(col)
-    if sql_type.startswith(NUMERIC):
-        whole = f"{c} = trunc({c}) AND abs({c}) < 1e15"  # false for NaN and ±inf
-        text = f"CAST({c} AS VARCHAR)"
-        return f"CASE WHEN {whole} THEN CAST(CAST({c} AS BIGINT) AS VARCHAR) ELSE {text} END"
-    return f"NULLIF(trim(CAST({c} AS VARCHAR)), '')"
-
-
-def _target_number(col: str, sql_type: str) -> str:
-    c = sql_ident(col)
-    if sql_type.startswith(NUMERIC):
-        return f"CAST({c} AS DOUBLE)"
-    return f"TRY_CAST(trim(CAST({c} AS VARCHAR)) AS DOUBLE)"

@@ -1,12 +1,9 @@
 """Demo data: support tickets whose target depends on tabular interactions and on the text.
 
 The target is escalation (binary), an ordered level (multiclass) or a resolution cost
-(regression), each from the same two parts: thresholds, an XOR and a per-product effect on the
-table, which trees find and a linear model cannot, and the ticket's mood, which its text tells
-in a way that needs reading in context (pipeline/generate/text.py).
-
-Vectorised with NumPy and Arrow, one part file per `part_rows` rows, parts generated in parallel
-processes. Deterministic for a given seed, row count and part size.
+(regression), from thresholds, an XOR and a per-product effect on the table (which trees find and
+a linear model cannot) and the ticket's mood, told by its text (`text.py`). Deterministic for a
+seed, row count and part size; parts are generated in parallel processes.
 """
 
 from __future__ import annotations
@@ -56,52 +53,31 @@ class GenerateConfig:
     workers: int = 2  # processes generating parts in parallel
 
     def __post_init__(self) -> None:
-        if self.task not in TASKS:
-            raise PipelineError(
-                f"task must be one of {', '.join(TASKS)}, found {self.task!r}",
-                where="configs/generate: task",
-                fix="set generate.task=binary, multiclass or regression",
-            )
-        if self.rows < 100 or self.part_rows < 100:
-            raise PipelineError(
-                f"rows and part_rows must be >= 100, found {self.rows} and {self.part_rows}",
-                where="configs/generate",
-                fix="raise generate.rows / generate.part_rows",
-            )
-        if self.task == "multiclass" and self.n_classes < 3:
-            raise PipelineError(
-                f"n_classes must be >= 3 for multiclass, found {self.n_classes}",
-                where="configs/generate: n_classes",
-                fix="set generate.n_classes=3",
-            )
-
-
-def _variants(values: list[str]) -> list[str]:
-    """Each value in five spellings that normalise back to it (case, padding, inner spaces)."""
-    out = []
-    for v in values:
-        out += [v, v.upper(), v.title(), f"  {v}", v.replace(" ", "  ") + " "]
-    return out
+        checks = {  # key: (valid, what it must be)
+            "task": (self.task in TASKS, f"one of {', '.join(TASKS)}"),
+            "rows": (self.rows >= 100, ">= 100"),
+            "part_rows": (self.part_rows >= 100, ">= 100"),
+            "n_classes": (self.task != "multiclass" or self.n_classes >= 3, ">= 3 for multiclass"),
+        }
+        for key, (valid, expected) in checks.items():
+            if not valid:
+                raise PipelineError(
+                    f"{key} must be {expected}, found {getattr(self, key)!r}",
+                    where=f"configs/generate: {key}",
+                    fix=f"set generate.{key} so that it is {expected}",
+                )
 
 
 def _messy_category(
     values: list[str], index: np.ndarray, rng: np.random.Generator, messy: float, missing: float
 ) -> pa.Array:
+    """Each value in five spellings that normalise back to it (case, padding, inner spaces)."""
     n = len(index)
     spelling = np.where(rng.random(n) < messy, rng.integers(1, 5, size=n), 0)
-    return pa.array(_variants(values)).take(
+    variants = [(v, v.upper(), v.title(), f"  {v}", v.replace(" ", "  ") + " ") for v in values]
+    return pa.array([s for five in variants for s in five]).take(
         pa.array(index * 5 + spelling, mask=rng.random(n) < missing)
     )
-
-
-def _labels(score: np.ndarray, cfg: GenerateConfig) -> np.ndarray:
-    """Class index by quantiles of the noisy score: the top `positive_rate` is the last class."""
-    if cfg.task == "binary":
-        return (score > np.quantile(score, 1 - cfg.positive_rate)).astype(np.int64)
-    rest = (1 - cfg.positive_rate) / (cfg.n_classes - 1)
-    cuts = np.quantile(score, [rest * (k + 1) for k in range(cfg.n_classes - 2)])
-    cuts = np.append(cuts, np.quantile(score, 1 - cfg.positive_rate))
-    return np.searchsorted(cuts, score).astype(np.int64)
 
 
 def _true_columns(cfg: GenerateConfig, rng: np.random.Generator, m: int) -> dict[str, Any]:
@@ -145,7 +121,12 @@ def _target(
         # Multiplicative effects and log-normal noise: positive, right-skewed (log1p suits it).
         log_cost = 3.2 + 0.55 * tabular + 0.5 * mood + rng.normal(0, 0.3, m)
         return pa.array(np.round(np.exp(log_cost), 2))
-    return pa.array(_labels(1.3 * tabular + 2.2 * mood + rng.logistic(0, 0.3, m), cfg))
+    # Class index by quantiles of the noisy score: the top `positive_rate` is the last class.
+    score = 1.3 * tabular + 2.2 * mood + rng.logistic(0, 0.3, m)
+    lower = cfg.n_classes - 1 if cfg.task == "multiclass" else 1  # classes below the top one
+    rest = (1 - cfg.positive_rate) / lower
+    cuts = np.quantile(score, [rest * (k + 1) for k in range(lower - 1)] + [1 - cfg.positive_rate])
+    return pa.array(np.searchsorted(cuts, score).astype(np.int64))
 
 
 def _message(cfg: GenerateConfig, rng: np.random.Generator, mood: np.ndarray) -> pa.Array:
@@ -209,13 +190,11 @@ def _write_part(args: tuple[GenerateConfig, int, int, int, int, Path]) -> int:
 
 def generate(cfg: GenerateConfig, seed: int, out_dir: Path = OUTPUT_DIR) -> int:
     """Write the demo data as `part-*.parquet` under `out_dir` (atomically); returns rows."""
-    sizes = [min(cfg.part_rows, cfg.rows - s) for s in range(0, cfg.rows, cfg.part_rows)]
     with atomic_dir(out_dir) as tmp:
-        jobs = []
-        first_id = 1
-        for part, n in enumerate(sizes):
-            jobs.append((cfg, seed, part, n, first_id, tmp / f"part-{part:04d}.parquet"))
-            first_id += n
+        jobs = [  # ids count on from the previous part's
+            (cfg, seed, i, min(cfg.part_rows, cfg.rows - at), at + 1, tmp / f"part-{i:04d}.parquet")
+            for i, at in enumerate(range(0, cfg.rows, cfg.part_rows))
+        ]
         if cfg.workers > 1 and len(jobs) > 1:
             with ProcessPoolExecutor(max_workers=cfg.workers) as pool:
                 rows = sum(pool.map(_write_part, jobs))

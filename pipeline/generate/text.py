@@ -1,20 +1,10 @@
 """Support-ticket texts whose tone has to be read in context, assembled column-wise with Arrow.
 
-A ticket is a few optional sentences (greeting, order reference, context, details, closer,
-sign-off) around one to three opinion clauses that carry its tone. Each clause says good or bad
-in one of six frames, and in each the polarity of its opinion word is flipped half the time:
-
-- a copula with or without a negator and 0-3 fillers: "the courier was not really very helpful",
-  "the refund has never been slow" (a double negative: good);
-- a stance far from its word: "I can't say the agent was usually rude" (good);
-- a feeling: "I wasn't genuinely disappointed with the app" (good);
-- a quantified noun: "I had no problems with the delivery" / "I had no luck with support";
-- a counterfactual: "the setup could have been easier" (bad) / "couldn't have been easier";
-- two events, one good and one bad, where the tone is that of the later one:
-  "your team fixed it, but then the device stopped working" (bad).
-
-Opinion words come from many synonyms, each rare, and every word appears in good and bad clauses
-alike, so unigrams and bigrams carry little of the tone; a pretrained encoder can read it.
+A ticket is a few optional sentences around one to three opinion clauses that carry its tone,
+each in one of six frames (a copula, a distant stance, a feeling, a quantified noun, a
+counterfactual, two events of which the later sets the tone), with the polarity of its opinion
+word flipped by a negator half the time. Every word appears in good and bad clauses alike, so
+unigrams and bigrams carry little of the tone; a pretrained encoder can read it.
 """
 
 from __future__ import annotations
@@ -226,8 +216,7 @@ def _order_refs(w: Writer, order_no: np.ndarray) -> pa.Array:
 
 
 def _request(w: Writer, p_bad: np.ndarray) -> pa.Array:
-    """A request in a third of the tickets, demanding ones leaning bad: the one keyword cue, weak
-    on purpose so that a bag of words reads a little of the tone and the clauses hold the rest."""
+    """A request in a third of the tickets, demanding ones leaning bad: a weak keyword cue."""
     calm = len(ph.REQUESTS) // 2  # the first half is calm, the second demanding
     demanding = w.chance(0.3 + 0.4 * p_bad)
     choice = w.rng.integers(calm, size=w.n) + calm * demanding
