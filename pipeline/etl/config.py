@@ -9,6 +9,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pipeline.common.errors import PipelineError
 
+_ENCODING_NAMES = {"utf8": "utf-8", "utf16": "utf-16", "latin1": "latin-1", "iso-8859-1": "latin-1"}
+
 
 @dataclass
 class SplitConfig:
@@ -55,6 +57,8 @@ class DataConfig:
             raise PipelineError(
                 "`path` and `target` are required", where=self.where, fix="set both"
             )
+        spelling = self.encoding.lower().replace("_", "-")  # utf8, UTF_8, latin1 … are read too
+        self.encoding = _ENCODING_NAMES.get(spelling, spelling)
         for key, value, allowed in (
             ("format", self.format, ("csv", "parquet", "jsonl")),
             ("task", self.task, ("binary", "multiclass", "regression")),

@@ -84,6 +84,14 @@ def test_regression_settings_pass() -> None:
     assert data.bounds == {"y": [0.0, None]}
 
 
+@pytest.mark.parametrize(
+    ("spelling", "name"),
+    [("UTF_8", "utf-8"), ("utf8", "utf-8"), ("UTF16", "utf-16"), ("iso-8859-1", "latin-1")],
+)
+def test_common_encoding_spellings_are_read(spelling: str, name: str) -> None:
+    assert config(**BASE, encoding=spelling).encoding == name
+
+
 def test_memory_limit_reads_duckdb_units_and_fails_in_one_line() -> None:
     assert memory_bytes("512MB") == 512_000_000
     assert memory_bytes(" 1.5 GiB ") == int(1.5 * 2**30)
