@@ -1,5 +1,5 @@
 """Dynamic batching for the text model over HTTP: the server's default batching against batch-1
-serving (`--max-batch-size 1 --max-wait-ms 0`), same server otherwise, concurrency 16.
+serving (`--max-text-batch-size 1 --max-wait-ms 0`), same server otherwise, concurrency 16.
 
 Two loads each: every request the same record (all texts one length: batching's best case), and
 the test split's first 256 records cycled (texts of mixed lengths: what batching saves there
@@ -39,7 +39,7 @@ def main() -> int:
     serve += ["--log-level", "warning"]
     servers = {
         "batched": python_server(*serve),
-        "batch1": python_server(*serve, "--max-batch-size", "1", "--max-wait-ms", "0"),
+        "batch1": python_server(*serve, "--max-text-batch-size", "1", "--max-wait-ms", "0"),
     }
     rows = records(project, MIXED)
     same = [json.dumps({"records": rows[:1], "model": name}).encode()]

@@ -166,7 +166,9 @@ class Serving:
             wait_ms = settings.max_wait_ms if scorer.is_text else 0.0
             self.batchers[name] = Batcher(
                 scorer,
-                max_batch_size=settings.max_batch_size,
+                max_batch_size=(
+                    settings.max_text_batch_size if scorer.is_text else settings.max_batch_size
+                ),
                 max_wait_s=wait_ms / 1000,
                 max_queue_records=settings.max_queue_records,
                 executor=self.executor,

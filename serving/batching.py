@@ -216,9 +216,13 @@ def _merge(chunks: list[Chunk]) -> dict[str, Sequence[Any] | np.ndarray]:
     """The chunks' raw columns, concatenated (no copy for a batch of one whole request)."""
     if len(chunks) == 1 and chunks[0][1] == 0 and chunks[0][2] == chunks[0][0].size:
         return dict(chunks[0][0].columns)
+    whole = all(start == 0 and stop == job.size for job, start, stop in chunks)
     merged: dict[str, Sequence[Any] | np.ndarray] = {}
     for name in chunks[0][0].columns:
-        parts = [job.columns[name][start:stop] for job, start, stop in chunks]
+        if whole:  # the usual batch of small requests: no slices to copy
+            parts = [job.columns[name] for job, _, _ in chunks]
+        else:
+            parts = [job.columns[name][start:stop] for job, start, stop in chunks]
         if all(isinstance(p, np.ndarray) for p in parts):
             merged[name] = np.concatenate(parts)
         else:

@@ -258,21 +258,24 @@ def _check_content_type(headers: list[tuple[bytes, bytes]], required: bool) -> N
         )
 
 
+def _too_large(max_body_bytes: int) -> ApiError:
+    return ApiError(413, "body_too_large", f"the limit is {max_body_bytes} bytes")
+
+
 def json_route(max_body_bytes: int, content_type_required: bool = True) -> type[APIRoute]:
     """A route class whose requests read bodies as described above."""
 
     class LimitedRequest(Request):
         async def body(self) -> bytes:
             if not hasattr(self, "_body"):
-                too_large = ApiError(413, "body_too_large", f"the limit is {max_body_bytes} bytes")
                 declared = self.headers.get("content-length", "")
                 if declared.isdigit() and int(declared) > max_body_bytes:
-                    raise too_large
+                    raise _too_large(max_body_bytes)
                 chunks, size = [], 0
                 async for chunk in self.stream():  # Starlette's: it raises ClientDisconnect
                     size += len(chunk)
                     if size > max_body_bytes:
-                        raise too_large
+                        raise _too_large(max_body_bytes)
                     if chunk:
                         chunks.append(chunk)
                 self._body = b"".join(chunks)  # one chunk: the same bytes, not a copy

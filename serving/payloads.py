@@ -9,6 +9,7 @@ the column name as alias, so any column name works, even `model_config` or `Weig
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -190,8 +191,11 @@ def predict_response(contract: Contract) -> type[BaseModel]:
 
 def as_columns(records: list[BaseModel], keys: list[str], names: list[str]) -> dict[str, list]:
     """Validated records → raw values per input field, as `check_columns` reads them."""
-    rows = [r.__dict__ for r in records]
-    return {name: [row[key] for row in rows] for key, name in zip(keys, names, strict=True)}
+    get = itemgetter(*keys)
+    rows = [get(r.__dict__) for r in records]
+    if len(keys) == 1:  # itemgetter of one key returns the value, not a tuple
+        rows = [(value,) for value in rows]
+    return {name: list(column) for name, column in zip(names, zip(*rows), strict=True)}
 
 
 def render(scorer: Scorer, outputs: Outputs, ids: Sequence[Any] | None) -> bytes:

@@ -46,8 +46,10 @@ class Settings(BaseSettings):
     """A request not answered by then gets 504; its rows not yet scored are dropped."""
     max_queue_records: int = Field(2048, gt=0)
     """Rows waiting per model; beyond it 503 with Retry-After."""
-    max_batch_size: int = Field(32, gt=0)
-    """Rows per ONNX Runtime call; larger requests are cut into batches of this size."""
+    max_batch_size: int = Field(256, gt=0)
+    """Rows per ONNX Runtime call of a tabular model; larger requests are cut into batches."""
+    max_text_batch_size: int = Field(32, gt=0)
+    """Texts per call of a text model (its calls cost per token, so batches stay small)."""
     max_wait_ms: float = Field(5.0, ge=0)
     """Text models: how long a batch waits to fill (tabular batches never wait)."""
     intra_op_threads: int = Field(0, ge=0)
