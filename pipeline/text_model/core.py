@@ -157,11 +157,10 @@ class TextModel(Model):
             val_data.loader(config.eval_batch_size, shuffle=False),
             ckpt_path=resume,
         )
-        digest = weights_sha256(self.net)
         log.info(
             "rank %d/%d trained: %d optimizer steps, %d samples, weights sha256 %s",
             *(trainer.global_rank, trainer.world_size, trainer.global_step, module.samples_seen),
-            digest[:16],
+            weights_sha256(self.net)[:16],
         )
         if not trainer.is_global_zero:
             raise SystemExit(0)  # rank 0 alone predicts, writes and tracks
