@@ -1,8 +1,6 @@
-"""LightGBM on upstream-encoded features: numbers as they are (NaN included), ordinal or target
-encoded categories, a small TF-IDF of the text. Early stopping on val with the loss it trains
-for (log loss; l2, l1, huber or quantile loss); training is deterministic, so the same config and
-data give a byte-identical booster. Regression may add a quantile interval: two more boosters
-whose predictions the graph outputs as `interval`."""
+"""LightGBM on encoded features (numbers as they are, NaN included; ordinal or target-encoded
+categories; a small TF-IDF), early-stopped on val by the loss it trains for, deterministic (same
+config and data, byte-identical booster); regression may add a quantile interval."""
 
 from __future__ import annotations
 
@@ -29,7 +27,6 @@ if TYPE_CHECKING:
     from serving.schemas import GraphInput
 
 log = logging.getLogger(__name__)
-PROGRESS_EVERY = 100  # boosting rounds between progress lines
 Matrix = Any  # the preprocessor's output: a NumPy array or a SciPy sparse matrix
 
 
@@ -118,14 +115,14 @@ class LightGBM(SklearnModel):
             eval_y=(val[1],),
             callbacks=[
                 lightgbm.early_stopping(self.config.early_stopping_rounds, verbose=False),
-                _progress(PROGRESS_EVERY),
+                _progress(),
             ],
         )
         return model
 
     def edge_splits(self, data: Splits) -> dict[str, Split]:
-        """The default edge rows, plus rows exactly on the trees' split thresholds of each raw
-        numeric column and one float64 / float32 step either side (where rounding would bite)."""
+        """The default edge rows, plus rows on the trees' thresholds of each raw numeric column and
+        one float64 / float32 step either side (where rounding would bite)."""
         out = super().edge_splits(data)
         numeric = self.profile.features.numeric
         if self.features().numeric != "passthrough" or not numeric:
@@ -187,7 +184,7 @@ def best_loss(model: Any) -> float:
     return float(next(iter(scores.values())))
 
 
-def _progress(every: int) -> Any:
+def _progress(every: int = 100) -> Any:
     """A callback logging the val loss every `every` rounds (long fits stay visible)."""
     started = time.perf_counter()
 

@@ -1,15 +1,12 @@
-"""Optional Optuna search over LightGBM's main hyperparameters.
-
-The caller gives `score(params) -> float`: the early-stopping loss on val of a model trained with
-those parameters, so the search minimises what training itself optimises.
-"""
+"""Optional Optuna search over LightGBM's main hyperparameters, minimising `score(params)`: the
+caller's early-stopping loss on val, what training itself optimises."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pipeline.lightgbm.config import OptunaConfig
 
@@ -27,18 +24,6 @@ class SearchResult:
     n_trials: int
 
 
-def suggest(trial: Any) -> Params:
-    """One point of the search space (LGBMParams names)."""
-    return {
-        "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.2, log=True),
-        "num_leaves": trial.suggest_int("num_leaves", 8, 255, log=True),
-        "min_child_samples": trial.suggest_int("min_child_samples", 5, 200, log=True),
-        "subsample": trial.suggest_float("subsample", 0.5, 1.0),
-        "colsample_bytree": trial.suggest_float("colsample_bytree", 0.3, 1.0),
-        "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 10.0, log=True),
-    }
-
-
 def search(
     score: Callable[[Params], float], config: OptunaConfig, seed: int, run: Run | None
 ) -> SearchResult:
@@ -48,7 +33,16 @@ def search(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     def objective(trial: optuna.Trial) -> float:
-        value = score(suggest(trial))
+        value = score(
+            {
+                "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.2, log=True),
+                "num_leaves": trial.suggest_int("num_leaves", 8, 255, log=True),
+                "min_child_samples": trial.suggest_int("min_child_samples", 5, 200, log=True),
+                "subsample": trial.suggest_float("subsample", 0.5, 1.0),
+                "colsample_bytree": trial.suggest_float("colsample_bytree", 0.3, 1.0),
+                "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 10.0, log=True),
+            }
+        )
         if run is not None:
             with run.child(f"trial-{trial.number}") as child:
                 child.log_params(trial.params)

