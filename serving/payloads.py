@@ -195,7 +195,7 @@ def as_columns(records: list[BaseModel], keys: list[str], names: list[str]) -> d
     rows = [get(r.__dict__) for r in records]
     if len(keys) == 1:  # itemgetter of one key returns the value, not a tuple
         rows = [(value,) for value in rows]
-    return {name: list(column) for name, column in zip(names, zip(*rows), strict=True)}
+    return {name: list(column) for name, column in zip(names, zip(*rows, strict=True), strict=True)}
 
 
 def render(scorer: Scorer, outputs: Outputs, ids: Sequence[Any] | None) -> bytes:
