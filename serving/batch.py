@@ -97,8 +97,7 @@ def _read_arrow(
     tz = contract.features.timezone
     for batch in batches:
         raw = {f.name: _arrow_column(batch.column(f.name), f, tz) for f in contract.input_schema}
-        has_id = contract.id is not None and contract.id in batch.schema.names
-        ids = batch.column(contract.id) if has_id else None
+        ids = batch.column(contract.id) if contract.id in batch.schema.names else None
         yield Chunk(row, batch.num_rows, raw, ids, {})
         row += batch.num_rows
 
