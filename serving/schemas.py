@@ -186,7 +186,7 @@ class Decision(Typed):
     """How a label is chosen from (calibrated) probabilities."""
 
     kind: Literal["threshold", "argmax"]
-    objective: str  # what the threshold was tuned for on the validation split
+    objective: str  # binary: the threshold is chosen for it on the validation split
     threshold: float | None = None  # binary: the positive class when its probability >= this
     positive: str | None = None  # binary
     # multiclass: argmax of probabilities × these (all 1 without a class-prior adjustment)
@@ -199,8 +199,7 @@ class Calibration(Typed):
 
 
 class MlflowRef(Typed):
-    """The run that trained a model and its registered version (no tracking URI: it can carry
-    credentials)."""
+    """The MLflow run and registered version (no tracking URI: it can carry credentials)."""
 
     run_id: str
     experiment_id: str
