@@ -277,6 +277,9 @@ def score_file(
 
 
 def main(argv: list[str] | None = None) -> int:
+    """CLI: score INPUT into OUTPUT; 1 and one line on stderr when the run cannot go on."""
+    from tqdm import tqdm
+
     parser = argparse.ArgumentParser(
         prog="python -m serving.batch", description=__doc__.split("\n")[0]
     )
@@ -300,8 +303,6 @@ def main(argv: list[str] | None = None) -> int:
         cores = os.cpu_count() or 1
         limit = Settings.model_fields["max_string_length"].default
         scorer = load_scorers(only, args.models, cores, cores, limit)[name]
-        from tqdm import tqdm
-
         # A bar on a terminal only (disable=None): bytes read, or rows for Parquet.
         with tqdm(unit_scale=True, dynamic_ncols=True, file=sys.stderr, disable=None) as bar:
             scored, rejected = score_file(
