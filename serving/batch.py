@@ -1,16 +1,8 @@
 """Score a file: `python -m serving.batch INPUT OUTPUT [--model NAME] [--models DIR]`.
 
-INPUT is .csv, .parquet or .jsonl, read in chunks of `--chunk-rows` rows, so memory is bounded
-by a chunk, not by the file. Every row goes through the API's own checks, features and model
-(`serving.scoring.Scorer`). OUTPUT (Parquet) gets one row per scored input row: `row` (its
-position in INPUT, from 0), the contract's id column when INPUT has it, then `label` and
-`proba_<i>` (classes in the contract's label order) or `value` (and `interval_lower`,
-`interval_upper`), then `model`, `version` and `onnx_sha256`. Rows that cannot
-be scored go to `<OUTPUT stem>.rejects.parquet` (`--rejects`): `row`, the id, `field`, `reason`.
-A run in which every row is rejected fails with one line. No training library is imported.
-
-In files, an empty cell, a missing JSON key and null all mean a missing value; numbers and
-booleans may be written as text ("12.5", "yes").
+INPUT (.csv, .parquet or .jsonl) is read in chunks and every row goes through the API's own
+checks, features and model; the columns of OUTPUT and of the rejects file are in
+docs/serving.md. No training library is imported.
 """
 
 from __future__ import annotations
@@ -18,13 +10,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import itertools
 import os
 import sys
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import orjson
@@ -38,11 +31,8 @@ from serving.schemas import Contract, FieldSchema, FileError, load_contract
 from serving.scoring import Outputs, Scorer, keep_rows, load_scorers
 from serving.settings import Settings
 
-FORMATS = {".csv": "csv", ".parquet": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
-Raw = dict[str, Any]  # input field → values of one chunk (numpy array or list)
-# Rows per chunk. A TF-IDF graph holds several dense [rows, vocabulary] tensors at once: on the
-# demo's LightGBM (2,000 terms), 1M rows took 4.0 GB peak RSS and 53 s in chunks of 65,536 rows,
-# 1.2 GB and 47 s in chunks of 16,384.
+# Rows per chunk. A TF-IDF graph holds several dense [rows, vocabulary] tensors at once, so a
+# larger chunk costs memory for no speed (bench/RESULTS.md).
 CHUNK_ROWS = 16_384
 
 
@@ -54,7 +44,7 @@ class BatchError(Exception):
 class Chunk:
     first_row: int  # position in the input of the chunk's first row
     size: int
-    raw: Raw
+    raw: dict[str, Any]  # input field → values (numpy array or list)
     ids: pa.Array | None
     parse_errors: dict[int, str]  # jsonl lines that are not JSON objects
 
@@ -83,23 +73,31 @@ def _arrow_column(column: pa.ChunkedArray | pa.Array, field: FieldSchema, tz: st
     return column.to_pylist()
 
 
-def _require(names: list[str], fields: list[FieldSchema], path: Path) -> None:
-    missing = [f.name for f in fields if f.name not in names]
+def _columns(names: list[str], contract: Contract, path: Path) -> list[str]:
+    """The columns to read: every input field (all must be there), and the id if present."""
+    fields = [f.name for f in contract.input_schema]
+    missing = [name for name in fields if name not in names]
     if missing:
         raise BatchError(
-            f"{path}: column {missing[0]!r} is missing; the model reads "
-            f"{', '.join(f.name for f in fields)}"
+            f"{path}: column {missing[0]!r} is missing; the model reads {', '.join(fields)}"
         )
+    return fields + ([contract.id] if contract.id and contract.id in names else [])
 
 
-def _read_arrow(batches: Iterator[pa.RecordBatch], contract: Contract) -> Iterator[Chunk]:
+def _progress(progress: Any, done: int, total: int) -> None:
+    if progress is not None:
+        progress.total = total
+        progress.update(done - progress.n)
+
+
+def _read_arrow(
+    batches: Iterator[pa.RecordBatch | pa.Table], contract: Contract
+) -> Iterator[Chunk]:
     row = 0
-    fields = contract.input_schema
     tz = contract.features.timezone
     for batch in batches:
-        raw = {f.name: _arrow_column(batch.column(f.name), f, tz) for f in fields}
-        has_id = contract.id is not None and contract.id in batch.schema.names
-        ids = batch.column(contract.id) if has_id else None
+        raw = {f.name: _arrow_column(batch.column(f.name), f, tz) for f in contract.input_schema}
+        ids = batch.column(contract.id) if contract.id in batch.schema.names else None
         yield Chunk(row, batch.num_rows, raw, ids, {})
         row += batch.num_rows
 
@@ -108,48 +106,37 @@ def _read_csv(path: Path, contract: Contract, rows: int, progress: Any) -> Itera
     import pyarrow.csv as pcsv
 
     with open(path, newline="", encoding="utf-8", errors="replace") as handle:
-        header = next(csv.reader(handle), [])
-    _require(header, contract.input_schema, path)
-    columns = [f.name for f in contract.input_schema]
-    if contract.id and contract.id in header:
-        columns.append(contract.id)
-    # Every input field is read as text, so one bad cell rejects its row, not the file
-    # (the id too: a type inferred per block could change from one chunk to the next).
+        columns = _columns(next(csv.reader(handle), []), contract, path)
+    # Every column is read as text, so one bad cell rejects its row, not the file (the id too:
+    # a type inferred per block could change from one chunk to the next).
     convert = pcsv.ConvertOptions(
-        column_types={name: pa.string() for name in columns},
+        column_types=dict.fromkeys(columns, pa.string()),
         include_columns=columns,
         strings_can_be_null=True,
     )
-    with _Counting(path, progress) as handle:
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
         reader = pcsv.open_csv(
             handle, read_options=pcsv.ReadOptions(block_size=1 << 22), convert_options=convert
         )
-        yield from _read_arrow(_rebatch(reader, rows), contract)
+        for chunk in _read_arrow(_rebatch(reader, rows), contract):
+            yield chunk
+            _progress(progress, handle.tell(), size)
 
 
 def _read_parquet(path: Path, contract: Contract, rows: int, progress: Any) -> Iterator[Chunk]:
     parquet = pq.ParquetFile(path)
-    names = parquet.schema_arrow.names
-    _require(names, contract.input_schema, path)
-    columns = [f.name for f in contract.input_schema]
-    if contract.id and contract.id in names:
-        columns.append(contract.id)
-    if progress is not None:
-        progress.total = parquet.metadata.num_rows
+    columns = _columns(parquet.schema_arrow.names, contract, path)
     for chunk in _read_arrow(parquet.iter_batches(batch_size=rows, columns=columns), contract):
-        if progress is not None:
-            progress.update(chunk.size)
         yield chunk
+        _progress(progress, chunk.first_row + chunk.size, parquet.metadata.num_rows)
 
 
 def _read_jsonl(path: Path, contract: Contract, rows: int, progress: Any) -> Iterator[Chunk]:
-    fields = contract.input_schema
-    with _Counting(path, progress) as handle:
-        first = 0
-        while True:
-            lines = [line for line in (handle.readline() for _ in range(rows)) if line]
-            if not lines:
-                return
+    size = path.stat().st_size
+    first = 0
+    with open(path, "rb") as handle:
+        while lines := list(itertools.islice(handle, rows)):
             records: list[dict[str, Any]] = []
             errors: dict[int, str] = {}
             for i, line in enumerate(lines):
@@ -160,67 +147,38 @@ def _read_jsonl(path: Path, contract: Contract, rows: int, progress: Any) -> Ite
                 if not isinstance(record, dict):
                     record, errors[i] = {}, "not a JSON object"
                 records.append(record)
-            raw = {f.name: [r.get(f.name) for r in records] for f in fields}
+            raw = {f.name: [r.get(f.name) for r in records] for f in contract.input_schema}
             ids = None
             if contract.id:  # as text, so every chunk writes the same type
                 values = [r.get(contract.id) for r in records]
                 ids = pa.array([None if v is None else str(v) for v in values], pa.string())
             yield Chunk(first, len(records), raw, ids, errors)
             first += len(records)
+            _progress(progress, handle.tell(), size)
 
 
-def _rebatch(reader: Any, rows: int) -> Iterator[pa.RecordBatch]:
-    """The reader's batches regrouped into batches of `rows` rows (the last may be smaller)."""
-    pending: list[pa.RecordBatch] = []
-    count = 0
+READERS = {".csv": _read_csv, ".parquet": _read_parquet, ".jsonl": _read_jsonl}
+READERS[".ndjson"] = _read_jsonl
+
+
+def _rebatch(reader: Any, rows: int) -> Iterator[pa.Table]:
+    """The reader's batches regrouped into tables of `rows` rows (the last may be smaller)."""
+    pending = reader.schema.empty_table()
     for batch in reader:
-        pending.append(batch)
-        count += batch.num_rows
-        while count >= rows:
-            table = pa.Table.from_batches(pending)
-            yield table.slice(0, rows).combine_chunks().to_batches()[0]
-            rest = table.slice(rows)
-            pending, count = rest.to_batches(), rest.num_rows
-    if count:
-        yield pa.Table.from_batches(pending).combine_chunks().to_batches()[0]
-
-
-class _Counting:
-    """A binary file whose reads advance a progress bar (bytes)."""
-
-    def __init__(self, path: Path, progress: Any) -> None:
-        self.handle: IO[bytes] = open(path, "rb")  # noqa: SIM115 - closed by __exit__
-        self.progress = progress
-        if progress is not None:
-            progress.total = path.stat().st_size
-
-    def __enter__(self) -> _Counting:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.handle.close()
-
-    def _count(self, data: bytes) -> bytes:
-        if self.progress is not None:
-            self.progress.update(len(data))
-        return data
-
-    def read(self, size: int = -1) -> bytes:
-        return self._count(self.handle.read(size))
-
-    def readline(self) -> bytes:
-        return self._count(self.handle.readline())
-
-    @property
-    def closed(self) -> bool:
-        return self.handle.closed
+        pending = pa.concat_tables([pending, pa.Table.from_batches([batch])])
+        while pending.num_rows >= rows:
+            yield pending.slice(0, rows)
+            pending = pending.slice(rows)
+    if pending.num_rows:
+        yield pending
 
 
 # --- scoring and writing ------------------------------------------------------------------
 
+_Job = tuple[Future[Outputs], np.ndarray, pa.Array | None]  # graph run, rows, ids
+
 
 def _scored_table(scorer: Scorer, outputs: Outputs, rows: np.ndarray, ids: Any) -> pa.Table:
-    n = len(rows)
     columns: dict[str, Any] = {"row": pa.array(rows, pa.int64())}
     if ids is not None:
         columns[scorer.contract.id or "id"] = ids
@@ -234,14 +192,13 @@ def _scored_table(scorer: Scorer, outputs: Outputs, rows: np.ndarray, ids: Any) 
         if "interval" in outputs:
             columns["interval_lower"] = pa.array(outputs["interval"][:, 0])
             columns["interval_upper"] = pa.array(outputs["interval"][:, 1])
+    zeros = pa.array(np.zeros(len(rows), dtype=np.int32))
     for name, value in (
         ("model", scorer.name),
         ("version", scorer.version),
         ("onnx_sha256", scorer.entry.sha256),
     ):
-        columns[name] = pa.DictionaryArray.from_arrays(
-            pa.array(np.zeros(n, dtype=np.int32)), pa.array([value])
-        )
+        columns[name] = pa.DictionaryArray.from_arrays(zeros, pa.array([value]))
     return pa.table(columns)
 
 
@@ -271,95 +228,58 @@ def score_file(
     progress: Any = None,
 ) -> tuple[int, int]:
     """Score `source` into `output` (and `rejects_path`); (rows scored, rows rejected)."""
-    fmt = FORMATS.get(source.suffix.lower())
-    if fmt is None:
+    read = READERS.get(source.suffix.lower())
+    if read is None:
         raise BatchError(f"{source}: expected a .csv, .parquet or .jsonl file")
     if not source.is_file():
         raise BatchError(f"{source}: not found")
-    read = {"csv": _read_csv, "parquet": _read_parquet, "jsonl": _read_jsonl}[fmt]
+    rejects_path.unlink(missing_ok=True)
     scored = rejected = 0
-    writer: pq.ParquetWriter | None = None
-    reject_writer: pq.ParquetWriter | None = None
-    first_reject: pa.Table | None = None
+    first_reject: dict[str, Any] | None = None
+    writers: dict[Path, pq.ParquetWriter] = {}
+
+    def write(path: Path, table: pa.Table) -> None:
+        if path not in writers:
+            writers[path] = files.enter_context(pq.ParquetWriter(path, table.schema))
+        writers[path].write_table(table)
+
+    def finish(job: _Job | None) -> None:
+        if job is not None:
+            write(output, _scored_table(scorer, job[0].result(), job[1], job[2]))
+
     # The graph runs in a second thread (ONNX Runtime releases the GIL) while the next chunk is
     # read, checked and prepared: the file is scored at nearly the graph's own speed.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending: tuple[Any, np.ndarray, Chunk] | None = None
+    with contextlib.ExitStack() as files, ThreadPoolExecutor(max_workers=1) as pool:
+        pending: _Job | None = None
         for chunk in read(source, scorer.contract, chunk_rows, progress):
             prepared, good, rejects = _checked(scorer, chunk)
-            future = pool.submit(_run, scorer, prepared)
-            if pending is not None:
-                writer = _write(writer, output, scorer, *pending)
-            pending = (future, good, chunk)
             if rejects.num_rows:
                 rejected += rejects.num_rows
-                first_reject = first_reject or rejects.slice(0, 1)
-                if reject_writer is None:
-                    reject_writer = pq.ParquetWriter(rejects_path, rejects.schema)
-                reject_writer.write_table(rejects)
-            scored += len(good)
-        if pending is not None:
-            writer = _write(writer, output, scorer, *pending)
-    for open_writer in (writer, reject_writer):
-        if open_writer is not None:
-            open_writer.close()
+                first_reject = first_reject or rejects.slice(0, 1).to_pylist()[0]
+                write(rejects_path, rejects)
+            if len(good):
+                ids = chunk.ids.take(pa.array(good)) if chunk.ids is not None else None
+                job = (pool.submit(scorer.run, prepared), good + chunk.first_row, ids)
+                finish(pending)
+                pending = job
+                scored += len(good)
+        finish(pending)
     if scored == 0:
         output.unlink(missing_ok=True)
         if first_reject is None:
             raise BatchError(f"{source}: no rows to score")
-        row = first_reject.to_pylist()[0]
         raise BatchError(
-            f"{source}: all {rejected} rows were rejected (first: row {row['row']}, "
-            f"{row['field'] or 'line'}: {row['reason']}); reasons in {rejects_path}"
+            f"{source}: all {rejected} rows were rejected (first: row {first_reject['row']}, "
+            f"{first_reject['field'] or 'line'}: {first_reject['reason']}); "
+            f"reasons in {rejects_path}"
         )
     return scored, rejected
 
 
-def _run(scorer: Scorer, prepared: dict[str, np.ndarray]) -> Outputs | None:
-    return scorer.run(prepared) if len(next(iter(prepared.values()))) else None
-
-
-def _write(
-    writer: pq.ParquetWriter | None,
-    output: Path,
-    scorer: Scorer,
-    future: Any,
-    good: np.ndarray,
-    chunk: Chunk,
-) -> pq.ParquetWriter | None:
-    outputs = future.result()
-    if outputs is None:
-        return writer
-    ids = chunk.ids.take(pa.array(good)) if chunk.ids is not None else None
-    table = _scored_table(scorer, outputs, good + chunk.first_row, ids)
-    if writer is None:
-        writer = pq.ParquetWriter(output, table.schema)
-    writer.write_table(table)
-    return writer
-
-
-def _load(contract: Contract, directory: Path, name: str) -> Scorer:
-    """The one model to score with (checksum verified), with all cores for ONNX Runtime."""
-    only = contract.model_copy(update={"models": {name: contract.models[name]}})
-    cores = os.cpu_count() or 1
-    # Strings without a max_length in the contract get the API's default limit.
-    limit = Settings.model_fields["max_string_length"].default
-    return load_scorers(only, directory, cores, cores, limit)[name]
-
-
-@contextlib.contextmanager
-def _progress_bar() -> Iterator[Any]:
-    """A tqdm bar on a terminal (bytes read, or rows for Parquet); nothing otherwise."""
-    if not sys.stderr.isatty():
-        yield None
-        return
+def main(argv: list[str] | None = None) -> int:
+    """CLI: score INPUT into OUTPUT; 1 and one line on stderr when the run cannot go on."""
     from tqdm import tqdm
 
-    with tqdm(unit_scale=True, dynamic_ncols=True, file=sys.stderr) as bar:
-        yield bar
-
-
-def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m serving.batch", description=__doc__.split("\n")[0]
     )
@@ -377,11 +297,16 @@ def main(argv: list[str] | None = None) -> int:
         if name not in contract.models:
             models = sorted(contract.models)
             raise BatchError(f"--model {name!r}: the contract's models are {models}")
-        scorer = _load(contract, args.models, name)
-        rejects.unlink(missing_ok=True)
-        with _progress_bar() as progress:
+        # Load only that model, with all cores for ONNX Runtime; strings without a max_length
+        # in the contract get the API's default limit.
+        only = contract.model_copy(update={"models": {name: contract.models[name]}})
+        cores = os.cpu_count() or 1
+        limit = Settings.model_fields["max_string_length"].default
+        scorer = load_scorers(only, args.models, cores, cores, limit)[name]
+        # A bar on a terminal only (disable=None): bytes read, or rows for Parquet.
+        with tqdm(unit_scale=True, dynamic_ncols=True, file=sys.stderr, disable=None) as bar:
             scored, rejected = score_file(
-                scorer, args.input, args.output, rejects, args.chunk_rows, progress
+                scorer, args.input, args.output, rejects, args.chunk_rows, bar
             )
     except (BatchError, FileError, ModelFileError) as exc:
         print(f"batch: {exc}", file=sys.stderr)

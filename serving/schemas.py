@@ -1,16 +1,8 @@
-"""The typed files that cross stage boundaries: one definition each, read and written through it.
+"""The typed files that cross stage boundaries (docs/architecture.md): one definition each.
 
-| file | written by | read by |
-|---|---|---|
-| `data/processed/profile.json` (`Profile`) | etl | model stages, export, report |
-| `models/trained/<name>/card.json` (`ModelCard`) | each model stage | export, report |
-| `models/export/parity.json` (`ParityReport`) | export | report |
-| `models/export/contract.json` (`Contract`) | export | serving, batch scoring, report |
-
-They live in `serving/` because the server reads the contract and must not import training code;
-pydantic is already a serving dependency (FastAPI). Every file carries `schema_version`; a file
-of another version, a missing key or an unknown key fails in one line naming the file and the
-stage to re-run (`read_file`).
+They live in `serving/` because the server reads the contract and must not import training code.
+Every file carries `schema_version`; another version, a missing key or an unknown key fails in
+one line naming the file and the stage to re-run (`read_file`).
 """
 
 from __future__ import annotations
@@ -22,13 +14,11 @@ from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-SCHEMA_VERSION: Literal[1] = 1
 Task = Literal["binary", "multiclass", "regression"]
 SPLITS = ("train", "val", "test")
 DATETIME_PARTS = ("year", "month", "day", "dayofweek", "hour")
 TEXT_STATS = ("chars", "words", "exclaims", "digits")
 DERIVED_SEP = "__"  # a derived column is f"{source}{DERIVED_SEP}{part}", e.g. created_at__hour
-FOLDED = "folded"  # the text as the TF-IDF steps read it: f"{text}__folded"
 
 
 class Typed(BaseModel):
@@ -41,11 +31,7 @@ class Typed(BaseModel):
 
 
 class FeatureSpec(Typed):
-    """Which raw columns get which cleaning, and which features are derived from them.
-
-    `serving.features` applies it in the ETL, in every model stage and in the server, so a model
-    sees the same inputs for the same raw values wherever it runs.
-    """
+    """Which raw columns get which cleaning, and which features are derived from them."""
 
     numeric: list[str] = Field(default_factory=list)  # booleans included, as 0/1
     boolean: list[str] = Field(default_factory=list)  # numeric columns that arrive as true/false
@@ -78,7 +64,7 @@ class FeatureSpec(Typed):
     @property
     def folded_text(self) -> str | None:
         """The derived string column TF-IDF steps read (see `serving.features.fold_text`)."""
-        return f"{self.text}{DERIVED_SEP}{FOLDED}" if self.text else None
+        return f"{self.text}{DERIVED_SEP}folded" if self.text else None
 
     @property
     def model_numeric(self) -> list[str]:
@@ -125,7 +111,7 @@ class SplitSettings(Typed):
 class Profile(Typed):
     """`data/processed/profile.json`: what the ETL produced and learned about the data."""
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1
     data: str  # the data config's name
     source: str  # the file, glob or URL (query string removed)
     format: Literal["csv", "parquet", "jsonl"]
@@ -189,27 +175,22 @@ class TokenizerSpec(Typed):
 
 
 class Outputs(Typed):
-    """Graph output names. Classification: `probabilities` [N, C]; regression: `value` [N, 1]
-    and, with quantile models, `interval` [N, 2] (lower, upper)."""
+    """Graph output names."""
 
-    probabilities: str | None = None
-    value: str | None = None
-    interval: str | None = None
+    probabilities: str | None = None  # classification: [N, C]
+    value: str | None = None  # regression: [N, 1]
+    interval: str | None = None  # quantile regression: [N, 2] (lower, upper)
 
 
 class Decision(Typed):
-    """How a label is chosen from (calibrated) probabilities.
-
-    binary: the positive class when its probability >= `threshold`, chosen on the validation
-    split for `objective`; multiclass: argmax of probabilities times `class_weights` (all 1
-    unless a class-prior adjustment was configured).
-    """
+    """How a label is chosen from (calibrated) probabilities."""
 
     kind: Literal["threshold", "argmax"]
-    objective: str
-    threshold: float | None = None  # binary
+    objective: str  # binary: the threshold is chosen for it on the validation split
+    threshold: float | None = None  # binary: the positive class when its probability >= this
     positive: str | None = None  # binary
-    class_weights: list[float] | None = None  # multiclass
+    # multiclass: argmax of probabilities × these (all 1 without a class-prior adjustment)
+    class_weights: list[float] | None = None
 
 
 class Calibration(Typed):
@@ -218,8 +199,7 @@ class Calibration(Typed):
 
 
 class MlflowRef(Typed):
-    """The MLflow run that trained a model and its registered version (no tracking URI: it can
-    carry credentials and is nobody's business outside the pipeline)."""
+    """The MLflow run and registered version (no tracking URI: it can carry credentials)."""
 
     run_id: str
     experiment_id: str
@@ -260,7 +240,7 @@ class ParityCheck(Typed):
 class ParityReport(Typed):
     """Every parity check of a stage; `passed` only when all of them passed."""
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1
     checks: list[ParityCheck]
     passed: bool
 
@@ -268,11 +248,10 @@ class ParityReport(Typed):
 class ModelCard(Typed):
     """`models/trained/<name>/card.json`: one model stage's result, read by export and report."""
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1
     name: str
     task: Task
-    # Classes in the order of the graph's probability columns ([] for regression): lets the
-    # champion gate tell whether a registered model still answers the current question.
+    # the graph's probability columns ([] for regression): the gate compares them with the data's
     labels: list[str] = Field(default_factory=list)
     skipped: str | None = None  # the reason the stage trained nothing (e.g. no text column)
     entry: ModelEntry | None = None  # None when skipped
@@ -326,7 +305,7 @@ class Lineage(Typed):
 class Contract(Typed):
     """`models/export/contract.json`: all the server and batch scoring read besides the files."""
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1
     task: Task
     target: str
     labels: list[str] = Field(default_factory=list)
@@ -344,6 +323,7 @@ class Contract(Typed):
 # --- reading and writing --------------------------------------------------------------------
 
 T = TypeVar("T", bound=Typed)
+CONTRACT_FILE = "contract.json"
 _REWRITER = {
     "Profile": "the ETL: dvc repro etl",
     "ModelCard": "the model's stage: dvc repro <model>",
@@ -368,9 +348,6 @@ def read_file(path: str | os.PathLike[str], kind: type[T]) -> T:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "top level"
         raise FileError(f"{path}: {where}: {first['msg']}; {fix}") from None
-
-
-CONTRACT_FILE = "contract.json"
 
 
 def load_contract(models_dir: Path) -> Contract:

@@ -1,19 +1,8 @@
 """`python -m serving`: settings → contract → one uvicorn process (uvloop, httptools + limits).
 
-uvicorn's `Server` is run directly with one worker: its multi-worker supervisor would start
-processes through multiprocessing (which pickles), and ONNX Runtime threads × workers must stay
-within the cores anyway. Scale out by running more processes behind a load balancer.
-
-uvicorn has no limit on header size, no deadline for receiving a request and no cap on open
-connections (its `limit_concurrency` answers in plain text), and answers malformed HTTP in plain
-text. `LimitedProtocol` adds each of them where the bytes arrive, before the app is involved:
-
-- a connection that never starts a request is closed after `keep_alive_s`;
-- a request whose head and body do not arrive within `receive_timeout_s` gets 408 and is closed
-  (slow clients cannot hold connections, or a graceful shutdown, for long);
-- a request line plus headers over `max_header_bytes` gets 431 before it is buffered further;
-- connections beyond `max_connections` get 503 and are closed;
-- every error answered here has the API's JSON error body.
+One worker, run through uvicorn's `Server`: its multi-worker supervisor starts processes through
+multiprocessing (which pickles), and ONNX Runtime threads × workers must stay within the cores
+anyway. Scale out with more processes behind a load balancer.
 """
 
 from __future__ import annotations
@@ -39,7 +28,14 @@ LINGER_S = 1.0
 
 
 class LimitedProtocol(HttpToolsProtocol):
-    """uvicorn's HTTP/1.1 protocol with the limits listed in the module's notes."""
+    """uvicorn's HTTP/1.1 protocol plus the limits it lacks, each answered with a JSON error.
+
+    A connection that never starts a request closes after `keep_alive_s`; a request whose head
+    and body do not arrive within `receive_timeout_s` gets 408 (slow clients cannot hold
+    connections, or a graceful shutdown); a head over `max_header_bytes` gets 431 before it is
+    buffered; connections beyond `max_connections` get 503 (uvicorn's `limit_concurrency`
+    answers in plain text, as it does malformed HTTP).
+    """
 
     settings: Settings  # set on a subclass by `main` (uvicorn instantiates the class)
 
@@ -66,17 +62,11 @@ class LimitedProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self._discarding:
-            return
+        # While a head is arriving, feed at most one byte past the limit, so an oversized head is
+        # refused before it is buffered, whatever its shape (body bytes are fed whole).
         limit = self.settings.max_header_bytes
-        if not self._in_head or self._head_bytes + len(data) <= limit:
-            self._head_bytes += len(data)  # (body bytes of this request too: harmless)
-            super().data_received(data)
-            return
-        # A head that could be too large: feed at most what the limit leaves room for, so an
-        # oversized head is refused before it is buffered, whatever its shape.
-        while self._in_head and data and not self.transport.is_closing():
-            room = limit + 1 - self._head_bytes
+        while data and not self._discarding and not self.transport.is_closing():
+            room = limit + 1 - self._head_bytes if self._in_head else len(data)
             piece, data = data[:room], data[room:]
             self._head_bytes += len(piece)
             super().data_received(piece)
@@ -84,9 +74,6 @@ class LimitedProtocol(HttpToolsProtocol):
                 self._reply(
                     431, "headers_too_large", f"request line and headers exceed {limit} bytes"
                 )
-                return
-        if data and not self.transport.is_closing():
-            super().data_received(data)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -151,9 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.propagate = False
     if settings.api_key is None and not settings.loopback:
         log.warning(
-            "listening on %s without SERVING_API_KEY: anyone who reaches this address "
-            "can call predict and metadata; set SERVING_API_KEY to require a bearer "
-            "token",
+            "listening on %s without SERVING_API_KEY: anyone who reaches this address can call "
+            "predict and metadata; set SERVING_API_KEY to require a bearer token",
             settings.host,
         )
     try:
@@ -161,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FileError as exc:
         print(f"serving: {exc}", file=sys.stderr)
         return 1
-    failures: list[str] = []
+    failures: list[str] = []  # a model that failed to load (the app logs it)
     server: uvicorn.Server | None = None
 
     def fatal(message: str) -> None:
@@ -192,7 +178,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    # A model that failed to load was logged by the app as one line; the exit code says it too.
     return 1 if failures or not server.started else 0
 
 

@@ -71,10 +71,8 @@ class Settings(BaseSettings):
     """One log line per request (costs about a tenth of the throughput)."""
 
     @model_validator(mode="after")
-    def _threads_within_cores(self) -> Settings:
-        cores = os.cpu_count() or 1
-        if self.intra_op_threads > cores:
-            # One server process: its ONNX Runtime threads must stay within the cores.
+    def _threads_within_cores(self) -> Settings:  # one process: its threads share the cores
+        if self.intra_op_threads > (cores := os.cpu_count() or 1):
             raise ValueError(f"intra_op_threads must be at most {cores} (the cores)")
         return self
 
@@ -85,12 +83,10 @@ class Settings(BaseSettings):
     @property
     def loopback(self) -> bool:
         """Whether the bind address is reachable from this machine only."""
-        if self.host == "localhost":
-            return True
         try:
             return ipaddress.ip_address(self.host).is_loopback
         except ValueError:
-            return False
+            return self.host == "localhost"
 
 
 def parse_settings(argv: Sequence[str]) -> Settings:

@@ -1,9 +1,7 @@
-"""Build a text model's input string from prepared fields, the same way in training and serving.
+"""A text model's input string from prepared fields, built the same way in training and serving.
 
-The text model reads one string per record: optionally a few tabular fields serialised as
-`name: value | name: value | ` in front of the free text. The text model stage and the server
-both call `build_texts`, so the string a model was trained on is exactly the string it is
-served, including how numbers and missing values are spelled.
+The string is optionally a few tabular fields as `name: value | name: value | ` in front of the
+free text; the text model stage and the server both call `build_texts`.
 """
 
 from __future__ import annotations
@@ -20,18 +18,14 @@ MISSING = "n/a"
 
 def format_value(value: Any, kind: str) -> str:
     """One field value as text; ints, floats and booleans that are equal print the same."""
-    if value is None:
-        return MISSING
     if kind == "number":
         try:
             number = float(value)
         except (TypeError, ValueError):
             return MISSING
-        if math.isnan(number) or math.isinf(number):
-            return MISSING
-        return f"{number:.6g}"
-    text = str(value).strip()
-    return text if text else MISSING
+        return f"{number:.6g}" if math.isfinite(number) else MISSING
+    text = "" if value is None else str(value).strip()
+    return text or MISSING
 
 
 def build_texts(columns: Mapping[str, Any], spec: TextInput) -> list[str]:

@@ -1,18 +1,10 @@
-"""Generate a Triton Inference Server / KServe model repository from the exported ONNX models.
+"""Write a Triton Inference Server / KServe model repository from the exported ONNX models.
 
     python -m serving.triton --models models/export --out build/triton
 
-writes
-
-    build/triton/model_repository/<model>/config.pbtxt  onnxruntime_onnx, I/O read from the file
-    build/triton/model_repository/<model>/1/model.onnx
-    build/triton/inferenceservice.yaml                  a KServe InferenceService using Triton
-    build/triton/contract.json                          labels and input schema, for clients
-
-Inputs and outputs (names, data types, dims) are read from each ONNX file with ONNX Runtime, so
-the configuration always matches the graph. Triton runs the graphs only: the local server's work
-outside the graph (validation, deriving features, tokenizing) stays with the client; see
-docs/scaling.md.
+Each model's config.pbtxt takes its inputs and outputs from the ONNX file itself, so it always
+matches the graph. Triton runs the graphs only: validation, features and tokenizing stay with
+the client (docs/scaling.md lists the files written and what a client sends).
 """
 
 from __future__ import annotations
@@ -35,20 +27,11 @@ KSERVE_FILE = "inferenceservice.yaml"
 VERSION = "1"  # Triton serves numbered version folders; the contract carries the real lineage
 
 # ONNX Runtime's type strings → Triton's DataType enum names (model_config.proto).
-TRITON_TYPES = {
-    "tensor(bool)": "TYPE_BOOL",
-    "tensor(uint8)": "TYPE_UINT8",
-    "tensor(uint16)": "TYPE_UINT16",
-    "tensor(uint32)": "TYPE_UINT32",
-    "tensor(uint64)": "TYPE_UINT64",
-    "tensor(int8)": "TYPE_INT8",
-    "tensor(int16)": "TYPE_INT16",
-    "tensor(int32)": "TYPE_INT32",
-    "tensor(int64)": "TYPE_INT64",
+_SAME = ("bool", "uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64", "string")
+TRITON_TYPES = {f"tensor({t})": f"TYPE_{t.upper()}" for t in _SAME} | {
     "tensor(float16)": "TYPE_FP16",
     "tensor(float)": "TYPE_FP32",
     "tensor(double)": "TYPE_FP64",
-    "tensor(string)": "TYPE_STRING",
     "tensor(bfloat16)": "TYPE_BF16",
 }
 
@@ -78,42 +61,34 @@ class TritonOptions:
     storage_uri: str = "s3://YOUR-BUCKET/ml-pipeline-template/model_repository"
 
 
-def read_io(onnx_path: Path) -> tuple[list[Tensor], list[Tensor]]:
-    """Inputs and outputs of an ONNX file as ONNX Runtime sees them."""
+def read_io(onnx: bytes, where: str) -> tuple[list[Tensor], list[Tensor]]:
+    """Inputs and outputs of an ONNX graph as ONNX Runtime sees them."""
     import onnxruntime as ort
 
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-
-    def convert(args: Sequence[Any]) -> list[Tensor]:
-        tensors = []
-        for arg in args:
-            if arg.type not in TRITON_TYPES:
-                raise TritonExportError(
-                    f"{onnx_path}: tensor '{arg.name}' has type {arg.type}, which Triton's ONNX "
-                    "backend does not take — fix: export it as a plain tensor (ZipMap off)"
-                )
-            shape = tuple(d if isinstance(d, int) and d > 0 else -1 for d in arg.shape)
-            tensors.append(Tensor(arg.name, TRITON_TYPES[arg.type], shape))
-        return tensors
-
-    return convert(session.get_inputs()), convert(session.get_outputs())
+    session = ort.InferenceSession(onnx, providers=["CPUExecutionProvider"])
+    inputs = [_tensor(arg, where) for arg in session.get_inputs()]
+    return inputs, [_tensor(arg, where) for arg in session.get_outputs()]
 
 
-def batchable(tensors: Sequence[Tensor]) -> bool:
-    """Triton batches a model only if every tensor's first axis is the dynamic batch axis."""
-    return all(len(t.shape) >= 1 and t.shape[0] == -1 for t in tensors)
+def _tensor(arg: Any, where: str) -> Tensor:
+    if arg.type not in TRITON_TYPES:
+        raise TritonExportError(
+            f"{where}: tensor '{arg.name}' has type {arg.type}, which Triton's ONNX "
+            "backend does not take — fix: export it as a plain tensor (ZipMap off)"
+        )
+    shape = tuple(d if isinstance(d, int) and d > 0 else -1 for d in arg.shape)
+    return Tensor(arg.name, TRITON_TYPES[arg.type], shape)
 
 
 def _tensor_list(kind: str, tensors: Sequence[Tensor], batched: bool) -> str:
     entries = []
     for tensor in tensors:
-        dims = list(tensor.shape[1:] if batched else tensor.shape)
+        dims = tensor.shape[1:] if batched else tensor.shape
         lines = [f'    name: "{tensor.name}"', f"    data_type: {tensor.data_type}"]
-        if not dims:
-            # A [batch] tensor: Triton wants dims [1] and a reshape to the scalar per item.
-            lines += ["    dims: [ 1 ]", "    reshape: { shape: [ ] }"]
-        else:
+        if dims:
             lines.append(f"    dims: [ {', '.join(str(d) for d in dims)} ]")
+        else:  # a [batch] tensor: Triton wants dims [1] and a reshape to the scalar per item
+            lines += ["    dims: [ 1 ]", "    reshape: { shape: [ ] }"]
         entries.append("  {\n" + "\n".join(lines) + "\n  }")
     return f"{kind} [\n" + ",\n".join(entries) + "\n]"
 
@@ -122,17 +97,17 @@ def config_pbtxt(
     name: str, inputs: Sequence[Tensor], outputs: Sequence[Tensor], options: TritonOptions
 ) -> str:
     """Triton's model configuration (protobuf text format) for one ONNX model."""
-    batched = options.max_batch_size > 0 and batchable([*inputs, *outputs])
+    # Triton batches a model only if every tensor's first axis is the dynamic batch axis.
+    batched = options.max_batch_size > 0 and all(t.shape[:1] == (-1,) for t in [*inputs, *outputs])
     parts = [
         f'name: "{name}"',
         'platform: "onnxruntime_onnx"',
         f"max_batch_size: {options.max_batch_size if batched else 0}",
-    ]
-    parts += [_tensor_list("input", inputs, batched), _tensor_list("output", outputs, batched)]
-    parts.append(
+        _tensor_list("input", inputs, batched),
+        _tensor_list("output", outputs, batched),
         f"instance_group [\n  {{\n    count: {options.instance_count}\n"
-        f"    kind: {options.kind}\n  }}\n]"
-    )
+        f"    kind: {options.kind}\n  }}\n]",
+    ]
     if batched:
         parts.append(
             f"dynamic_batching {{\n  max_queue_delay_microseconds: {options.max_queue_delay_us}\n}}"
@@ -170,51 +145,37 @@ spec:
 """
 
 
-def find_models(models_dir: Path) -> dict[str, Path]:
-    """Model name → ONNX file, from the contract; each file checked against its SHA-256 and
-    confined to the models directory (`serving.runtime.verified_bytes`)."""
-    try:
-        contract = read_file(models_dir / CONTRACT_FILE, Contract)
-        for entry in contract.models.values():
-            verified_bytes(models_dir, entry.file, entry.sha256, f"model {entry.name}")
-    except (FileError, ModelFileError) as exc:
-        raise TritonExportError(str(exc)) from None
-    return {name: models_dir / entry.file for name, entry in contract.models.items()}
-
-
 def build_repository(
     models_dir: Path, out_dir: Path, options: TritonOptions | None = None
 ) -> dict[str, Path]:
-    """Write the Triton repository, the KServe manifest and the contract copy; returns the models.
-
-    The output folder is built beside `out_dir` and swapped in whole, so an interrupted run
-    leaves the previous repository or none.
-    """
+    """Write the Triton repository, KServe manifest and contract copy; returns the models."""
+    # Each graph must match the contract's SHA-256 and lie in `models_dir`; the output is built
+    # beside `out_dir` and swapped in whole, so a failed run leaves the previous one.
     options = options or TritonOptions()
-    models = find_models(models_dir)
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
-        for name, onnx_path in models.items():
-            inputs, outputs = read_io(onnx_path)
+        contract = read_file(models_dir / CONTRACT_FILE, Contract)
+        for name, entry in contract.models.items():
+            onnx = verified_bytes(models_dir, entry.file, entry.sha256, f"model {name}")
             model_dir = staging / REPOSITORY_DIR / name
             (model_dir / VERSION).mkdir(parents=True)
-            shutil.copyfile(onnx_path, model_dir / VERSION / "model.onnx")
-            text = config_pbtxt(name, inputs, outputs, options)
+            (model_dir / VERSION / "model.onnx").write_bytes(onnx)
+            text = config_pbtxt(name, *read_io(onnx, str(models_dir / entry.file)), options)
             (model_dir / "config.pbtxt").write_text(text, encoding="utf-8")
         (staging / KSERVE_FILE).write_text(inference_service_yaml(options), encoding="utf-8")
-        contract = models_dir / CONTRACT_FILE
-        if contract.is_file():
-            shutil.copyfile(contract, staging / CONTRACT_FILE)
+        shutil.copyfile(models_dir / CONTRACT_FILE, staging / CONTRACT_FILE)
         old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
         if out_dir.exists():
             os.replace(out_dir, old)
         os.replace(staging, out_dir)
         shutil.rmtree(old, ignore_errors=True)
+    except (FileError, ModelFileError) as exc:
+        raise TritonExportError(str(exc)) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return {name: out_dir / REPOSITORY_DIR / name for name in models}
+    return {name: out_dir / REPOSITORY_DIR / name for name in contract.models}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
