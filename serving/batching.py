@@ -30,6 +30,7 @@ from serving.scoring import Outputs, Rejection, Scorer, keep_rows
 
 log = logging.getLogger("serving")
 Columns = Mapping[str, Sequence[Any] | np.ndarray]  # raw values per input field
+GATHER_ITERATIONS = 8  # at most this many event-loop iterations before a batch starts
 
 
 class Overloaded(Exception):
@@ -146,13 +147,30 @@ class Batcher:
             except TimeoutError:
                 return
 
+    async def _gather(self) -> None:
+        """Let the requests being read join this batch: yield to the event loop until the queue
+        stops growing for two iterations (a request takes two, from its bytes to the queue).
+
+        One iteration caught about half the connections at concurrency 32 (batches of ~17 rows);
+        this fills batches of ~32 and served single records ~15% faster on 2 cores.
+        """
+        idle = 0
+        for _ in range(GATHER_ITERATIONS):
+            queued = self._queued
+            await asyncio.sleep(0)
+            if self._queued >= self.max_batch_size:
+                return
+            idle = idle + 1 if self._queued == queued else 0
+            if idle == 2:
+                return
+
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             if not self._jobs:
                 self._wakeup.clear()
                 await self._wakeup.wait()
-            await asyncio.sleep(0)  # let the requests read in this loop iteration queue up
+            await self._gather()
             if self.max_wait_s > 0:
                 await self._fill()
             chunks = self._take()
