@@ -13,7 +13,7 @@ from typing import cast
 from omegaconf import DictConfig
 
 from pipeline.common.config import validate
-from pipeline.common.data import PROCESSED_DIR, load_profile
+from pipeline.common.data import PROCESSED_DIR, load_profile, read_stage_file
 from pipeline.common.errors import PipelineError
 from pipeline.common.io import atomic_dir, write_json, write_text
 from pipeline.common.lineage import file_md5, git_state, input_hash
@@ -27,14 +27,12 @@ from serving.schemas import (
     CONTRACT_FILE,
     Contract,
     FieldSchema,
-    FileError,
     Lineage,
     ModelCard,
     ModelEntry,
     ParityReport,
     Profile,
     dump,
-    read_file,
 )
 
 
@@ -104,10 +102,7 @@ def read_cards(names: list[str], trained_dir: Path, profile: Profile) -> dict[st
         )
     cards = {}
     for name in names:
-        try:
-            card = read_file(trained_dir / name / "card.json", ModelCard)
-        except FileError as exc:
-            raise PipelineError(str(exc)) from None
+        card = read_stage_file(trained_dir / name / "card.json", ModelCard)
         if card.task != profile.task or (card.entry and card.labels != profile.labels):
             raise PipelineError(
                 f"the card is for a {card.task} task with labels {card.labels}, the data is "
