@@ -18,7 +18,7 @@ from pipeline.common.errors import PipelineError
 from pipeline.common.io import atomic_dir, write_json, write_text
 from pipeline.common.lineage import file_md5, git_state, input_hash
 from pipeline.common.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS
-from pipeline.common.paths import PARAMS_FILE
+from pipeline.common.paths import CARD_FILE, PARAMS_FILE
 from pipeline.export import gate, parity
 from pipeline.export.records import caller_records, edge_records, input_schema, read_split
 from pipeline.export.registry import open_registry
@@ -102,12 +102,12 @@ def read_cards(names: list[str], trained_dir: Path, profile: Profile) -> dict[st
         )
     cards = {}
     for name in names:
-        card = read_stage_file(trained_dir / name / "card.json", ModelCard)
+        card = read_stage_file(trained_dir / name / CARD_FILE, ModelCard)
         if card.task != profile.task or (card.entry and card.labels != profile.labels):
             raise PipelineError(
                 f"the card is for a {card.task} task with labels {card.labels}, the data is "
                 f"{profile.task} with {profile.labels}",
-                where=str(trained_dir / name / "card.json"),
+                where=str(trained_dir / name / CARD_FILE),
                 fix=f"re-run the model stage: dvc repro {name}",
             )
         cards[name] = card

@@ -11,6 +11,7 @@ import pandas as pd
 
 from pipeline.common.data import PROCESSED_DIR, PROFILE_FILE, read_stage_file
 from pipeline.common.errors import PipelineError
+from pipeline.common.paths import CARD_FILE
 from pipeline.report.truth import Interval, Outputs, base_rate, bootstrap, standings, statistic
 from serving.schemas import CONTRACT_FILE, Contract, ModelCard, ParityReport, Profile, Typed
 
@@ -79,12 +80,12 @@ def load(root: Path, names: list[str]) -> ReportData:
     models = []
     for name in names:
         folder = root / "models" / "trained" / name
-        card = _read(folder / "card.json", ModelCard)
+        card = _read(folder / CARD_FILE, ModelCard)
         test = None
         if card is not None and profile is not None and card.task != profile.task:
             raise PipelineError(
                 f"the card is for a {card.task} task, the data is {profile.task}",
-                where=str(folder / "card.json"),
+                where=str(folder / CARD_FILE),
                 fix=f"re-run the model stage: dvc repro {name}",
             )
         if card is not None and card.entry is not None and profile is not None:
