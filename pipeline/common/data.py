@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -13,20 +13,26 @@ import polars as pl
 
 from pipeline.common.errors import PipelineError
 from serving.features import prepare_columns
-from serving.schemas import SPLITS, FileError, Profile, read_file
+from serving.schemas import SPLITS, FileError, Profile, Typed, read_file
 
 PROCESSED_DIR = Path("data/processed")
 PROFILE_FILE = "profile.json"
 LABEL = "__label__"  # class index (classification) or target value (regression) in the splits
 MISSING_STRING = ""  # ONNX string tensors cannot hold a null: "" stands for a missing string
+T = TypeVar("T", bound=Typed)
+
+
+def read_stage_file(path: Path, kind: type[T]) -> T:
+    """A stage's typed file, or a one-line PipelineError naming the file and the stage to re-run."""
+    try:
+        return read_file(path, kind)
+    except FileError as exc:
+        raise PipelineError(str(exc)) from None
 
 
 def load_profile(processed_dir: Path = PROCESSED_DIR) -> Profile:
     """The ETL's profile, with a one-line error when the ETL has not run (or ran an old version)."""
-    try:
-        return read_file(Path(processed_dir) / PROFILE_FILE, Profile)
-    except FileError as exc:
-        raise PipelineError(str(exc)) from None
+    return read_stage_file(Path(processed_dir) / PROFILE_FILE, Profile)
 
 
 def split_path(split: str, processed_dir: Path = PROCESSED_DIR) -> Path:

@@ -16,3 +16,4 @@ def repo_root() -> Path:
 
 CONFIG_DIR = "configs"
 PARAMS_FILE = "params.yaml"
+CARD_FILE = "card.json"  # in models/trained/<model>/: written by each model stage

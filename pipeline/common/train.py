@@ -18,11 +18,11 @@ from pipeline.common.data import PROCESSED_DIR, Predictions, Split, Splits, load
 from pipeline.common.errors import PipelineError
 from pipeline.common.io import atomic_dir, write_json, write_text
 from pipeline.common.model import Model
+from pipeline.common.paths import CARD_FILE
 from pipeline.common.tracking import Run, start_run
 from serving.schemas import Decision, ModelCard, ModelEntry, Profile, dump
 
 log = logging.getLogger(__name__)
-CARD_FILE = "card.json"
 EVAL_SPLITS = ("val", "test")
 Scores = dict[str, dict[str, float]]
 

@@ -13,12 +13,12 @@ from typing import cast
 from omegaconf import DictConfig
 
 from pipeline.common.config import validate
-from pipeline.common.data import PROCESSED_DIR, load_profile
+from pipeline.common.data import PROCESSED_DIR, load_profile, read_stage_file
 from pipeline.common.errors import PipelineError
 from pipeline.common.io import atomic_dir, write_json, write_text
 from pipeline.common.lineage import file_md5, git_state, input_hash
 from pipeline.common.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS
-from pipeline.common.paths import PARAMS_FILE
+from pipeline.common.paths import CARD_FILE, PARAMS_FILE
 from pipeline.export import gate, parity
 from pipeline.export.records import caller_records, edge_records, input_schema, read_split
 from pipeline.export.registry import open_registry
@@ -27,14 +27,12 @@ from serving.schemas import (
     CONTRACT_FILE,
     Contract,
     FieldSchema,
-    FileError,
     Lineage,
     ModelCard,
     ModelEntry,
     ParityReport,
     Profile,
     dump,
-    read_file,
 )
 
 
@@ -104,15 +102,12 @@ def read_cards(names: list[str], trained_dir: Path, profile: Profile) -> dict[st
         )
     cards = {}
     for name in names:
-        try:
-            card = read_file(trained_dir / name / "card.json", ModelCard)
-        except FileError as exc:
-            raise PipelineError(str(exc)) from None
+        card = read_stage_file(trained_dir / name / CARD_FILE, ModelCard)
         if card.task != profile.task or (card.entry and card.labels != profile.labels):
             raise PipelineError(
                 f"the card is for a {card.task} task with labels {card.labels}, the data is "
                 f"{profile.task} with {profile.labels}",
-                where=str(trained_dir / name / "card.json"),
+                where=str(trained_dir / name / CARD_FILE),
                 fix=f"re-run the model stage: dvc repro {name}",
             )
         cards[name] = card

@@ -15,8 +15,9 @@ import numpy as np
 from pipeline.common import decision, metrics
 from pipeline.common.errors import PipelineError
 from pipeline.common.metrics import improvement
+from pipeline.common.paths import CARD_FILE
 from pipeline.export.records import SplitRows
-from pipeline.export.registry import CARD_FILE, Registry, mlflow_errors
+from pipeline.export.registry import Registry, mlflow_errors
 from serving.runtime import LoadedModel, load_model
 from serving.schemas import Incumbent, ModelCard, ModelEntry, Profile, Promotion, read_file
 

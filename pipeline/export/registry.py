@@ -17,10 +17,10 @@ from typing import Any
 from omegaconf import DictConfig
 
 from pipeline.common.errors import PipelineError
+from pipeline.common.paths import CARD_FILE
 from serving.schemas import ModelCard, ModelEntry, Promotion, read_file
 
 ALIAS = "champion"
-CARD_FILE = "card.json"
 
 
 class Registry:

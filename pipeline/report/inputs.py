@@ -9,19 +9,11 @@ from typing import TypeVar
 import numpy as np
 import pandas as pd
 
-from pipeline.common.data import PROCESSED_DIR, PROFILE_FILE
+from pipeline.common.data import PROCESSED_DIR, PROFILE_FILE, read_stage_file
 from pipeline.common.errors import PipelineError
+from pipeline.common.paths import CARD_FILE
 from pipeline.report.truth import Interval, Outputs, base_rate, bootstrap, standings, statistic
-from serving.schemas import (
-    CONTRACT_FILE,
-    Contract,
-    FileError,
-    ModelCard,
-    ParityReport,
-    Profile,
-    Typed,
-    read_file,
-)
+from serving.schemas import CONTRACT_FILE, Contract, ModelCard, ParityReport, Profile, Typed
 
 BASE = "base rate"
 # Plots shown first, in this order, when a model stage wrote them; any other PNG follows by name.
@@ -73,12 +65,7 @@ class ReportData:
 
 def _read(path: Path, kind: type[T]) -> T | None:
     """A typed file, None when absent; a one-line error when it does not match its definition."""
-    if not path.is_file():
-        return None
-    try:
-        return read_file(path, kind)
-    except FileError as exc:
-        raise PipelineError(str(exc)) from None
+    return read_stage_file(path, kind) if path.is_file() else None
 
 
 def _plots(folder: Path) -> list[tuple[str, bytes]]:
@@ -93,12 +80,12 @@ def load(root: Path, names: list[str]) -> ReportData:
     models = []
     for name in names:
         folder = root / "models" / "trained" / name
-        card = _read(folder / "card.json", ModelCard)
+        card = _read(folder / CARD_FILE, ModelCard)
         test = None
         if card is not None and profile is not None and card.task != profile.task:
             raise PipelineError(
                 f"the card is for a {card.task} task, the data is {profile.task}",
-                where=str(folder / "card.json"),
+                where=str(folder / CARD_FILE),
                 fix=f"re-run the model stage: dvc repro {name}",
             )
         if card is not None and card.entry is not None and profile is not None:

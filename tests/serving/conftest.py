@@ -1,8 +1,9 @@
 """Fixtures for the serving tests: exported model directories, a running server, an app client.
 
 The model directories (see fixtures.py) take ~10 s each to build, so they are cached in pytest's
-cache directory under a key made of the fixture code and the library versions; every test
-session copies them into its own temporary directory.
+cache directory (the session's temporary directory when the cache is disabled) under a key made
+of the fixture code and the library versions; every test session copies them into its own
+temporary directory.
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ def _cache_key() -> str:
 
 
 def _models(request: pytest.FixtureRequest, factory: pytest.TempPathFactory, task: str) -> Path:
-    cache = Path(request.config.cache.mkdir("serving-models")) / _cache_key() / task
+    kept = getattr(request.config, "cache", None)
+    root = Path(kept.mkdir("serving-models")) if kept else factory.getbasetemp() / "serving-models"
+    cache = root / _cache_key() / task
     if not (cache / "export" / "contract.json").is_file():
         from tests.serving.fixtures import build_apart as build
 
