@@ -45,7 +45,7 @@ def run_etl(
         config={
             "memory_limit": f"{cfg.duckdb_bytes}B",
             "temp_directory": str(work.parent / "duckdb"),
-            "threads": cfg.threads,
+            "threads": cfg.duckdb_threads,
             "preserve_insertion_order": True,  # the splits keep the input's row order
         }
     )

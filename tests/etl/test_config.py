@@ -96,6 +96,8 @@ def test_memory_limit_reads_duckdb_units_and_fails_in_one_line() -> None:
     assert memory_bytes("512MB") == 512_000_000
     assert memory_bytes(" 1.5 GiB ") == int(1.5 * 2**30)
     assert EtlConfig(memory_limit="1GB").duckdb_bytes == 400_000_000
+    assert EtlConfig(memory_limit="512MB").duckdb_threads == 1  # 195 MiB: one row group at a time
+    assert EtlConfig(memory_limit="2GB", threads=4).duckdb_threads == 4
     for bad in ("lots", "5 parsecs"):
         with pytest.raises(PipelineError, match="memory_limit must be a size") as info:
             EtlConfig(memory_limit=bad)
