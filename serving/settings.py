@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     max_text_batch_size: int = Field(32, gt=0)
     """Texts per call of a text model (its calls cost per token, so batches stay small)."""
     max_wait_ms: float = Field(5.0, ge=0)
-    """Text models: how long a batch waits to fill (tabular batches never wait)."""
+    """Text models: how long a batch waits to fill (tabular batches do not wait for more)."""
     intra_op_threads: int = Field(0, ge=0)
     """ONNX Runtime threads of the text model's session; 0 = all cores."""
     retry_after_s: int = Field(1, gt=0)
