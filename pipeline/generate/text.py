@@ -169,8 +169,7 @@ def _events(w: Writer, bad: np.ndarray) -> pa.Array:
     return sentence([head, _event(w, bad)])
 
 
-Frame = Callable[[Writer, np.ndarray], pa.Array]
-FRAMES: list[tuple[Frame, float]] = [  # (frame, share of clauses)
+FRAMES: list[tuple[Callable[[Writer, np.ndarray], pa.Array], float]] = [  # (frame, share)
     (_copula, 0.30),
     (_stance, 0.10),
     (_feeling, 0.20),
