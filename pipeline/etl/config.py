@@ -102,24 +102,18 @@ class DataConfig:
 
     def check_task(self, task: str) -> None:
         """Settings that only make sense for one kind of task; also run once a task is inferred."""
-        if task == "regression" and self.positive is not None:
-            raise self.error(
-                "positive",
-                "is a classification setting; the task is regression",
-                fix="remove `positive`, or set `task: binary`",
-            )
-        if task != "regression" and self.target_transform != "none":
-            raise self.error(
-                "target_transform",
-                f"needs a regression target; the task is {task}",
-                fix="remove `target_transform`, or set `task: regression`",
-            )
-        if task != "regression" and self.target in self.bounds:
-            raise self.error(
-                "bounds",
-                f"{self.target!r} is a class label, not a number to bound; the task is {task}",
-                fix="remove the target from `bounds`, or set `task: regression`",
-            )
+        regression = task == "regression"
+        for key, misplaced, message in (
+            ("positive", regression and self.positive is not None, "is a classification setting"),
+            ("target_transform", not regression and self.target_transform != "none",
+             "needs a regression target"),
+            ("bounds", not regression and self.target in self.bounds,
+             f"{self.target!r} is a class label, not a number to bound"),
+        ):  # fmt: skip
+            if misplaced:
+                other = "binary" if regression else "regression"
+                fix = f"remove it from {self.where}, or set `task: {other}`"
+                raise self.error(key, f"{message}; the task is {task}", fix=fix)
 
     def roles(self) -> dict[str, list[str]]:
         """Every column the ETL reads, by role."""
@@ -159,14 +153,12 @@ class EtlConfig:
 
     @property
     def duckdb_bytes(self) -> int:
-        # 40% for DuckDB (the plan's aggregates and sorts, the streaming read); the rest for the
-        # interpreter and the row pass's batches (`rows.batch_rows`).
+        # 40% for DuckDB's aggregates, sorts and reads; the rest for the row pass's batches.
         return memory_bytes(self.memory_limit) * 2 // 5
 
     @property
     def duckdb_threads(self) -> int:
-        # Each DuckDB thread reads a Parquet row group at a time (64 MiB in the demo's files):
-        # with 512MB, 2 threads ran out of DuckDB's 195 MiB; 1 thread ran 10M rows in 84 s.
+        # Each thread holds a Parquet row group (64 MiB in the demo's files): 128 MiB a thread.
         return max(1, min(self.threads, self.duckdb_bytes // (128 * 2**20)))
 
 

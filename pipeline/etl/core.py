@@ -1,8 +1,5 @@
 """The ETL: `source` finds the input, `staging` types it, `plan` decides every row's fate in
-DuckDB (spilling to disk past `memory_limit`), `rows` cleans the rows batch by batch into the split
-files, `profile` reads statistics back from them. Outputs are swapped in whole, so a failed or
-killed run leaves the previous `data/processed` untouched.
-"""
+DuckDB, `rows` cleans the rows batch by batch into the splits, `profile` reads statistics back."""
 
 from __future__ import annotations
 

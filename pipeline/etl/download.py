@@ -1,8 +1,5 @@
-"""A data `path` that is an http(s) URL: downloaded whole, bounded in size and time, or not at all.
-
-Credentials and the query string (often a signed token) never reach a log line, an error or the
-profile (`redact`). The file lands in the run's spill directory, removed when the run ends.
-"""
+"""A URL `path`: downloaded whole into the run's spill directory, bounded in size and time, or not
+at all. Credentials and the query string (often a signed token) are `redact`ed everywhere."""
 
 from __future__ import annotations
 

@@ -1,11 +1,6 @@
-"""Every row's fate, decided in DuckDB before a row is written.
-
-From the view `staged` (`staging.py`): the task and the labels, datetime strings parsed with
-`serving.features` (once per distinct value), the reason each rejected row is rejected, exact
-duplicates, conflicting ids, and the split of every kept row, into the table `verdict` (one row
-per input row, in input order). Every step is SQL over tables DuckDB can spill to disk, so the
-plan stays under DuckDB's share of `memory_limit` whatever the input's size.
-"""
+"""Every row's fate, decided in SQL over `staged` before a row is written: the task and labels,
+parsed datetimes, rejections, duplicates, repeated ids and splits, into the table `verdict`.
+DuckDB spills to disk, so the plan stays under its share of `memory_limit` at any input size."""
 
 from __future__ import annotations
 
@@ -95,8 +90,7 @@ def _infer_task(data: DataConfig, numeric: bool, distinct: int, integers: bool) 
 def _parse_datetimes(
     con: duckdb.DuckDBPyConnection, source: Source, data: DataConfig
 ) -> dict[str, str]:
-    """Column → a table of (raw, parsed) for each distinct string, parsed by
-    `serving.features.parse_datetimes`; fails when no value of a column parses."""
+    """Column → a table of its distinct strings and their parsed value; fails if none parses."""
     tables = {}
     # Strings, which every DuckDB since 1.2 accepts; the stubs ask for enums of newer versions.
     con.create_function(  # type: ignore[call-overload]
@@ -141,12 +135,8 @@ def _parse(raw: pa.ChunkedArray, fmt: pa.ChunkedArray, tz: pa.ChunkedArray) -> p
 def _judge(
     con: duckdb.DuckDBPyConnection, data: DataConfig, task: str, parsed: dict[str, str], seed: int
 ) -> None:
-    """View `judged`: per row its id, target, datetimes, split key and why it is rejected.
-
-    Checks run in order and the first failing one is the reason: the target, then the staged
-    checks (id, numbers), the datetimes and the time split's column; a row that passes them all
-    and repeats an earlier kept row exactly is a duplicate.
-    """
+    """View `judged`: per row its id, target, datetimes, split key and the first failed check
+    (target, id, numbers, datetimes, time column), or `duplicate row` for a repeated kept row."""
     q = sql_ident
     checks = [*_target_checks(data, task), ("s.__why IS NOT NULL", "s.__why", "s.__value")]
     joins, dts = [], []
@@ -253,10 +243,7 @@ def _labels(
     con: duckdb.DuckDBPyConnection, data: DataConfig, task: str, source: Source
 ) -> list[str]:
     """The classes of the kept rows: numbers in numeric order, else sorted; `positive` last."""
-    found = [
-        str(r[0])
-        for r in con.execute(f"SELECT DISTINCT __target FROM judged WHERE {KEPT}").fetchall()
-    ]
+    found = _one(con, f"SELECT list(DISTINCT __target) FROM judged WHERE {KEPT}")[0] or []
     try:
         labels = sorted(found, key=float)
     except ValueError:

@@ -1,8 +1,5 @@
-"""What the ETL saw in the rows it kept: statistics read back from the written split files.
-
-DuckDB aggregates the three Parquet files on one thread, so sums (and so means) are added in the
-same order on every run and `profile.json` is byte-identical for the same data.
-"""
+"""Statistics of the kept rows, read back from the split files on one DuckDB thread: sums are
+added in the same order on every run, so `profile.json` is byte-identical for the same data."""
 
 from __future__ import annotations
 
@@ -31,47 +28,39 @@ def split_rows(con: duckdb.DuckDBPyConnection, out: Path) -> dict[str, int]:
     return {s: int(counts.get(s, 0)) for s in SPLITS}
 
 
+NULL_RATE = "avg(CASE WHEN {c} IS NULL THEN 1.0 ELSE 0.0 END)"  # of every column
+AGGREGATES = {  # role → statistic → SQL over the column `{c}`
+    "numeric": {"min": "min({c})", "max": "max({c})", "mean": "avg({c})", "std": "stddev_pop({c})"},
+    "datetime": {"min": "min({c})", "max": "max({c})"},
+    "text": {"empty_rate": "avg(CASE WHEN {c} = '' THEN 1.0 ELSE 0.0 END)"},
+}
+
+
 def column_stats(
     con: duckdb.DuckDBPyConnection, spec: FeatureSpec, id_col: str, max_levels: int
 ) -> dict[str, ColumnStats]:
-    """Null rates of every column; moments of numbers, spans of datetimes, levels of categories,
-    the share of empty texts."""
-    q = sql_ident
-    roles = {id_col: "id", **dict.fromkeys(spec.numeric, "numeric")}
-    roles |= dict.fromkeys(spec.categorical, "categorical") | dict.fromkeys(
-        spec.datetime, "datetime"
-    )
-    roles |= {spec.text: "text"} if spec.text else {}
-    aggregates = {}  # (column, statistic) → SQL, all computed in one scan
+    """Per column its null rate and its role's statistics (in one scan), and category levels."""
+    by_role = {"id": [id_col], "numeric": spec.numeric, "categorical": spec.categorical}
+    by_role |= {"datetime": spec.datetime, "text": spec.text_column}
+    roles = {col: role for role, cols in by_role.items() for col in cols}
+    aggregates = {}  # (column, statistic) → SQL
     for col, role in roles.items():
-        c = q(col)
-        aggregates[col, "null_rate"] = f"avg(CASE WHEN {c} IS NULL THEN 1.0 ELSE 0.0 END)"
-        if role in ("numeric", "datetime"):
-            aggregates |= {(col, "min"): f"min({c})", (col, "max"): f"max({c})"}
-        if role == "numeric":
-            aggregates |= {(col, "mean"): f"avg({c})", (col, "std"): f"stddev_pop({c})"}
-        if role == "text":
-            aggregates[col, "empty_rate"] = f"avg(CASE WHEN {c} = '' THEN 1.0 ELSE 0.0 END)"
+        for stat, sql in {"null_rate": NULL_RATE, **AGGREGATES.get(role, {})}.items():
+            aggregates[col, stat] = sql.format(c=sql_ident(col))
     found = con.execute(f"SELECT {', '.join(aggregates.values())} FROM kept").fetchall()[0]
     stats: dict[str, dict[str, Any]] = {col: {"role": role} for col, role in roles.items()}
     for (col, stat), value in zip(aggregates, found, strict=True):
         if value is not None:
             stats[col][stat] = value.isoformat() if isinstance(value, datetime) else float(value)
-    for col in spec.categorical:
-        stats[col] |= _levels(con, col, max_levels)
+    for col in spec.categorical:  # most frequent first, ties by name: batch order changes nothing
+        c = sql_ident(col)
+        n = con.execute(f"SELECT count(DISTINCT {c}) FROM kept").fetchall()[0][0]
+        top = con.execute(
+            f"SELECT {c}, count(*) FROM kept WHERE {c} IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 "
+            f"LIMIT {int(max_levels)}"
+        ).fetchall()
+        stats[col] |= {"n_levels": int(n), "level_counts": {str(k): int(v) for k, v in top}}
     return {col: ColumnStats(**s) for col, s in stats.items()}
-
-
-def _levels(con: duckdb.DuckDBPyConnection, col: str, max_levels: int) -> dict[str, Any]:
-    """The number of levels and the most frequent ones (ties by name: batch order never
-    changes the profile)."""
-    c = sql_ident(col)
-    n = con.execute(f"SELECT count(DISTINCT {c}) FROM kept").fetchall()[0][0]
-    top = con.execute(
-        f"SELECT {c}, count(*) FROM kept WHERE {c} IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 "
-        f"LIMIT {int(max_levels)}"
-    ).fetchall()
-    return {"n_levels": int(n), "level_counts": {str(k): int(v) for k, v in top}}
 
 
 def label_distribution(
@@ -79,9 +68,8 @@ def label_distribution(
 ) -> dict[str, dict[str, int]]:
     """Split → class → rows."""
     out = {s: dict.fromkeys(labels, 0) for s in SPLITS}
-    for split, index, n in con.execute(
-        f"SELECT __s, {LABEL}, count(*) FROM kept GROUP BY 1, 2"
-    ).fetchall():
+    counts = con.execute(f"SELECT __s, {LABEL}, count(*) FROM kept GROUP BY 1, 2").fetchall()
+    for split, index, n in counts:
         out[split][labels[index]] = int(n)
     return out
 

@@ -1,13 +1,10 @@
-"""The row pass: every input row once, in input order, batch by batch, into the split files.
-
-DuckDB streams the staged rows beside their verdict; Polars cleans each batch with the rules of
-`serving.features` and appends it to `train/val/test.parquet` or, with its reason, to
-`rejected.parquet`. One batch is in memory at a time, whatever the input's size.
-"""
+"""The row pass: DuckDB streams the staged rows beside their verdict, in input order; Polars cleans
+each batch with `serving.features` into the split files or `rejected.parquet`, one at a time."""
 
 from __future__ import annotations
 
 import logging
+from contextlib import ExitStack
 from pathlib import Path
 
 import duckdb
@@ -23,9 +20,8 @@ from serving.schemas import SPLITS
 
 log = logging.getLogger(__name__)
 REJECTED_FILE = "rejected.parquet"
-# Measured on the demo data: a batch in flight takes about 8 times its staged Arrow size (the
-# batch, the kept rows, their cleaned columns, the split parts, Arrow copies for the writer); the
-# interpreter with its libraries, DuckDB's scan buffers and allocator slack about 250 MB.
+# Measured on the demo data: a batch in flight takes about 8 times its staged Arrow size (cleaned
+# columns, split parts, the writer's copies); the interpreter and DuckDB's buffers about 250 MB.
 BATCH_COPIES = 8
 INTERPRETER_BYTES = 250_000_000
 MIN_BATCH_ROWS = 1_000
@@ -56,7 +52,7 @@ def write_splits(
     sql = f"SELECT {', '.join(cols)}, v.__label FROM staged s POSITIONAL JOIN verdict v"
     writers: dict[str, pq.ParquetWriter] = {}
     nulled = 0
-    try:
+    with ExitStack() as stack:
         for batch in con.sql(sql).to_arrow_reader(batch_rows(con, sql, cfg)):
             frame = pl.from_arrow(batch)
             assert isinstance(frame, pl.DataFrame)
@@ -66,22 +62,20 @@ def write_splits(
             by_code = kept.partition_by("__split", as_dict=True, include_key=False)
             empty = kept.clear().drop("__split")
             parts = {f"{s}.parquet": by_code.get((i,), empty) for i, s in enumerate(SPLITS)}
-            parts[REJECTED_FILE] = _rejected(frame.filter(pl.col("__why").is_not_null()), plan)
+            parts[REJECTED_FILE] = frame.filter(pl.col("__why").is_not_null()).select(
+                row=pl.col("__pos") + 1,  # the data row, 1-based
+                reason="__why",
+                value="__value",
+                id=pl.col(plan.id).cast(pl.String),
+                target="__target",
+            )
             for name, part in parts.items():
                 table = part.to_arrow()
-                if name not in writers:
-                    # Dictionaries for categories only: on free text and numbers they cost more
-                    # than half of the writing time and save little.
-                    writers[name] = pq.ParquetWriter(
-                        out / name,
-                        table.schema,
-                        compression="snappy",
-                        use_dictionary=data.categorical,
+                if name not in writers:  # dictionaries for categories only: slow on text
+                    writers[name] = stack.enter_context(
+                        pq.ParquetWriter(out / name, table.schema, use_dictionary=data.categorical)
                     )
                 writers[name].write_table(table)
-    finally:
-        for writer in writers.values():
-            writer.close()
     return nulled
 
 
@@ -105,14 +99,3 @@ def clean(kept: pl.DataFrame, data: DataConfig, plan: Plan) -> tuple[pl.DataFram
     texts = [data.text] if data.text else []
     names = [plan.id, *data.numeric, *data.categorical, *data.datetime, *texts]
     return kept.with_columns(columns).select(*names, LABEL, "__split"), nulled
-
-
-def _rejected(frame: pl.DataFrame, plan: Plan) -> pl.DataFrame:
-    """Rejected rows: data row (1-based), reason, the offending value, id and target as text."""
-    return frame.select(
-        (pl.col("__pos") + 1).alias("row"),
-        pl.col("__why").alias("reason"),
-        pl.col("__value").alias("value"),
-        pl.col(plan.id).cast(pl.String).alias("id"),
-        pl.col("__target").alias("target"),
-    )

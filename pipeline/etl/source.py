@@ -1,8 +1,6 @@
 """Find the input files, describe them to DuckDB and turn reader failures into one-line errors.
-
-CSV is read with an explicit dialect and a header read here (DuckDB's sniffer guesses wrong on
-odd files): CR, LF and CRLF line endings, gzip, a byte-order mark and unnamed columns.
-"""
+CSV is read with an explicit dialect and a header read here: DuckDB's sniffer guesses wrong on CR
+line endings, byte-order marks and unnamed columns."""
 
 from __future__ import annotations
 
@@ -28,9 +26,8 @@ from pipeline.etl.download import download, is_url, redact
 log = logging.getLogger(__name__)
 EXTENSIONS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet"}
 EXTENSIONS |= {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
-# DuckDB's default, set explicitly: left unset, a last line longer than DuckDB's 32 MB buffer and
-# without a newline is dropped silently; set, it is an error. DuckDB's read buffer is
-# 16 times this, so a larger limit costs memory.
+# Set explicitly: left unset, a last line over DuckDB's 32 MB buffer without a newline is dropped
+# silently. DuckDB's read buffer is 16 times this, so a larger limit costs memory.
 MAX_LINE_BYTES = 1 << 21
 SAMPLE_BYTES = 1 << 22  # the start of a CSV read for its header and encoding checks
 # Spreadsheet error cells (e.g. `#NAME?` where a cell started with "-" or "="): missing values.
@@ -93,8 +90,7 @@ def open_source(
 
 
 def _to_utf8(source: Source, work: Path) -> None:
-    """Re-encode UTF-16 files as UTF-8 copies in `work`: DuckDB's own UTF-16 decoder refuses
-    characters outside the BMP (emoji) and reads big-endian files as empty."""
+    """UTF-8 copies of UTF-16 files: DuckDB's decoder refuses emoji, reads big-endian as empty."""
     copies = []
     for i, f in enumerate(source.files):
         copy = work / f"utf8-{i}.csv"
@@ -149,10 +145,7 @@ def _local_files(data: DataConfig) -> list[Path]:
 
 
 def _format(data: DataConfig, files: list[Path]) -> str:
-    if data.format:
-        return data.format
-    suffixes = [s.lower() for s in files[0].suffixes if s.lower() != ".gz"]
-    fmt = EXTENSIONS.get(suffixes[-1]) if suffixes else None
+    fmt = data.format or EXTENSIONS.get(Path(files[0].name.lower().removesuffix(".gz")).suffix)
     if fmt is None:
         raise PipelineError(
             "cannot tell the file format from its name",

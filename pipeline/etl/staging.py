@@ -1,10 +1,6 @@
-"""The view `staged`: the input typed by the data config, one row per input row.
-
-Per row: its position (`__pos`), a hash of its raw values (`__h`, for exact duplicates), the
-target as a class name (`__target`) and as a number (`__y`), the configured columns cast to their
-types, and the first failed check of its id and numbers (`__why`, with the offending `__value`).
-Datetime strings stay strings for `serving.features` to parse (`plan`).
-"""
+"""The view `staged`, one row per input row: its position `__pos`, a hash of its values `__h`,
+the target as a class `__target` and a number `__y`, the configured columns typed (datetime text
+stays text for `plan`) and the first failed check of its id and numbers (`__why`, `__value`)."""
 
 from __future__ import annotations
 
@@ -29,9 +25,7 @@ def stage(con: duckdb.DuckDBPyConnection, source: Source, data: DataConfig, work
     y = q(data.target)
     if t[data.target].startswith(NUMERIC):  # as a class name, whole numbers lose their ".0"
         whole = f"{y} = trunc({y}) AND abs({y}) < 1e15"  # false for NaN and ±inf
-        target = (
-            f"CASE WHEN {whole} THEN CAST(CAST({y} AS BIGINT) AS VARCHAR) ELSE {y}::VARCHAR END"
-        )
+        target = f"CASE WHEN {whole} THEN {y}::BIGINT::VARCHAR ELSE {y}::VARCHAR END"
         number = f"CAST({y} AS DOUBLE)"
     else:
         target, number = _text(y), f"TRY_CAST(trim(CAST({y} AS VARCHAR)) AS DOUBLE)"
@@ -45,14 +39,13 @@ def stage(con: duckdb.DuckDBPyConnection, source: Source, data: DataConfig, work
     if data.id:
         select.append(q(data.id))
         checks.append((f"{q(data.id)} IS NULL", sql_string(f"{data.id} is null"), "NULL"))
-    words = sorted((features.TRUE_WORDS | features.FALSE_WORDS) - {"1", "0"})
+    words = sorted((features.TRUE_WORDS | features.FALSE_WORDS) - {"1", "0"})  # not numbers
+    is_word = f"IN ({', '.join(map(sql_string, words))})"
     for i, col in enumerate(data.numeric):
         number = number_sql(col, t[col])
         select.append(f"{number} AS {q(col)}")
         if t[col] == "VARCHAR":  # a boolean column written as words
-            select.append(
-                f"lower(trim({q(col)})) IN ({', '.join(map(sql_string, words))}) AS __word{i}"
-            )
+            select.append(f"lower(trim({q(col)})) {is_word} AS __word{i}")
         why = sql_string(f"{col} is not a number")
         checks.append((f"{q(col)} IS NOT NULL AND {number} IS NULL", why, q(col)))
     select += [f"CAST({q(c)} AS VARCHAR) AS {q(c)}" for c in data.categorical]
@@ -67,13 +60,11 @@ def stage(con: duckdb.DuckDBPyConnection, source: Source, data: DataConfig, work
         select.append(f"CAST({q(data.text)} AS VARCHAR) AS {q(data.text)}")
     select += first_failure(checks)
     typed = f"SELECT {', '.join(select)} FROM {source.relation}"
-    if source.format == "parquet":  # read in place: each query reads only the columns it needs
-        con.execute(f"CREATE OR REPLACE TEMP VIEW staged AS {typed}")
-        return
-    out = sql_string(work / "staged.parquet")
-    # Text is parsed once; every later query reads the typed file.
-    con.execute(f"COPY ({typed}) TO {out} (FORMAT parquet, COMPRESSION lz4)")
-    con.execute(f"CREATE OR REPLACE TEMP VIEW staged AS SELECT * FROM read_parquet({out})")
+    if source.format != "parquet":  # text is parsed once; later queries read the typed file
+        out = sql_string(work / "staged.parquet")
+        con.execute(f"COPY ({typed}) TO {out} (FORMAT parquet, COMPRESSION lz4)")
+        typed = f"SELECT * FROM read_parquet({out})"
+    con.execute(f"CREATE OR REPLACE TEMP VIEW staged AS {typed}")  # Parquet: read in place
 
 
 def first_failure(checks: Sequence[Check], why: str = "__why") -> list[str]:

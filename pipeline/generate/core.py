@@ -1,10 +1,5 @@
-"""Demo data: support tickets whose target depends on tabular interactions and on the text.
-
-The target is escalation (binary), an ordered level (multiclass) or a resolution cost
-(regression), from thresholds, an XOR and a per-product effect on the table (which trees find and
-a linear model cannot) and the ticket's mood, told by its text (`text.py`). Deterministic for a
-seed, row count and part size; parts are generated in parallel processes.
-"""
+"""Demo data: support tickets whose escalation, level or cost depends on interactions in the table
+and on the mood their text tells. Deterministic for a seed, row count and part size."""
 
 from __future__ import annotations
 
@@ -129,15 +124,6 @@ def _target(
     return pa.array(np.searchsorted(cuts, score).astype(np.int64))
 
 
-def _message(cfg: GenerateConfig, rng: np.random.Generator, mood: np.ndarray) -> pa.Array:
-    """The ticket text, some of it empty or missing."""
-    m = len(mood)
-    text = make_texts(mood, rng.integers(10_000, 99_999, size=m), rng, cfg.typo_rate)
-    blank = rng.random(m)
-    text = pc.if_else(pa.array(blank < 2 * cfg.missing_rate), "", text)
-    return pc.if_else(pa.array(blank < cfg.missing_rate), pa.scalar(None, pa.string()), text)
-
-
 def _dirty_table(
     cfg: GenerateConfig, rng: np.random.Generator, c: dict[str, Any], first_id: int
 ) -> dict[str, pa.Array]:
@@ -173,7 +159,10 @@ def make_part(cfg: GenerateConfig, seed: int, part: int, n: int, first_id: int) 
     truth = _true_columns(cfg, rng, m)
     mood = rng.normal(-0.5, 1, m)  # how badly the ticket went, as its text tells: ~30% bad
     label = _target(cfg, _tabular_score(cfg, seed, truth), mood, rng)
-    text = _message(cfg, rng, mood)
+    text = make_texts(mood, rng.integers(10_000, 99_999, size=m), rng, cfg.typo_rate)
+    blank = rng.random(m)  # some texts empty, some missing
+    text = pc.if_else(pa.array(blank < 2 * cfg.missing_rate), "", text)
+    text = pc.if_else(pa.array(blank < cfg.missing_rate), pa.scalar(None, pa.string()), text)
     columns = _dirty_table(cfg, rng, truth, first_id)
     table = pa.table({**columns, "message": text, "label": label})
     # Duplicates sit right after their original, like a double-clicked submit button.

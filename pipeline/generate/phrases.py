@@ -1,10 +1,6 @@
-"""The words support tickets are assembled from (pipeline/generate/text.py).
-
-Opinion words come in three kinds (0 people, 1 products, 2 processes) and two polarities. Every
-word is used as often negated as not, and every frame word (negators, fillers, quantifiers,
-connectors, event subjects) as often with a positive as with a negative word, so no single word
-or neighbouring pair tells the ticket's tone: only reading a clause as a whole does.
-"""
+"""The words of support tickets (`text.py`). Opinion words come in three kinds (0 people,
+1 products, 2 processes) and two polarities; every word, frame words included, goes with either
+polarity as often, so that only a whole clause tells the tone."""
 
 from __future__ import annotations
 
@@ -123,7 +119,6 @@ STANCE_FILLERS = ["really", "actually", "honestly", "genuinely", "truly"]
 TIME_FILLERS = ["at times", "usually", "consistently", "in the end", "mostly"]
 DEGREE_FILLERS = ["very", "particularly", "especially", "so", "quite", "overly", "super",
                   "incredibly", "extremely", "remarkably"]  # fmt: skip
-# "I <verb> <quantifier> <noun> <preposition> <aspect>": quantifiers flip the noun.
 # "I <verb> <quantifier> <filler> <noun> <aspect>": quantifiers flip the noun; a filler always
 # sits between them, so that no neighbouring pair tells the tone.
 NOUNS = [

@@ -1,11 +1,6 @@
-"""Support-ticket texts whose tone has to be read in context, assembled column-wise with Arrow.
-
-A ticket is a few optional sentences around one to three opinion clauses that carry its tone,
-each in one of six frames (a copula, a distant stance, a feeling, a quantified noun, a
-counterfactual, two events of which the later sets the tone), with the polarity of its opinion
-word flipped by a negator half the time. Every word appears in good and bad clauses alike, so
-unigrams and bigrams carry little of the tone; a pretrained encoder can read it.
-"""
+"""Support-ticket texts whose tone has to be read in context, assembled column-wise with Arrow:
+one to three opinion clauses in six frames, their word's polarity flipped by a negator half the
+time, so that words and word pairs alone tell little of the tone."""
 
 from __future__ import annotations
 
@@ -27,13 +22,9 @@ def typo(phrase: str, rng: np.random.Generator) -> str:
     letters = [i for i, ch in enumerate(phrase[:-1]) if ch.isalpha() and phrase[i + 1].isalpha()]
     if not letters:
         return phrase
-    i = int(rng.choice(letters))
-    kind = int(rng.integers(3))
-    if kind == 0:
-        return phrase[:i] + phrase[i + 1] + phrase[i] + phrase[i + 2 :]
-    if kind == 1:
-        return phrase[:i] + phrase[i + 1 :]
-    return phrase[:i] + phrase[i] + phrase[i:]
+    i, kind = int(rng.choice(letters)), int(rng.integers(3))
+    swapped = phrase[:i] + phrase[i + 1] + phrase[i] + phrase[i + 2 :]
+    return [swapped, phrase[:i] + phrase[i + 1 :], phrase[:i] + phrase[i] + phrase[i:]][kind]
 
 
 @cache
@@ -82,17 +73,13 @@ class Writer:
         """A random phrase in a share `p` of the rows, null elsewhere."""
         return self.pick(phrases, keep=self.chance(p))
 
-    def fixed(self, word: str) -> pa.Array:
-        """The same word in every row, never misspelt."""
-        return pa.repeat(pa.scalar(word, pa.string()), self.n)
 
-
-def join(parts: Sequence[pa.Array], sep: str = " ") -> pa.Array:
-    """Row-wise join that skips nulls."""
+def join(parts: Sequence[pa.Array | str], sep: str = " ") -> pa.Array:
+    """Row-wise join that skips nulls (a string is the same word in every row)."""
     return pc.binary_join_element_wise(*parts, sep, null_handling="skip")
 
 
-def sentence(parts: Sequence[pa.Array]) -> pa.Array:
+def sentence(parts: Sequence[pa.Array | str]) -> pa.Array:
     """Join words into a sentence with a capital first letter and a full stop."""
     text = join(parts)
     first = pc.utf8_upper(pc.utf8_slice_codeunits(text, 0, 1))
@@ -101,11 +88,9 @@ def sentence(parts: Sequence[pa.Array]) -> pa.Array:
 
 def scatter(values: pa.Array, rows: np.ndarray, n: int) -> pa.Array:
     """An n-row array holding values[k] at rows[k] and null elsewhere."""
-    index = np.zeros(n, np.int64)
+    index = np.full(n, -1)
     index[rows] = np.arange(len(rows))
-    present = np.zeros(n, bool)
-    present[rows] = True
-    return values.take(pa.array(index, mask=~present))
+    return values.take(pa.array(index, mask=index < 0))
 
 
 # --- the six clause frames: each takes `bad` per row and flips its word's polarity at will --
@@ -138,7 +123,7 @@ def _stance(w: Writer, bad: np.ndarray) -> pa.Array:
     negated = w.chance(0.5)
     kind = w.rng.integers(3, size=w.n)
     stance = w.pick_in(ph.STANCES, negated.astype(np.int64))
-    words = [w.fixed("I"), stance, w.pick_in(ph.ASPECTS, kind), w.fixed("was")]
+    words = ["I", stance, w.pick_in(ph.ASPECTS, kind), "was"]
     return sentence([*words, *_fillers(w), _adjective(w, kind, bad ^ negated)])
 
 
@@ -147,7 +132,7 @@ def _feeling(w: Writer, bad: np.ndarray) -> pa.Array:
     subject = w.pick_in(ph.FIRST_PERSON, negated.astype(np.int64))
     feeling = w.pick_in(ph.FEELINGS, (bad ^ negated).astype(np.int64))
     aspect = w.pick_in(ph.ASPECTS, w.rng.integers(3, size=w.n))
-    return sentence([subject, *_fillers(w), feeling, w.fixed("with"), aspect])
+    return sentence([subject, *_fillers(w), feeling, "with", aspect])
 
 
 def _quantified(w: Writer, bad: np.ndarray) -> pa.Array:
@@ -157,7 +142,7 @@ def _quantified(w: Writer, bad: np.ndarray) -> pa.Array:
     quantifier = w.pick_in(ph.QUANTIFIERS, negated.astype(np.int64))
     verb, rest = (w.pick([pair[k] for pair in pairs], noun) for k in (0, 1))
     aspect = w.pick_in(ph.ASPECTS, w.rng.integers(3, size=w.n))
-    return sentence([w.fixed("I"), verb, quantifier, w.pick(ph.NOUN_FILLERS), rest, aspect])
+    return sentence(["I", verb, quantifier, w.pick(ph.NOUN_FILLERS), rest, aspect])
 
 
 def _counterfactual(w: Writer, bad: np.ndarray) -> pa.Array:
@@ -184,8 +169,7 @@ def _events(w: Writer, bad: np.ndarray) -> pa.Array:
     return sentence([head, _event(w, bad)])
 
 
-Frame = Callable[[Writer, np.ndarray], pa.Array]
-FRAMES: list[tuple[Frame, float]] = [  # (frame, share of clauses)
+FRAMES: list[tuple[Callable[[Writer, np.ndarray], pa.Array], float]] = [  # (frame, share)
     (_copula, 0.30),
     (_stance, 0.10),
     (_feeling, 0.20),
