@@ -110,28 +110,24 @@ def edge_records(
     """Named groups of valid but unusual records, each a few real rows with one thing changed:
     nulls wherever nullable, unseen categories, odd texts, extreme numbers within bounds."""
     bases = base[:EDGE_BASE_ROWS]
-    out: dict[str, list[dict[str, Any]]] = {}
-
-    def vary(name: str, values: list[Any]) -> list[dict[str, Any]]:
-        return [{**row, name: value} for value in values for row in bases]
-
     nullable = [f.name for f in schema if f.nullable]
+    changes: dict[str, list[tuple[str, list[Any]]]] = {  # group → (field, values in turn)
+        "edge: nulls": [(n, [None]) for n in nullable],
+        "edge: unseen categories": [
+            (f.name, list(UNSEEN_CATEGORIES)) for f in schema if f.type == "category"
+        ],
+        "edge: texts": [(f.name, odd_texts(f.max_length)) for f in schema if f.type == "text"],
+        "edge: extreme numbers": [
+            (f.name, extreme_numbers(f, profile)) for f in schema if f.type == "number"
+        ],
+    }
+    out = {
+        group: [{**row, name: v} for name, values in fields for v in values for row in bases]
+        for group, fields in changes.items()
+        if fields
+    }
     if nullable:
-        all_null = [{**row, **dict.fromkeys(nullable)} for row in bases]
-        out["edge: nulls"] = all_null + [r for n in nullable for r in vary(n, [None])]
-    categories = [f.name for f in schema if f.type == "category"]
-    if categories:
-        out["edge: unseen categories"] = [
-            r for n in categories for r in vary(n, list(UNSEEN_CATEGORIES))
-        ]
-    texts = [f for f in schema if f.type == "text"]
-    if texts:
-        out["edge: texts"] = [r for f in texts for r in vary(f.name, odd_texts(f.max_length))]
-    numbers = [f for f in schema if f.type == "number"]
-    if numbers:
-        out["edge: extreme numbers"] = [
-            r for f in numbers for r in vary(f.name, extreme_numbers(f, profile))
-        ]
+        out["edge: nulls"][:0] = [{**row, **dict.fromkeys(nullable)} for row in bases]
     return out
 
 
