@@ -18,6 +18,7 @@ from pipeline.common.paths import CARD_FILE
 from pipeline.common.tracking import _loud
 from pipeline.export.records import SplitRows
 from pipeline.export.registry import Registry
+from serving.features import prepare_columns
 from serving.runtime import LoadedModel, load_model
 from serving.schemas import Incumbent, ModelCard, ModelEntry, Profile, Promotion, read_file
 
@@ -78,7 +79,7 @@ class Gate:
     def score(self, model: LoadedModel) -> float | None:
         """`metric` of a model on the validation split (None where it is undefined)."""
         val, profile = self.val, self.profile
-        out = model.run(val.columns(profile))
+        out = model.run(prepare_columns(val.raw, profile.features))
         if not profile.is_classification:
             return metrics.regression(val.y.astype(np.float64), out["value"], None).get(self.metric)
         # float32 graphs give rows that sum to 1 within ~1e-7, which scikit-learn warns about

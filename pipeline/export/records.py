@@ -12,7 +12,6 @@ import polars as pl
 
 from pipeline.common.data import LABEL, raw_columns, split_path
 from pipeline.common.errors import PipelineError
-from serving.features import prepare_columns
 from serving.schemas import FieldSchema, Profile
 
 # Categories no training row had: plain, other scripts, and a casing/spacing variant.
@@ -53,10 +52,6 @@ class SplitRows:
     ids: np.ndarray
     y: np.ndarray  # class index, or target value in its own units
     raw: dict[str, Any]  # raw input columns (NumPy arrays) as the split holds them
-
-    def columns(self, profile: Profile) -> dict[str, np.ndarray]:
-        """Prepared model inputs (`serving.features.prepare_columns`)."""
-        return prepare_columns(self.raw, profile.features)
 
 
 def read_split(processed_dir: Path, split: str, profile: Profile) -> SplitRows:

@@ -86,15 +86,16 @@ def models_section(data: ReportData) -> str:
     classification = profile.is_classification
     names = CLASSIFICATION_METRICS if classification else REGRESSION_METRICS
     labels_from = ["labels from"] if classification else []
-    headers = ["model", *labels_from, *names, f"test {a.metric if a else names[0]} 95% interval"]
+    interval = f"test {a.metric if a else names[0]} 95% interval"
+    headers = ["model", *labels_from, *names, interval, "standing"]
     rows: list[list[Any]] = []
     if a is not None:
         base = [cell(BASE), *([cell("majority class")] if classification else [])]
         rows.append(
             [*base, *(a.base.get(m) for m in names), interval_text(a.intervals.get(BASE)), "–"]
         )
-    rows += [model_row(m, data, names, len(headers) + 1) for m in data.models]
-    parts = [table([*headers, "standing"], rows, "truth", "base" if a else "")]
+    rows += [model_row(m, data, names, len(headers)) for m in data.models]
+    parts = [table(headers, rows, "truth", "base" if a else "")]
     if a is not None:
         parts.append(note(f"Base rate: {a.base_what}. Red cells are worse than the base rate."))
         if classification:

@@ -95,7 +95,8 @@ def test_records_are_what_a_caller_sends_and_prepare_like_the_splits(built: Fact
     dates = [r["created_at"] for r in records if r["created_at"] is not None]
     assert any("T" in d for d in dates) and any("." in d and "T" not in d for d in dates)
     assert any(r["amount"] is None for r in records) and any(r["review"] is None for r in records)
-    served, offline = prepare_records(records, profile.features), rows.columns(profile)
+    served = prepare_records(records, profile.features)
+    offline = prepare_columns(rows.raw, profile.features)
     assert served.keys() == offline.keys()
     for name, values in offline.items():
         if values.dtype == object:
