@@ -1,8 +1,5 @@
 """Export: copy each model's graph, prove serving parity, run the champion gate, write the contract.
-
-Everything goes into a temporary folder that replaces `models/export/` only when every check
-passed, so a failure leaves the previous export, `metrics/export.json` and the alias as they were.
-"""
+All into a temporary folder that replaces `models/export/` only when every check passed."""
 
 from __future__ import annotations
 
@@ -35,6 +32,9 @@ from serving.schemas import (
     dump,
 )
 
+TRAINED_DIR, OUT_DIR = Path("models/trained"), Path("models/export")
+METRICS_FILE = Path("metrics/export.json")
+
 
 @dataclass
 class ExportConfig:
@@ -55,29 +55,6 @@ class ExportConfig:
             )
 
 
-@dataclass(frozen=True)
-class ExportPaths:
-    """The stage's fixed paths below a project root."""
-
-    root: Path = Path(".")
-
-    @property
-    def processed_dir(self) -> Path:
-        return self.root / PROCESSED_DIR
-
-    @property
-    def trained_dir(self) -> Path:
-        return self.root / "models" / "trained"
-
-    @property
-    def out_dir(self) -> Path:
-        return self.root / "models" / "export"
-
-    @property
-    def metrics_file(self) -> Path:
-        return self.root / "metrics" / "export.json"
-
-
 def champion_metric(config: ExportConfig, profile: Profile) -> str:
     """The configured champion metric, checked against the task; the task's default if unset."""
     regression = profile.task == "regression"
@@ -94,12 +71,6 @@ def champion_metric(config: ExportConfig, profile: Profile) -> str:
 
 def read_cards(names: list[str], trained_dir: Path, profile: Profile) -> dict[str, ModelCard]:
     """Each listed model's card, checked to describe this data's task."""
-    if not names:
-        raise PipelineError(
-            "the models list is empty",
-            where="configs/config.yaml",
-            fix="list the models to export under `models`",
-        )
     cards = {}
     for name in names:
         card = read_stage_file(trained_dir / name / CARD_FILE, ModelCard)
@@ -115,8 +86,8 @@ def read_cards(names: list[str], trained_dir: Path, profile: Profile) -> dict[st
 
 
 def copy_model(name: str, source: Path, out: Path, entry: ModelEntry) -> LoadedModel:
-    """Copy the graph (and tokenizer) to `out/<name>/`, checked against the card's sha256s, and
-    load it from there as the server does; paths become relative to `out`."""
+    """Copy the graph (and tokenizer) to `out/<name>/`, checked against the card, and load it
+    from there as the server does."""
     update: dict[str, object] = {"file": f"{name}/{entry.file}"}
     files = [(entry.file, entry.sha256)]
     if entry.tokenizer is not None:
@@ -136,18 +107,20 @@ def copy_model(name: str, source: Path, out: Path, entry: ModelEntry) -> LoadedM
 def serving_parity(
     models: dict[str, LoadedModel],
     cards: dict[str, ModelCard],
-    paths: ExportPaths,
+    root: Path,
     profile: Profile,
     schema: list[FieldSchema],
 ) -> ParityReport:
     """Every model on the test split's records and on the edge records."""
-    test = read_split(paths.processed_dir, "test", profile)
+    test = read_split(root / PROCESSED_DIR, "test", profile)
     records = caller_records(test, profile)
     edges = edge_records(records, schema, profile)
     checks = []
     for name, model in models.items():
-        tol = parity.tolerance(cards[name])
-        path = paths.trained_dir / name / "predictions_test.parquet"
+        card = cards[name]
+        assert card.parity is not None  # a trained card always has its own parity checks
+        tol = max(c.tolerance for c in card.parity.checks)
+        path = root / TRAINED_DIR / name / "predictions_test.parquet"
         reference = parity.read_reference(path, model, profile, test.ids)
         checks.append(parity.reference_check(model, records, reference, profile, tol))
         checks += [
@@ -156,54 +129,48 @@ def serving_parity(
     return ParityReport(checks=checks, passed=all(c.passed for c in checks))
 
 
-def lineage(paths: ExportPaths, names: list[str]) -> Lineage:
+def lineage(root: Path, names: list[str]) -> Lineage:
     """Git state and DVC-style md5s of the processed data, params.yaml and each model's folder."""
-    params = paths.root / PARAMS_FILE
+    params = root / PARAMS_FILE
     return Lineage(
-        **git_state(paths.root),
-        data={PROCESSED_DIR.as_posix(): input_hash(paths.processed_dir)},
+        **git_state(root),
+        data={PROCESSED_DIR.as_posix(): input_hash(root / PROCESSED_DIR)},
         params=file_md5(params) if params.is_file() else None,
-        models={n: input_hash(paths.trained_dir / n) for n in names},
+        models={n: input_hash(root / TRAINED_DIR / n) for n in names},
     )
 
 
-def export(
-    config: ExportConfig, names: list[str], paths: ExportPaths, tracking: DictConfig | None
-) -> Contract:
-    """Run the stage below `paths.root`; `tracking` is the config holding the `tracking` group
-    (None: no tracking store, so no incumbent). Returns the contract written."""
-    profile = load_profile(paths.processed_dir)
+def export(config: ExportConfig, names: list[str], root: Path, tracking: DictConfig) -> Contract:
+    """Run the stage below the project `root`; `tracking` is a config holding the `tracking`
+    group (no store: no incumbent). Returns the contract written."""
+    processed, trained_dir = root / PROCESSED_DIR, root / TRAINED_DIR
+    profile = load_profile(processed)
     metric = champion_metric(config, profile)
-    cards = read_cards(names, paths.trained_dir, profile)
+    cards = read_cards(names, trained_dir, profile)
     trained = {n: c.entry for n, c in cards.items() if c.entry is not None}
     skipped = {n: c.skipped or "no graph" for n, c in cards.items() if c.entry is None}
     if not trained:
         raise PipelineError(
-            f"every model was skipped ({skipped})",
-            where="models/trained",
+            f"every model was skipped ({skipped})" if names else "the models list is empty",
+            where="models/trained" if names else "configs/config.yaml",
             fix="check the data and the models list",
         )
     schema = input_schema(profile, config.category_max_length, config.text_max_length)
-    with atomic_dir(paths.out_dir) as out:
-        models = {n: copy_model(n, paths.trained_dir / n, out, e) for n, e in trained.items()}
+    with atomic_dir(root / OUT_DIR) as out:
+        models = {n: copy_model(n, trained_dir / n, out, e) for n, e in trained.items()}
         entries = {n: m.entry for n, m in models.items()}
-        report = serving_parity(models, cards, paths, profile, schema)
+        report = serving_parity(models, cards, root, profile, schema)
         if not report.passed:
             raise PipelineError(
                 parity.summary_line(report),
-                where=str(paths.trained_dir),
+                where=str(trained_dir),
                 fix="the exported graph does not answer as its stage predicted; re-run that stage",
             )
         candidate = gate.pick_candidate(entries, metric)
-        settings = gate.Gate(
-            cast(gate.Policy, config.promote),
-            config.min_improvement,
-            metric,
-            profile,
-            read_split(paths.processed_dir, "val", profile),
-        )
-        inputs = [paths.processed_dir, *(paths.trained_dir / n for n in entries)]
-        with open_registry(tracking, inputs) as registry:
+        val = read_split(processed, "val", profile)
+        policy = cast(gate.Policy, config.promote)
+        settings = gate.Gate(policy, config.min_improvement, metric, profile, val)
+        with open_registry(tracking, [processed, *(trained_dir / n for n in entries)]) as registry:
             promotion, champion = gate.run_gate(settings, registry, models[candidate], entries)
             contract = Contract(
                 task=profile.task,
@@ -217,25 +184,25 @@ def export(
                 champion_metric=f"val.{metric}",
                 promotion=promotion,
                 skipped=skipped,
-                lineage=lineage(paths, list(entries)),
+                lineage=lineage(root, list(entries)),
             )
             write_text(out / "parity.json", dump(report))
             write_text(out / CONTRACT_FILE, dump(contract))
     worst = {
         f"parity_{n}": max(c.max_abs_diff for c in report.checks if c.model == n) for n in entries
     }
-    write_json(paths.metrics_file, {"champion": champion, "promoted": promotion.promoted, **worst})
+    write_json(root / METRICS_FILE, {"champion": champion, "promoted": promotion.promoted, **worst})
     return contract
 
 
 def main(cfg: DictConfig) -> str:
     """Stage entry: export the configured models; one line saying what was served and why."""
-    config = validate(cfg.export, ExportConfig, "export")
-    paths = ExportPaths()
-    contract = export(config, list(cfg.models), paths, cfg)
+    contract = export(
+        validate(cfg.export, ExportConfig, "export"), list(cfg.models), Path("."), cfg
+    )
     skipped = "".join(f"; {n} skipped ({why})" for n, why in contract.skipped.items())
     assert contract.promotion is not None
     return (
-        f"{len(contract.models)} models → {paths.out_dir} (serving parity ok); champion "
+        f"{len(contract.models)} models → {OUT_DIR} (serving parity ok); champion "
         f"{contract.champion}: {contract.promotion.reason}{skipped}"
     )

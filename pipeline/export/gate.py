@@ -4,7 +4,6 @@ both re-scored on the current validation split through `serving.runtime`."""
 from __future__ import annotations
 
 import logging
-import math
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +15,10 @@ from pipeline.common import decision, metrics
 from pipeline.common.errors import PipelineError
 from pipeline.common.metrics import improvement
 from pipeline.common.paths import CARD_FILE
+from pipeline.common.tracking import _loud
 from pipeline.export.records import SplitRows
-from pipeline.export.registry import Registry, mlflow_errors
+from pipeline.export.registry import Registry
+from serving.features import prepare_columns
 from serving.runtime import LoadedModel, load_model
 from serving.schemas import Incumbent, ModelCard, ModelEntry, Profile, Promotion, read_file
 
@@ -28,27 +29,15 @@ POLICIES = get_args(Policy)
 
 def pick_candidate(entries: dict[str, ModelEntry], metric: str) -> str:
     """The exported model with the best validation `metric` (first listed among equals)."""
-    found = {n: e.metrics.get("val", {}).get(metric) for n, e in entries.items()}
-    finite = {n: v for n, v in found.items() if v is not None and math.isfinite(v)}
-    if not finite:
+    val = {n: e.metrics.get("val", {}) for n, e in entries.items()}
+    found = {n: scores[metric] for n, scores in val.items() if metric in scores}
+    if not found:
         raise PipelineError(
             f"no exported model has a validation '{metric}'",
             where="models/trained/<model>/card.json",
             fix="set export.champion_metric to a metric the model stages write under 'val'",
         )
-    return max(finite, key=lambda n: improvement(metric, finite[n], 0.0))
-
-
-def val_score(model: LoadedModel, val: SplitRows, profile: Profile, metric: str) -> float | None:
-    """`metric` of a model on the validation split (None where it is undefined)."""
-    out = model.run(val.columns(profile))
-    if not profile.is_classification:
-        return metrics.regression(val.y.astype(np.float64), out["value"], None).get(metric)
-    # float32 graphs give rows that sum to 1 within ~1e-7, which scikit-learn warns about
-    proba = out["probabilities"] / out["probabilities"].sum(axis=1, keepdims=True)
-    assert model.entry.decision is not None
-    labels = decision.labels(proba, model.entry.decision, profile)
-    return metrics.classification(val.y, proba, labels, profile).get(metric)
+    return max(found, key=lambda n: improvement(metric, found[n], 0.0))
 
 
 def incompatibility(card: ModelCard, profile: Profile) -> str | None:
@@ -87,12 +76,24 @@ class Gate:
     profile: Profile
     val: SplitRows
 
+    def score(self, model: LoadedModel) -> float | None:
+        """`metric` of a model on the validation split (None where it is undefined)."""
+        val, profile = self.val, self.profile
+        out = model.run(prepare_columns(val.raw, profile.features))
+        if not profile.is_classification:
+            return metrics.regression(val.y.astype(np.float64), out["value"], None).get(self.metric)
+        # float32 graphs give rows that sum to 1 within ~1e-7, which scikit-learn warns about
+        proba = out["probabilities"] / out["probabilities"].sum(axis=1, keepdims=True)
+        assert model.entry.decision is not None
+        labels = decision.labels(proba, model.entry.decision, profile)
+        return metrics.classification(val.y, proba, labels, profile).get(self.metric)
+
 
 def run_gate(
     gate: Gate, registry: Registry | None, candidate: LoadedModel, exported: dict[str, ModelEntry]
 ) -> tuple[Promotion, str]:
     """The decision (recorded in MLflow, the alias moved when promoted) and the model to serve."""
-    score = val_score(candidate, gate.val, gate.profile, gate.metric)
+    score = gate.score(candidate)
     if score is None:
         raise PipelineError(
             f"{gate.metric} is undefined for {candidate.name} on the validation split",
@@ -102,7 +103,7 @@ def run_gate(
     incumbent, promoted, champion = None, False, candidate.name
     reason = "no tracking store (tracking.optional): no incumbent to compare with, no alias to move"
     if registry is not None:
-        with mlflow_errors("find the champion alias"):
+        with _loud("find the champion alias"):
             holders = registry.holders()
             # the most recently updated when several hold it
             version = max(holders, key=lambda v: v.last_updated_timestamp or 0, default=None)
@@ -123,7 +124,7 @@ def run_gate(
         reason=reason,
     )
     if registry is not None:
-        with mlflow_errors("move the champion alias and tag the export run"):
+        with _loud("move the champion alias and tag the export run"):
             if promoted:
                 registry.move_alias(candidate.entry, holders)
             registry.record(promotion, champion)
@@ -140,7 +141,7 @@ def score_incumbent(
 ) -> tuple[float | None, str | None]:
     """The incumbent's validation score, or None and why it cannot be scored here."""
     if _exported_as(version.name, str(version.version), exported) == candidate.name:
-        return val_score(candidate, gate.val, gate.profile, gate.metric), None
+        return gate.score(candidate), None
     with tempfile.TemporaryDirectory() as tmp:
         try:
             folder = registry.fetch(version, Path(tmp))
@@ -150,7 +151,7 @@ def score_incumbent(
                 return None, why
             assert card.entry is not None
             model = load_model(folder, card.entry)
-            found = val_score(model, gate.val, gate.profile, gate.metric)
+            found = gate.score(model)
         except Exception as exc:  # a download, file or graph that does not work is "incomparable"
             log.warning("incumbent %s v%s not scored: %s", version.name, version.version, exc)
             return None, f"it could not be loaded and run ({str(exc).splitlines()[0]})"

@@ -1,8 +1,6 @@
 """Serving parity: the exported files, run by the server's own code on records as callers send
 them, must give the model stage's test predictions, and sound answers on edge records.
-
-Probabilities are compared absolutely, values (and interval bounds) relative to max(1, |value|).
-"""
+Probabilities are compared absolutely, values (and interval bounds) relative to max(1, |value|)."""
 
 from __future__ import annotations
 
@@ -17,13 +15,7 @@ from pipeline.common.decision import labels, positive_index
 from pipeline.common.errors import PipelineError
 from serving.features import prepare_records
 from serving.runtime import LoadedModel
-from serving.schemas import ModelCard, ParityCheck, ParityReport, Profile
-
-
-def tolerance(card: ModelCard) -> float:
-    """The model's own parity tolerance, as its stage checked its graph."""
-    assert card.parity is not None and card.parity.checks  # a trained card always has them
-    return max(c.tolerance for c in card.parity.checks)
+from serving.schemas import ParityCheck, ParityReport, Profile
 
 
 def columns(model: LoadedModel, profile: Profile) -> list[str]:
@@ -48,11 +40,8 @@ def read_reference(
     path: Path, model: LoadedModel, profile: Profile, ids: np.ndarray
 ) -> pd.DataFrame:
     """The stage's test predictions in the order of `ids` (missing rows become NaN: a failure)."""
-    needed = [
-        profile.id,
-        *columns(model, profile),
-        *(["label"] if profile.is_classification else []),
-    ]
+    needed = [profile.id, *columns(model, profile)]
+    needed += ["label"] if profile.is_classification else []
     frame = pd.read_parquet(path) if path.is_file() else None
     if frame is None or any(c not in frame for c in needed):
         raise PipelineError(
@@ -73,12 +62,10 @@ def reference_check(
     """The test split's records against the stage's `predictions_test.parquet`."""
     got = output_of(model, records, profile)
     expected = reference[columns(model, profile)].to_numpy(np.float64)
+    diff = _max_diff(got, expected, relative=not profile.is_classification)
     mismatches = 0
     if profile.is_classification:
-        diff = _max_diff(got, expected, 1.0)
         mismatches = _label_mismatches(got, expected, reference["label"], model, profile, tol)
-    else:
-        diff = _max_diff(got, expected, np.maximum(1.0, np.abs(expected)))
     return ParityCheck(
         model=model.name,
         name="test split",
@@ -90,10 +77,12 @@ def reference_check(
     )
 
 
-def _max_diff(got: np.ndarray, expected: np.ndarray, scale: float | np.ndarray) -> float:
-    """Largest |got - expected| / scale; a missing reference row or a NaN counts as infinite."""
+def _max_diff(got: np.ndarray, expected: np.ndarray, relative: bool) -> float:
+    """Largest |got - expected|, relative to max(1, |expected|) when `relative`; a missing
+    reference row or a NaN counts as infinite."""
     if got.shape != expected.shape or not (np.isfinite(got).all() and np.isfinite(expected).all()):
         return float("inf")
+    scale = np.maximum(1.0, np.abs(expected)) if relative else 1.0
     return float(np.max(np.abs(got - expected) / scale, initial=0.0))
 
 
@@ -131,8 +120,7 @@ def edge_check(
     finite, probabilities in [0, 1] summing to 1; `max_abs_diff` is the worst deviation."""
     batch = output_of(model, records, profile)
     alone = np.concatenate([output_of(model, [r], profile) for r in records])
-    scale = 1.0 if profile.is_classification else np.maximum(1.0, np.abs(alone))
-    worst = _max_diff(batch, alone, scale)
+    worst = _max_diff(batch, alone, relative=not profile.is_classification)
     if profile.is_classification and np.isfinite(worst):
         outside = float(np.maximum(-batch, batch - 1.0).max(initial=0.0))
         worst = max(worst, outside, float(np.abs(batch.sum(axis=1) - 1.0).max(initial=0.0)))

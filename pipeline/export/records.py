@@ -12,7 +12,6 @@ import polars as pl
 
 from pipeline.common.data import LABEL, raw_columns, split_path
 from pipeline.common.errors import PipelineError
-from serving.features import prepare_columns
 from serving.schemas import FieldSchema, Profile
 
 # Categories no training row had: plain, other scripts, and a casing/spacing variant.
@@ -53,10 +52,6 @@ class SplitRows:
     ids: np.ndarray
     y: np.ndarray  # class index, or target value in its own units
     raw: dict[str, Any]  # raw input columns (NumPy arrays) as the split holds them
-
-    def columns(self, profile: Profile) -> dict[str, np.ndarray]:
-        """Prepared model inputs (`serving.features.prepare_columns`)."""
-        return prepare_columns(self.raw, profile.features)
 
 
 def read_split(processed_dir: Path, split: str, profile: Profile) -> SplitRows:
@@ -110,28 +105,24 @@ def edge_records(
     """Named groups of valid but unusual records, each a few real rows with one thing changed:
     nulls wherever nullable, unseen categories, odd texts, extreme numbers within bounds."""
     bases = base[:EDGE_BASE_ROWS]
-    out: dict[str, list[dict[str, Any]]] = {}
-
-    def vary(name: str, values: list[Any]) -> list[dict[str, Any]]:
-        return [{**row, name: value} for value in values for row in bases]
-
     nullable = [f.name for f in schema if f.nullable]
+    changes: dict[str, list[tuple[str, list[Any]]]] = {  # group → (field, values in turn)
+        "edge: nulls": [(n, [None]) for n in nullable],
+        "edge: unseen categories": [
+            (f.name, list(UNSEEN_CATEGORIES)) for f in schema if f.type == "category"
+        ],
+        "edge: texts": [(f.name, odd_texts(f.max_length)) for f in schema if f.type == "text"],
+        "edge: extreme numbers": [
+            (f.name, extreme_numbers(f, profile)) for f in schema if f.type == "number"
+        ],
+    }
+    out = {
+        group: [{**row, name: v} for name, values in fields for v in values for row in bases]
+        for group, fields in changes.items()
+        if fields
+    }
     if nullable:
-        all_null = [{**row, **dict.fromkeys(nullable)} for row in bases]
-        out["edge: nulls"] = all_null + [r for n in nullable for r in vary(n, [None])]
-    categories = [f.name for f in schema if f.type == "category"]
-    if categories:
-        out["edge: unseen categories"] = [
-            r for n in categories for r in vary(n, list(UNSEEN_CATEGORIES))
-        ]
-    texts = [f for f in schema if f.type == "text"]
-    if texts:
-        out["edge: texts"] = [r for f in texts for r in vary(f.name, odd_texts(f.max_length))]
-    numbers = [f for f in schema if f.type == "number"]
-    if numbers:
-        out["edge: extreme numbers"] = [
-            r for f in numbers for r in vary(f.name, extreme_numbers(f, profile))
-        ]
+        out["edge: nulls"][:0] = [{**row, **dict.fromkeys(nullable)} for row in bases]
     return out
 
 

@@ -1,48 +1,42 @@
 """The MLflow side of the champion gate: find the alias, fetch a registered model, move the
-alias, tag the `export` run.
-
-Model stages register their graph under the model's name and log their card (and tokenizer) at
-their run's root (`pipeline.common.train`).
-"""
+alias, tag the `export` run. Model stages register their graph under the model's name and log
+their card (and tokenizer) at their run's root (`pipeline.common.train`)."""
 
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
 
-from pipeline.common.errors import PipelineError
 from pipeline.common.paths import CARD_FILE
+from pipeline.common.tracking import start_run
 from serving.schemas import ModelCard, ModelEntry, Promotion, read_file
 
 ALIAS = "champion"
 
 
+@dataclass(frozen=True)
 class Registry:
     """The MLflow registry as the gate uses it, and the `export` run that records the decision."""
 
-    def __init__(self, client: Any, uri: str, run_id: str, experiment_id: str) -> None:
-        self.client = client
-        self.uri = uri
-        self.run_id = run_id
-        self.experiment_id = experiment_id
+    client: Any
+    uri: str
+    run_id: str
+    experiment_id: str
 
     def holders(self) -> list[Any]:
         """The versions holding `champion` that were trained in this project's experiment (one,
         unless set by hand): a store shared with other projects keeps their aliases."""
-        names, token = [], None
-        while True:
-            page = self.client.search_registered_models(max_results=1000, page_token=token)
-            names += [m.name for m in page if ALIAS in (m.aliases or {})]
-            token = page.token
-            if not token:
-                break
-        versions = [self.client.get_model_version_by_alias(n, ALIAS) for n in names]
+        import mlflow
+
+        # The fluent search pages through every model, in the store `start_run` set.
+        held = [m.name for m in mlflow.search_registered_models() if ALIAS in (m.aliases or {})]
+        versions = [self.client.get_model_version_by_alias(n, ALIAS) for n in held]
         return [
             v for v in versions if v.run_id and self._experiment_of(v.run_id) == self.experiment_id
         ]
@@ -52,30 +46,29 @@ class Registry:
 
     def fetch(self, version: Any, dst: Path) -> Path:
         """A folder holding the version's source (the logged graph), with the card and any file
-        it names still missing (the tokenizer) taken from the run's root."""
+        it names (the tokenizer) taken from the run's root where the source lacks them."""
         import mlflow.artifacts
 
         # MLflow draws a progress bar per download, noise in DVC's and CI's logs.
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-        def download(into: str, **where: Any) -> Path:
+        def download(into: Path, **where: Any) -> Path:
             got = mlflow.artifacts.download_artifacts(
-                **where, dst_path=str(dst / into), tracking_uri=self.uri
+                **where, dst_path=str(into), tracking_uri=self.uri
             )
             return Path(got)
 
-        folder = download("source", artifact_uri=version.source)
-        if (folder / CARD_FILE).is_file():
-            return folder
-        card = download("run", run_id=version.run_id, artifact_path=CARD_FILE)
-        shutil.copyfile(card, folder / CARD_FILE)
-        entry = read_file(card, ModelCard).entry
-        names = [entry.file, *([entry.tokenizer.file] if entry.tokenizer else [])] if entry else []
-        for relative in names:
+        def complete(relative: str) -> None:
             if not (folder / relative).is_file():
-                got = download("run", run_id=version.run_id, artifact_path=relative)
-                (folder / relative).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(got, folder / relative)
+                download(folder, run_id=version.run_id, artifact_path=relative)
+
+        folder = download(dst, artifact_uri=version.source)
+        complete(CARD_FILE)
+        entry = read_file(folder / CARD_FILE, ModelCard).entry
+        for relative in (
+            [entry.file, *([entry.tokenizer.file] if entry.tokenizer else [])] if entry else []
+        ):
+            complete(relative)
         return folder
 
     def move_alias(self, entry: ModelEntry, holders: list[Any]) -> None:
@@ -93,50 +86,23 @@ class Registry:
         inc = promotion.incumbent
         score = "none" if inc is None else "incomparable" if inc.score is None else inc.score
         tags = {
+            **promotion.model_dump(exclude={"incumbent"}),
             "champion": champion,
-            "metric": promotion.metric,
-            "policy": promotion.policy,
-            "candidate": promotion.candidate,
-            "candidate_score": promotion.candidate_score,
             "incumbent": f"{inc.name} v{inc.version}" if inc else "none",
             "incumbent_score": score,
-            "promoted": promotion.promoted,
-            "reason": promotion.reason,
         }
         for key, value in tags.items():
             self.client.set_tag(self.run_id, f"export.{key}", str(value))
 
 
 @contextmanager
-def mlflow_errors(action: str) -> Iterator[None]:
-    """MLflow's failures (store down, permission) as one line, like the rest of tracking."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        yield
-    except (MlflowException, OSError) as exc:
-        first = (str(exc).strip() or type(exc).__name__).splitlines()[0]
-        raise PipelineError(
-            f"MLflow failed to {action}: {first}",
-            where="tracking",
-            fix="check the tracking store (MLFLOW_TRACKING_URI), or set tracking.optional=true",
-        ) from None
-
-
-@contextmanager
-def open_registry(cfg: DictConfig | None, inputs: list[Path]) -> Iterator[Registry | None]:
-    """The `export` MLflow run and its registry; None without tracking (`cfg` None, or
-    `tracking.optional` and no store)."""
-    if cfg is None:
-        yield None
-        return
-    from mlflow import MlflowClient
-
-    from pipeline.common.tracking import start_run
-
+def open_registry(cfg: DictConfig, inputs: list[Path]) -> Iterator[Registry | None]:
+    """The `export` MLflow run and its registry; None without a tracking store."""
     with start_run(cfg, "export", inputs) as run:
         if run is None:
             yield None
         else:
+            from mlflow import MlflowClient
+
             client = MlflowClient(run.tracking_uri)
             yield Registry(client, run.tracking_uri, run.run_id, run.experiment_id)

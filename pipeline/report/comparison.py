@@ -7,26 +7,23 @@ from typing import Any
 
 from pipeline.common.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS, improvement
 from pipeline.report.html import cell, esc, fmt, image, note, pairs, table
-from pipeline.report.inputs import BASE, Assessment, ModelResult, ReportData
+from pipeline.report.inputs import BASE, ModelResult, ReportData
 from pipeline.report.truth import BELOW, BEST, NO_INTERVAL, ONLY, TIED, Interval
 from serving.schemas import Decision, Promotion
 
 
 def summary(data: ReportData) -> str:
     """The served model, the champion gate's decision and whether the ranking is real."""
-    parts = []
-    if data.contract is None:
-        parts.append(note("No export yet: no champion and no serving contract."))
+    contract, a = data.contract, data.assessment
+    if contract is None:
+        parts = [note("No export yet: no champion and no serving contract.")]
     else:
-        champion = esc(data.contract.champion)
-        parts.append(
-            f'<p id="champion">Served by default: <strong>{champion}</strong> (champion metric '
-            f"{esc(data.contract.champion_metric)}).</p>" + gate(data.contract.promotion)
-        )
-    if data.assessment is not None:
-        parts.append(
-            f'<p id="ranking">{esc(ranking(data.assessment.standing, data.assessment.metric))}</p>'
-        )
+        parts = [
+            f'<p id="champion">Served by default: <strong>{esc(contract.champion)}</strong> '
+            f"(champion metric {esc(contract.champion_metric)}).</p>{gate(contract.promotion)}"
+        ]
+    if a is not None:
+        parts.append(f'<p id="ranking">{esc(ranking(a.standing, a.metric))}</p>')
     return "".join(parts)
 
 
@@ -88,22 +85,16 @@ def models_section(data: ReportData) -> str:
         return note("No data profile (data/processed/profile.json): run the ETL first.")
     classification = profile.is_classification
     names = CLASSIFICATION_METRICS if classification else REGRESSION_METRICS
-    metric = a.metric if a else names[0]
-    headers = [
-        "model",
-        *(["labels from"] if classification else []),
-        *names,
-        f"test {metric} 95% interval",
-        "standing",
-    ]
+    labels_from = ["labels from"] if classification else []
+    interval = f"test {a.metric if a else names[0]} 95% interval"
+    headers = ["model", *labels_from, *names, interval, "standing"]
     rows: list[list[Any]] = []
     if a is not None:
         base = [cell(BASE), *([cell("majority class")] if classification else [])]
         rows.append(
             [*base, *(a.base.get(m) for m in names), interval_text(a.intervals.get(BASE)), "–"]
         )
-    champion = data.contract.champion if data.contract else None
-    rows += [model_row(m, names, classification, a, champion, len(headers)) for m in data.models]
+    rows += [model_row(m, data, names, len(headers)) for m in data.models]
     parts = [table(headers, rows, "truth", "base" if a else "")]
     if a is not None:
         parts.append(note(f"Base rate: {a.base_what}. Red cells are worse than the base rate."))
@@ -120,29 +111,26 @@ def models_section(data: ReportData) -> str:
 
 
 def model_row(
-    model: ModelResult,
-    names: tuple[str, ...],
-    classification: bool,
-    a: Assessment | None,
-    champion: str | None,
-    width: int,
+    model: ModelResult, data: ReportData, names: tuple[str, ...], width: int
 ) -> list[str]:
     """A model's cells, red where worse than the base rate; one cell saying why it has none."""
+    champion = data.contract.champion if data.contract else None
     badge = '<span class="badge">champion</span>' if model.name == champion else ""
     name = f'<td class="text" data-model="{esc(model.name)}">{esc(model.name)}{badge}</td>'
-    card = model.card
-    if card is None or card.entry is None:
-        why = f"skipped: {card.skipped}" if card is not None else "not run: no card yet"
+    entry, a = model.card.entry if model.card else None, data.assessment
+    if entry is None:
+        why = f"skipped: {model.card.skipped}" if model.card else "not run: no card yet"
         return [name, f'<td class="text muted" colspan="{width - 1}">{esc(why)}</td>']
-    test = card.entry.metrics.get("test", {})
-    cells = [name, *([cell(decision_text(card.entry.decision))] if classification else [])]
+    cells = [name]
+    if data.profile and data.profile.is_classification:
+        cells.append(cell(decision_text(entry.decision)))
+    test, base = entry.metrics.get("test", {}), a.base if a else {}
     for m in names:
-        value = test.get(m)
-        base = a.base.get(m) if a is not None else None
-        worse = value is not None and base is not None and improvement(m, value, base) < 0
+        value, floor = test.get(m), base.get(m)
+        worse = value is not None and floor is not None and improvement(m, value, floor) < 0
         cells.append(cell(value, "worse" if worse else ""))
-    interval = a.intervals.get(model.name) if a is not None else None
-    standing = a.standing.get(model.name, "n/a") if a is not None else "n/a"
+    interval = a.intervals.get(model.name) if a else None
+    standing = a.standing.get(model.name, "n/a") if a else "n/a"
     return [*cells, cell(interval_text(interval)), cell(standing)]
 
 
@@ -152,7 +140,7 @@ def majority(data: ReportData) -> str:
     shown = ", ".join(
         f"{m.name} {fmt(m.card.entry.metrics.get('test', {}).get('accuracy'))}"
         for m in data.trained
-        if m.card is not None and m.card.entry is not None
+        if m.card and m.card.entry
     )
     base = fmt(data.assessment.base.get("accuracy"))
     text = f"Accuracy on test: majority class {base}; at each model's decision: {shown}."

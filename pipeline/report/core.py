@@ -1,10 +1,6 @@
-"""Report: one self-contained HTML page from the files the other stages wrote.
-
-It reads the profile, each model's card, test predictions and plots (`cfg.models`, in order),
-and the export's contract and parity report; it names no model. What is missing is said on the
-page (a model whose stage has not run, no export yet); a file that exists but does not match
-its definition fails the stage in one line and leaves the previous page.
-"""
+"""Report: one self-contained HTML page from the files the other stages wrote (`cfg.models` in
+order; it names no model). A missing input is said on the page; one that does not match its
+definition fails the stage in one line and leaves the previous page."""
 
 from __future__ import annotations
 

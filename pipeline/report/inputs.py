@@ -32,9 +32,7 @@ class ModelResult:
 
     @property
     def status(self) -> str:
-        if self.card is None:
-            return "not run"
-        return "skipped" if self.card.entry is None else "trained"
+        return "not run" if self.card is None else "trained" if self.card.entry else "skipped"
 
 
 @dataclass(frozen=True)

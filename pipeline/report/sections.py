@@ -73,39 +73,29 @@ def data_section(profile: Profile | None) -> str:
 
 def in_order(splits: Iterable[str]) -> list[str]:
     """train, val, test first, then the rest (rejected), whatever order the file has."""
-    keys = list(splits)
-    return [s for s in SPLITS if s in keys] + [s for s in keys if s not in SPLITS]
+    return sorted(splits, key=lambda s: SPLITS.index(s) if s in SPLITS else len(SPLITS))
 
 
 def labels_table(profile: Profile) -> str:
-    counts = profile.label_distribution
-    splits = in_order(counts)
-    totals = {s: sum(counts[s].values()) or 1 for s in splits}
-    rows = [
-        [
-            label,
-            *(
-                f"{counts[s].get(label, 0):,} ({counts[s].get(label, 0) / totals[s]:.1%})"
-                for s in splits
-            ),
-        ]
-        for label in profile.labels
-    ]
+    splits = in_order(profile.label_distribution)
+    rows: list[list[Any]] = [[label] for label in profile.labels]
+    for split in splits:
+        counts = profile.label_distribution[split]
+        total = sum(counts.values()) or 1
+        for row in rows:
+            row.append(f"{counts.get(row[0], 0):,} ({counts.get(row[0], 0) / total:.1%})")
     return table(["label", *splits], rows, "label-table")
 
 
 def target_table(profile: Profile) -> str:
     stats = profile.target_stats
     quantiles = list(next(iter(stats.values())).quantiles) if stats else []
-    rows = [
-        [s, t.count, t.mean, t.std, t.min, *(t.quantiles.get(q) for q in quantiles), t.max]
-        for s, t in ((s, stats[s]) for s in in_order(stats))
-    ]
-    return table(
-        ["split", "rows", "mean", "std", "min", *(f"q{q}" for q in quantiles), "max"],
-        rows,
-        "target-table",
-    )
+    rows = []
+    for split in in_order(stats):
+        t = stats[split]
+        rows.append([split, t.count, t.mean, t.std, t.min, *map(t.quantiles.get, quantiles), t.max])
+    headers = ["split", "rows", "mean", "std", "min", *(f"q{q}" for q in quantiles), "max"]
+    return table(headers, rows, "target-table")
 
 
 def columns_table(profile: Profile) -> str:
@@ -115,18 +105,9 @@ def columns_table(profile: Profile) -> str:
         if c.n_levels is not None:
             top = list((c.level_counts or {}).items())[:TOP_LEVELS]
             levels = f"{c.n_levels} levels: " + ", ".join(f"{k} ({v:,})" for k, v in top)
+        empty = None if c.empty_rate is None else f"{c.empty_rate:.1%}"
         rows.append(
-            [
-                name,
-                c.role,
-                f"{c.null_rate:.1%}",
-                c.min,
-                c.max,
-                c.mean,
-                c.std,
-                cell(levels),
-                None if c.empty_rate is None else f"{c.empty_rate:.1%}",
-            ]
+            [name, c.role, f"{c.null_rate:.1%}", c.min, c.max, c.mean, c.std, cell(levels), empty]
         )
     headers = ["column", "role", "null rate", "min", "max", "mean", "std", "levels", "empty texts"]
     return table(headers, rows, "column-table")
@@ -146,30 +127,14 @@ def export_section(data: ReportData) -> str:
     if contract.skipped:
         skipped = list(contract.skipped.items())
         parts.append(table(["model", "skipped because"], skipped, "skipped-table"))
-    schema = [
-        [
-            f.name,
-            f.type,
-            f.nullable,
-            f.min,
-            f.max,
-            None if f.categories is None else len(f.categories),
-            f.max_length,
-            f.datetime_format,
-        ]
-        for f in contract.input_schema
-    ]
-    headers = [
-        "field",
-        "type",
-        "nullable",
-        "min",
-        "max",
-        "categories seen",
-        "max length",
-        "datetime format",
-    ]
-    parts += ["<h3>Input schema</h3>", table(headers, schema, "schema-table")]
+    schema = []
+    for f in contract.input_schema:
+        seen = None if f.categories is None else len(f.categories)
+        schema.append(
+            [f.name, f.type, f.nullable, f.min, f.max, seen, f.max_length, f.datetime_format]
+        )
+    headers = ["field", "type", "nullable", "min", "max", "categories seen", "max length"]
+    parts += ["<h3>Input schema</h3>", table([*headers, "datetime format"], schema, "schema-table")]
     parts.append("<h3>Serving parity</h3>")
     if data.parity is None:
         parts.append(note("no parity report (models/export/parity.json)"))
@@ -205,9 +170,7 @@ def lineage_section(data: ReportData) -> str:
     runs = [
         [m.name, ref.run_id, ref.experiment_id, ref.registered_model, ref.version]
         for m in data.trained
-        if m.card is not None
-        and m.card.entry is not None
-        and (ref := m.card.entry.mlflow) is not None
+        if m.card and m.card.entry and (ref := m.card.entry.mlflow)
     ]
     parts.append("<h3>MLflow runs</h3>")
     parts.append(

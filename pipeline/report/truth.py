@@ -12,7 +12,6 @@ import pandas as pd
 
 from pipeline.common import metrics
 from pipeline.common.decision import positive_index
-from pipeline.common.errors import PipelineError
 from serving.schemas import Profile
 
 Statistic = Callable[[np.ndarray], float]  # row indices → metric value
@@ -53,14 +52,6 @@ class Outputs:
 def base_rate(y_test: np.ndarray, profile: Profile) -> tuple[Outputs, str]:
     """The base rate's predictions on the test split, and what it predicts, in words."""
     n = len(y_test)
-    if "train" not in (
-        profile.label_distribution if profile.is_classification else profile.target_stats
-    ):
-        raise PipelineError(
-            "the profile has no statistics of the train split",
-            where="data/processed/profile.json",
-            fix="re-run the ETL: dvc repro etl",
-        )
     if not profile.is_classification:
         mean = profile.target_stats["train"].mean
         return Outputs(y_test, values=np.full(n, mean)), f"the training mean, {mean:.4g}"
@@ -134,17 +125,14 @@ def _one_vs_rest(per_class: list[Statistic]) -> Statistic:
 
 def _ranking(hit: np.ndarray, score: np.ndarray, metric: str) -> Statistic:
     """ROC-AUC or average precision of `score` for `hit` on resampled rows."""
-    # Sorted and grouped by tied score once; a resample only weighs each row by how often it
-    # was drawn, so it costs a few linear passes instead of a sort.
-    order = np.argsort(score, kind="stable")
-    ranked = score[order]
-    group = np.cumsum(np.r_[True, ranked[1:] != ranked[:-1]]) - 1  # tie groups, ascending
-    groups, is_hit = int(group[-1]) + 1 if len(group) else 0, hit[order]
+    # Tied scores grouped once (ascending); a resample only weighs each row by how often it was
+    # drawn, so it costs a few linear passes instead of a sort.
+    groups, group = np.unique(score, return_inverse=True)
 
     def stat(rows: np.ndarray) -> float:
-        weight = np.bincount(rows, minlength=len(score))[order].astype(np.float64)
-        pos = np.bincount(group, weight * is_hit, groups)
-        neg = np.bincount(group, weight * ~is_hit, groups)
+        weight = np.bincount(rows, minlength=len(score)).astype(np.float64)
+        pos = np.bincount(group, weight * hit, len(groups))
+        neg = np.bincount(group, weight * ~hit, len(groups))
         n_pos, n_neg = pos.sum(), neg.sum()
         if n_pos == 0 or n_neg == 0:
             return np.nan
@@ -168,21 +156,14 @@ def bootstrap(
 ) -> dict[str, Interval | None]:
     """95% percentile intervals, the same resampled rows for every statistic (paired); None
     when fewer than half of the resamples give a value (e.g. a single class)."""
-    rng = np.random.default_rng(seed)
-    values: dict[str, list[float]] = {name: [] for name in statistics}
-    for _ in range(resamples):
-        rows = rng.integers(0, n_rows, n_rows)
-        for name, stat in statistics.items():
-            with np.errstate(divide="ignore", invalid="ignore"):
-                values[name].append(stat(rows))
     out: dict[str, Interval | None] = {}
-    for name, found in values.items():
-        finite = np.asarray(found)[np.isfinite(found)]
-        if len(finite) * 2 < resamples:
-            out[name] = None
-            continue
-        low, high = np.percentile(finite, [2.5, 97.5])
-        out[name] = Interval(float(low), float(high))
+    for name, stat in statistics.items():
+        rng = np.random.default_rng(seed)  # the same resamples for every statistic: paired
+        with np.errstate(divide="ignore", invalid="ignore"):
+            found = np.array([stat(rng.integers(0, n_rows, n_rows)) for _ in range(resamples)])
+        finite = found[np.isfinite(found)]
+        enough = len(finite) * 2 >= resamples
+        out[name] = Interval(*np.percentile(finite, [2.5, 97.5]).tolist()) if enough else None
     return out
 
 

@@ -7,10 +7,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 from tests.export.projects import build_project
 
 Factory = Callable[[str], Path]
+# The export without a tracking store: no incumbent, no alias to move.
+NO_TRACKING = OmegaConf.create({"tracking": {"enabled": False}})
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ import pandas as pd
 from pipeline.common import decision as decisions
 from pipeline.common import metrics
 from pipeline.common.data import LABEL
-from serving.features import clean_text, normalise_categories
+from serving.features import clean_text, normalise_categories, prepare_columns
 from serving.runtime import load_model
 from serving.schemas import (
     Calibration,
@@ -206,7 +206,7 @@ def split_columns(
     from pipeline.export.records import read_split
 
     rows = read_split(root / "data" / "processed", split, profile)
-    return rows.columns(profile), rows.y, rows.ids
+    return prepare_columns(rows.raw, profile.features), rows.y, rows.ids
 
 
 def tabular_graph(

@@ -15,12 +15,12 @@ import pytest
 from pipeline.common.errors import PipelineError
 from pipeline.common.stage import run_stage
 from pipeline.export import parity
-from pipeline.export.core import ExportConfig, ExportPaths, export, main
+from pipeline.export.core import ExportConfig, export, main
 from pipeline.export.records import caller_records, edge_records, input_schema, read_split
 from serving.features import prepare_columns, prepare_records
 from serving.runtime import load_model
 from serving.schemas import Contract, ModelEntry, Outputs, ParityReport, Profile, read_file
-from tests.export.conftest import Factory
+from tests.export.conftest import NO_TRACKING, Factory
 from tests.export.projects import MODELS, SKIPPED
 
 NAMES = [*MODELS, *SKIPPED]
@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def run(root: Path, names: list[str] = NAMES, **config: object) -> Contract:
-    return export(ExportConfig(**config), names, ExportPaths(root), None)  # type: ignore[arg-type]
+    return export(ExportConfig(**config), names, root, NO_TRACKING)  # type: ignore[arg-type]
 
 
 def snapshot(root: Path) -> dict[str, bytes]:
@@ -95,7 +95,8 @@ def test_records_are_what_a_caller_sends_and_prepare_like_the_splits(built: Fact
     dates = [r["created_at"] for r in records if r["created_at"] is not None]
     assert any("T" in d for d in dates) and any("." in d and "T" not in d for d in dates)
     assert any(r["amount"] is None for r in records) and any(r["review"] is None for r in records)
-    served, offline = prepare_records(records, profile.features), rows.columns(profile)
+    served = prepare_records(records, profile.features)
+    offline = prepare_columns(rows.raw, profile.features)
     assert served.keys() == offline.keys()
     for name, values in offline.items():
         if values.dtype == object:

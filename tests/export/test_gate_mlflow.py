@@ -11,7 +11,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from pipeline.common.errors import PipelineError
-from pipeline.export.core import ExportConfig, ExportPaths, export
+from pipeline.export.core import ExportConfig, export
 from serving.schemas import Contract, ModelCard, dump, read_file
 from tests.export.conftest import Factory
 
@@ -84,7 +84,7 @@ class Store:
         cfg = OmegaConf.create(
             {"seed": 0, "models": names, "tracking": {"uri": self.uri, "experiment": "pipeline"}}
         )
-        return export(ExportConfig(**config), names, ExportPaths(root), cfg)
+        return export(ExportConfig(**config), names, root, cfg)
 
     def last_export_tags(self) -> dict[str, str]:
         experiment = self.client.get_experiment_by_name("pipeline")
@@ -197,10 +197,10 @@ def test_an_unreachable_store_fails_unless_tracking_is_optional(
     root = project("binary")
     cfg = {"seed": 0, "tracking": {"uri": "http://127.0.0.1:9", "optional": False}}
     with pytest.raises(PipelineError, match="MLflow tracking server unreachable"):
-        export(ExportConfig(), ["sturdy"], ExportPaths(root), OmegaConf.create(cfg))
+        export(ExportConfig(), ["sturdy"], root, OmegaConf.create(cfg))
     assert not (root / "models/export").exists()
     cfg["tracking"]["optional"] = True  # type: ignore[index]
-    contract = export(ExportConfig(), ["sturdy"], ExportPaths(root), OmegaConf.create(cfg))
+    contract = export(ExportConfig(), ["sturdy"], root, OmegaConf.create(cfg))
     assert contract.promotion is not None and contract.promotion.reason.startswith(
         "no tracking store"
     )

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.export.core import ExportConfig, ExportPaths, export
+from pipeline.export.core import ExportConfig, export
 from serving.schemas import MlflowRef, ModelCard, dump, read_file
+from tests.export.conftest import NO_TRACKING
 from tests.export.projects import MODELS, SKIPPED, build_project
 
 NAMES = [*MODELS, *SKIPPED]
@@ -37,7 +38,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Factory:
         if task not in cache:
             root = build_project(tmp_path_factory.mktemp(f"report-{task}"), task)
             name_runs(root)
-            export(ExportConfig(), NAMES, ExportPaths(root), None)
+            export(ExportConfig(), NAMES, root, NO_TRACKING)
             cache[task] = root
         return cache[task]
 
