@@ -34,10 +34,7 @@ class LimitedProtocol(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # One timer per connection, moved lazily: a deadline is a number set per request, and
-        # the timer, when it fires, re-arms for a later deadline (no timer per request).
-        self._deadline: float | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.TimerHandle | None = None  # the idle or the receive deadline
         self._in_head = True  # waiting for (the rest of) a request line and headers
         self._head_bytes = 0
         self._discarding = False  # answered with an error: what still arrives is dropped
@@ -50,8 +47,7 @@ class LimitedProtocol(HttpToolsProtocol):
         self._set_deadline(self.settings.keep_alive_s)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
+        self._set_deadline(None)
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -77,26 +73,19 @@ class LimitedProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
-        self._deadline = None  # received in time; between requests uvicorn's keep-alive rules
+        self._set_deadline(None)  # received in time; between requests uvicorn's keep-alive rules
         self._in_head, self._head_bytes = True, 0
 
     def send_400_response(self, msg: str) -> None:
         self._reply(400, "bad_request", f"malformed HTTP request ({msg.rstrip('.')})")
 
-    def _set_deadline(self, seconds: float) -> None:
-        self._deadline = self.loop.time() + seconds
-        if self._timer is not None and self._timer.when() > self._deadline:
-            self._timer.cancel()  # armed for later than the new deadline
-            self._timer = None
-        if self._timer is None:
-            self._timer = self.loop.call_at(self._deadline, self._expire)
+    def _set_deadline(self, seconds: float | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = None if seconds is None else self.loop.call_later(seconds, self._expire)
 
     def _expire(self) -> None:
-        self._timer = None
-        if self._deadline is None or self.transport.is_closing():
-            return
-        if self.loop.time() < self._deadline:  # the deadline moved since the timer was set
-            self._timer = self.loop.call_at(self._deadline, self._expire)
+        if self.transport.is_closing():
             return
         if self._in_head and self._head_bytes == 0:
             self.transport.close()  # idle: nothing was asked, nothing to answer
