@@ -24,7 +24,6 @@ DISABLED_OPTIMIZERS = ("SkipLayerNormFusion",)
 # Fixed cost of one ONNX Runtime call, in tokens of one text, for `length_groups`: measured on
 # the exported MiniLM-shaped model on 2 CPU cores (a 4-token text took as long as ~12 tokens).
 CALL_COST_TOKENS = 12
-_NUMERIC = {"float32": np.float32, "float64": np.float64, "int64": np.int64}
 
 
 class ModelFileError(Exception):
@@ -142,7 +141,7 @@ def column_array(values: np.ndarray | Sequence[Any], dtype: str) -> np.ndarray:
     if dtype == "string":
         # One flat array then a reshape: a nested list per row cost 50x more (batch scoring).
         return np.array(["" if v is None else v for v in values], dtype=object).reshape(-1, 1)
-    return np.asarray(values, dtype=_NUMERIC[dtype]).reshape(-1, 1)
+    return np.asarray(values, dtype=dtype).reshape(-1, 1)  # float32, float64 or int64
 
 
 def length_groups(
