@@ -1,8 +1,7 @@
 """Score a file: `python -m serving.batch INPUT OUTPUT [--model NAME] [--models DIR]`.
 
-INPUT (.csv, .parquet or .jsonl) is read in chunks and every row goes through the API's own
-checks, features and model; the columns of OUTPUT and of the rejects file are in
-docs/serving.md. No training library is imported.
+Every row of INPUT, read in chunks, goes through the API's own checks, features and model; the
+columns of OUTPUT and of the rejects file are in docs/serving.md.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ import csv
 import itertools
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +25,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from serving.features import prepare_columns
-from serving.runtime import ModelFileError
+from serving.runtime import ModelFileError, load_model
 from serving.schemas import Contract, FieldSchema, FileError, load_contract
-from serving.scoring import Outputs, Scorer, keep_rows, load_scorers
+from serving.scoring import Scorer, keep_rows
 from serving.settings import Settings
 
 # Rows per chunk. A TF-IDF graph holds several dense [rows, vocabulary] tensors at once, so a
@@ -49,24 +48,17 @@ class Chunk:
     parse_errors: dict[int, str]  # jsonl lines that are not JSON objects
 
 
-# --- reading -----------------------------------------------------------------------------
-
-
-def _arrow_column(column: pa.ChunkedArray | pa.Array, field: FieldSchema, tz: str) -> Any:
+def _arrow_column(column: pa.Array, field: FieldSchema, tz: str) -> Any:
     """An Arrow column as `serving.scoring.check_columns` reads it: float64 (NaN) when it converts
-    whole, datetime64 for timestamps (naive, in the spec's zone), else Python values."""
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks()
+    whole, datetime64 for timestamps and dates (naive, in the spec's zone), else Python values."""
     kind = column.type
     if field.type in ("number", "boolean"):
         for target in (pa.float64(), pa.bool_()):
             with contextlib.suppress(pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 return pc.cast(column, target).to_numpy(zero_copy_only=False).astype(np.float64)
-    elif field.type == "datetime" and pa.types.is_timestamp(kind):
-        if kind.tz is not None:  # aware: convert to the spec's zone, then drop the zone
+    elif field.type == "datetime" and (pa.types.is_timestamp(kind) or pa.types.is_date(kind)):
+        if pa.types.is_timestamp(kind) and kind.tz is not None:  # aware: to the zone, then naive
             column = pc.local_timestamp(pc.cast(column, pa.timestamp("us", tz)))
-        return column.to_numpy(zero_copy_only=False).astype("datetime64[us]")
-    elif field.type == "datetime" and pa.types.is_date(kind):
         return column.to_numpy(zero_copy_only=False).astype("datetime64[us]")
     elif not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind)):
         column = pc.cast(column, pa.string())  # e.g. integer category codes
@@ -90,9 +82,7 @@ def _progress(progress: Any, done: int, total: int) -> None:
         progress.update(done - progress.n)
 
 
-def _read_arrow(
-    batches: Iterator[pa.RecordBatch | pa.Table], contract: Contract
-) -> Iterator[Chunk]:
+def _read_arrow(batches: Iterable[pa.RecordBatch], contract: Contract) -> Iterator[Chunk]:
     row = 0
     tz = contract.features.timezone
     for batch in batches:
@@ -119,7 +109,9 @@ def _read_csv(path: Path, contract: Contract, rows: int, progress: Any) -> Itera
         reader = pcsv.open_csv(
             handle, read_options=pcsv.ReadOptions(block_size=1 << 22), convert_options=convert
         )
-        for chunk in _read_arrow(_rebatch(reader, rows), contract):
+        # CSV blocks are cut into chunks of at most `rows` rows (zero-copy slices).
+        blocks = (b.slice(i, rows) for b in reader for i in range(0, b.num_rows, rows))
+        for chunk in _read_arrow(blocks, contract):
             yield chunk
             _progress(progress, handle.tell(), size)
 
@@ -161,24 +153,11 @@ READERS = {".csv": _read_csv, ".parquet": _read_parquet, ".jsonl": _read_jsonl}
 READERS[".ndjson"] = _read_jsonl
 
 
-def _rebatch(reader: Any, rows: int) -> Iterator[pa.Table]:
-    """The reader's batches regrouped into tables of `rows` rows (the last may be smaller)."""
-    pending = reader.schema.empty_table()
-    for batch in reader:
-        pending = pa.concat_tables([pending, pa.Table.from_batches([batch])])
-        while pending.num_rows >= rows:
-            yield pending.slice(0, rows)
-            pending = pending.slice(rows)
-    if pending.num_rows:
-        yield pending
-
-
-# --- scoring and writing ------------------------------------------------------------------
-
-_Job = tuple[Future[Outputs], np.ndarray, pa.Array | None]  # graph run, rows, ids
-
-
-def _scored_table(scorer: Scorer, outputs: Outputs, rows: np.ndarray, ids: Any) -> pa.Table:
+def _scored_table(
+    scorer: Scorer, prepared: Mapping[str, np.ndarray], rows: np.ndarray, ids: Any
+) -> pa.Table:
+    """The OUTPUT columns (docs/serving.md) of prepared rows, `rows` their input positions."""
+    outputs = scorer.run(prepared)
     columns: dict[str, Any] = {"row": pa.array(rows, pa.int64())}
     if ids is not None:
         columns[scorer.contract.id or "id"] = ids
@@ -192,12 +171,9 @@ def _scored_table(scorer: Scorer, outputs: Outputs, rows: np.ndarray, ids: Any) 
         if "interval" in outputs:
             columns["interval_lower"] = pa.array(outputs["interval"][:, 0])
             columns["interval_upper"] = pa.array(outputs["interval"][:, 1])
-    zeros = pa.array(np.zeros(len(rows), dtype=np.int32))
-    for name, value in (
-        ("model", scorer.name),
-        ("version", scorer.version),
-        ("onnx_sha256", scorer.entry.sha256),
-    ):
+    zeros = pa.array(np.zeros(len(rows), dtype=np.int32))  # constant columns: one dictionary entry
+    constant = {"model": scorer.name, "version": scorer.version, "onnx_sha256": scorer.entry.sha256}
+    for name, value in constant.items():
         columns[name] = pa.DictionaryArray.from_arrays(zeros, pa.array([value]))
     return pa.table(columns)
 
@@ -243,14 +219,10 @@ def score_file(
             writers[path] = files.enter_context(pq.ParquetWriter(path, table.schema))
         writers[path].write_table(table)
 
-    def finish(job: _Job | None) -> None:
-        if job is not None:
-            write(output, _scored_table(scorer, job[0].result(), job[1], job[2]))
-
     # The graph runs in a second thread (ONNX Runtime releases the GIL) while the next chunk is
     # read, checked and prepared: the file is scored at nearly the graph's own speed.
     with contextlib.ExitStack() as files, ThreadPoolExecutor(max_workers=1) as pool:
-        pending: _Job | None = None
+        jobs: list[Future[pa.Table]] = []  # at most two: one running, one to write
         for chunk in read(source, scorer.contract, chunk_rows, progress):
             prepared, good, rejects = _checked(scorer, chunk)
             if rejects.num_rows:
@@ -259,11 +231,13 @@ def score_file(
                 write(rejects_path, rejects)
             if len(good):
                 ids = chunk.ids.take(pa.array(good)) if chunk.ids is not None else None
-                job = (pool.submit(scorer.run, prepared), good + chunk.first_row, ids)
-                finish(pending)
-                pending = job
+                job = pool.submit(_scored_table, scorer, prepared, good + chunk.first_row, ids)
+                jobs.append(job)
                 scored += len(good)
-        finish(pending)
+            if len(jobs) > 1:
+                write(output, jobs.pop(0).result())
+        for job in jobs:
+            write(output, job.result())
     if scored == 0:
         output.unlink(missing_ok=True)
         if first_reject is None:
@@ -295,14 +269,12 @@ def main(argv: list[str] | None = None) -> int:
         contract = load_contract(args.models)
         name = args.model or contract.champion
         if name not in contract.models:
-            models = sorted(contract.models)
-            raise BatchError(f"--model {name!r}: the contract's models are {models}")
-        # Load only that model, with all cores for ONNX Runtime; strings without a max_length
-        # in the contract get the API's default limit.
-        only = contract.model_copy(update={"models": {name: contract.models[name]}})
-        cores = os.cpu_count() or 1
-        limit = Settings.model_fields["max_string_length"].default
-        scorer = load_scorers(only, args.models, cores, cores, limit)[name]
+            raise BatchError(
+                f"--model {name!r}: the contract's models are {sorted(contract.models)}"
+            )
+        # All cores for ONNX Runtime; strings without a max_length get the API's default limit.
+        model = load_model(args.models, contract.models[name], os.cpu_count() or 1)
+        scorer = Scorer(contract, model, Settings.model_fields["max_string_length"].default)
         # A bar on a terminal only (disable=None): bytes read, or rows for Parquet.
         with tqdm(unit_scale=True, dynamic_ncols=True, file=sys.stderr, disable=None) as bar:
             scored, rejected = score_file(

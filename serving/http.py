@@ -1,24 +1,14 @@
-"""HTTP plumbing: how request bodies are read, and how every error is answered.
+"""HTTP plumbing: bodies read within a size limit and strictly parsed, errors answered as JSON.
 
-Errors: every error the app answers is `{"error": {"code", "message", "field"}}` with a 4xx/5xx
-status. `ApiError` is raised by our own code; the handlers installed by `install_handlers` turn
-it, FastAPI's validation errors, Starlette's 404/405 and anything unexpected into that shape.
-
-Bodies: FastAPI's own body reading is kept; `json_route` swaps in a `Request` whose `body()`
-stops at `max_body_bytes` (413) and whose `json()` parses with orjson (strict: no NaN, no lone
-surrogates, no invalid UTF-8, at most 1024 levels deep) and says exactly what is wrong when it
-cannot. Duplicate keys in an object: the last value wins, as in FastAPI's and pydantic's own
-parsing and most JSON parsers (RFC 8259 leaves it to the receiver).
-
-Open Inference Protocol requests may use its binary tensor extension (the
-`Inference-Header-Content-Length` header: a JSON head, then raw tensors); `json()` turns those
-tensors into `data` lists, so the same pydantic model validates both forms.
+Every error is `{"error": {"code", "message", "field"}}` (codes: docs/serving.md). Duplicate keys
+in a JSON object: the last value wins, as in pydantic's own parsing (RFC 8259 leaves it open).
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Coroutine, Mapping, Sequence
+from http import HTTPStatus
 from typing import Any
 
 import numpy as np
@@ -29,34 +19,12 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
-# Codes of HTTPExceptions raised by FastAPI or Starlette (ours are ApiErrors with their own).
-CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    404: "not_found",
-    405: "method_not_allowed",
-    408: "request_timeout",
-    413: "body_too_large",
-    415: "unsupported_media_type",
-    422: "invalid",
-    500: "internal_error",
-    503: "unavailable",
-    504: "timeout",
-}
 BINARY_HEADER = "inference-header-content-length"
-BINARY_DTYPES = {
-    "BOOL": "?",
-    "UINT8": "<u1",
-    "UINT16": "<u2",
-    "UINT32": "<u4",
-    "UINT64": "<u8",
-    "INT8": "<i1",
-    "INT16": "<i2",
-    "INT32": "<i4",
-    "INT64": "<i8",
-    "FP16": "<f2",
-    "FP32": "<f4",
-    "FP64": "<f8",
+# Open Inference Protocol datatypes of fixed width → numpy, little-endian (BYTES: length-prefixed).
+BINARY_DTYPES = {"BOOL": np.dtype("?")} | {
+    f"{kind}{bits}": np.dtype(f"<{kind[0].lower()}{bits // 8}")
+    for kind, widths in (("UINT", (8, 16, 32, 64)), ("INT", (8, 16, 32, 64)), ("FP", (16, 32, 64)))
+    for bits in widths
 }
 
 
@@ -84,20 +52,14 @@ class Error(BaseModel):
 
 
 class ErrorBody(BaseModel):
-    """Every 4xx and 5xx answer (documentation: answers are rendered by `error_response`)."""
+    """Every 4xx and 5xx answer (documentation: answers are rendered by `_answer`)."""
 
     error: Error
 
 
-def error_response(
-    status: int,
-    code: str,
-    message: str,
-    field: str | None = None,
-    headers: Mapping[str, str] | None = None,
-) -> Response:
-    body = orjson.dumps({"error": {"code": code, "message": message, "field": field}})
-    return Response(body, status, headers, media_type="application/json")
+def _answer(error: ApiError) -> Response:
+    body = {"error": {"code": error.code, "message": error.detail, "field": error.field}}
+    return Response(orjson.dumps(body), error.status_code, error.headers, "application/json")
 
 
 def field_path(loc: Sequence[Any]) -> str | None:
@@ -117,29 +79,28 @@ def install_handlers(app: FastAPI, on_error: Callable[[Request, int, str | None]
     async def api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         on_error(request, exc.status_code, getattr(exc, "model", None))
-        code = exc.code if isinstance(exc, ApiError) else CODES.get(exc.status_code, "error")
-        field = exc.field if isinstance(exc, ApiError) else None
-        message = exc.detail if isinstance(exc.detail, str) else CODES.get(exc.status_code, "")
-        if exc.status_code == 404 and not isinstance(exc, ApiError):
-            message = f"no route for {request.method} {request.url.path}"
-        return error_response(exc.status_code, code, message, field, exc.headers)
+        if not isinstance(exc, ApiError):  # FastAPI's or Starlette's: code = status phrase
+            phrase = HTTPStatus(exc.status_code).phrase
+            message = exc.detail if isinstance(exc.detail, str) else phrase
+            if exc.status_code == 404:
+                message = f"no route for {request.method} {request.url.path}"
+            code = phrase.lower().replace(" ", "_")  # e.g. not_found, method_not_allowed
+            exc = ApiError(exc.status_code, code, message, None, exc.headers)
+        return _answer(exc)
 
     async def invalid(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         on_error(request, 422, None)
-        errors = exc.errors()
-        if not errors:
-            return error_response(422, "invalid", "the request is not valid")
-        first = errors[0]  # never repr `input`: it may be nested too deep to print
-        field = field_path(first.get("loc", ()))
-        if first.get("type") == "missing" and field is None:
-            return error_response(422, "missing", "the request needs a JSON body")
-        return error_response(422, str(first.get("type", "invalid")), str(first["msg"]), field)
+        first = exc.errors()[0]  # never repr `input`: it may be nested too deep to print
+        field = field_path(first["loc"])
+        if first["type"] == "missing" and field is None:
+            return _answer(ApiError(422, "missing", "the request needs a JSON body"))
+        return _answer(ApiError(422, first["type"], first["msg"], field))
 
     async def unexpected(request: Request, exc: Exception) -> Response:
         # Starlette re-raises the exception after this answer, so uvicorn logs its traceback.
         on_error(request, 500, None)
-        return error_response(500, "internal_error", "see the server log")
+        return _answer(ApiError(500, "internal_error", "see the server log"))
 
     app.add_exception_handler(HTTPException, api_error)
     app.add_exception_handler(RequestValidationError, invalid)
@@ -152,23 +113,17 @@ def decode_json(body: bytes) -> Any:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         where = f"line {exc.lineno}, column {exc.colno}"
-        rest = body[exc.pos : exc.pos + 4]
-        if rest.startswith((b"NaN", b"Inf", b"-Inf")):
-            code, message = (
-                "non_finite_number",
-                f"NaN and Infinity are not JSON ({where}); send null for a missing value",
-            )
+        code, message = "invalid_json", f"the body is not valid JSON: {exc.msg} ({where})"
+        if body[exc.pos : exc.pos + 4].startswith((b"NaN", b"Inf", b"-Inf")):
+            code = "non_finite_number"
+            message = f"NaN and Infinity are not JSON ({where}); send null for a missing value"
         elif exc.msg.startswith("number is infinity"):
-            code, message = (
-                "number_out_of_range",
-                f"the number at {where} is too large (beyond ±1.8e308, the float64 range)",
-            )
+            code = "number_out_of_range"
+            message = f"the number at {where} is too large (beyond ±1.8e308, the float64 range)"
         elif "depth limit" in exc.msg:
             code, message = "too_deep", "the JSON is nested deeper than 1024 levels"
         elif "UTF-8" in exc.msg or "surrogate" in exc.msg:
             code, message = "invalid_utf8", f"the body is not valid UTF-8 text ({where})"
-        else:
-            code, message = "invalid_json", f"the body is not valid JSON: {exc.msg} ({where})"
         raise ApiError(400, code, message) from None
 
 
@@ -176,13 +131,8 @@ def decode_binary(body: bytes, header_length: str) -> Any:
     """An Open Inference Protocol request in the binary tensor extension, as plain JSON."""
     size = int(header_length) if header_length.isdigit() else -1
     if not 0 <= size <= len(body):
-        raise ApiError(
-            400,
-            "invalid_binary",
-            f"Inference-Header-Content-Length {header_length!r} "
-            f"does not fit the {len(body)}-byte body",
-            "inference-header-content-length",
-        )
+        message = f"Inference-Header-Content-Length {header_length!r} does not fit the body"
+        raise ApiError(400, "invalid_binary", message, BINARY_HEADER)
     request = decode_json(body[:size])
     offset = size
     inputs = request.get("inputs") if isinstance(request, dict) else None
@@ -193,16 +143,10 @@ def decode_binary(body: bytes, header_length: str) -> Any:
             continue
         name = str(tensor.get("name"))
         if type(length) is not int or not 0 <= length <= len(body) - offset:
-            raise ApiError(
-                400,
-                "invalid_binary",
-                f"binary_data_size {length!r} does not fit the body",
-                f"inputs.{name}",
-            )
-        tensor["data"] = _tensor_values(
-            body[offset : offset + length], tensor.get("datatype"), name
-        )
-        offset += length
+            message = f"binary_data_size {length!r} does not fit the body"
+            raise ApiError(400, "invalid_binary", message, f"inputs.{name}")
+        raw, offset = body[offset : offset + length], offset + length
+        tensor["data"] = _tensor_values(raw, tensor.get("datatype"), name)
     if offset != len(body):
         raise ApiError(400, "invalid_binary", f"{len(body) - offset} bytes after the last tensor")
     return request
@@ -229,7 +173,7 @@ def _tensor_values(raw: bytes, datatype: Any, name: str) -> list[Any]:
     dtype = BINARY_DTYPES.get(str(datatype))
     if dtype is None:
         raise bad(f"unknown datatype {datatype!r}")
-    if len(raw) % np.dtype(dtype).itemsize:
+    if len(raw) % dtype.itemsize:
         raise bad(f"{len(raw)} bytes is not a whole number of {datatype} elements")
     values: list[Any] = np.frombuffer(raw, dtype).tolist()
     return values
@@ -241,21 +185,13 @@ def _check_content_type(headers: list[tuple[bytes, bytes]], required: bool) -> N
         if name == b"content-type":
             content_type = value.split(b";", 1)[0].strip().lower()
         elif name == b"content-encoding" and value.strip().lower() != b"identity":
-            raise ApiError(
-                415,
-                "unsupported_media_type",
-                "compressed bodies are not accepted",
-                "content-encoding",
-            )
+            message, field = "compressed bodies are not accepted", "content-encoding"
+            raise ApiError(415, "unsupported_media_type", message, field)
         elif name == BINARY_HEADER.encode():
             required = False
     if content_type != b"application/json" and (content_type is not None or required):
-        raise ApiError(
-            415,
-            "unsupported_media_type",
-            "send the body as JSON with content-type: application/json",
-            "content-type",
-        )
+        message = "send the body as JSON with content-type: application/json"
+        raise ApiError(415, "unsupported_media_type", message, "content-type")
 
 
 def _too_large(max_body_bytes: int) -> ApiError:
@@ -263,7 +199,9 @@ def _too_large(max_body_bytes: int) -> ApiError:
 
 
 def json_route(max_body_bytes: int, content_type_required: bool = True) -> type[APIRoute]:
-    """A route class whose requests read bodies as described above."""
+    """A route class whose `body()` stops at `max_body_bytes` (413) and whose `json()` is strict
+    orjson (no NaN, lone surrogates or invalid UTF-8; 1024 levels deep at most), binary tensors
+    of the Open Inference Protocol (`Inference-Header-Content-Length`) read as `data` lists."""
 
     class LimitedRequest(Request):
         async def body(self) -> bytes:

@@ -1,9 +1,7 @@
 """ONNX Runtime sessions for exported models: prepared columns in, graph outputs out.
 
-`load_model` checks each file against its SHA-256 before loading it and refuses paths that
-leave the model directory. `LoadedModel.run` takes the columns `serving.features.prepare_columns`
-returns (for the API, batch scoring, and the pipeline's own parity checks alike) and returns the
-graph's outputs by contract name: `probabilities` [N, C] or `value` [N] (and `interval` [N, 2]).
+The API, batch scoring and the pipeline's parity checks all run models through `LoadedModel.run`;
+`load_model` checks each file's SHA-256 first and refuses paths that leave the model directory.
 """
 
 from __future__ import annotations
@@ -20,14 +18,12 @@ from tokenizers import Tokenizer
 from serving.schemas import ModelEntry
 from serving.text_input import build_texts
 
-# ONNX Runtime's fused SkipLayerNormalization kernel is slower than the Add and
-# LayerNormalization it replaces: without the fusion the transformer's batch-1 latency drops by
-# 8% (17.0 to 15.6 ms at 64 tokens on one AVX-512 core), and its outputs move by 3e-8.
+# ONNX Runtime's fused SkipLayerNormalization is slower on CPU than the Add and LayerNormalization
+# it replaces (without it the transformer's batch-1 latency drops by 8%; outputs move by 3e-8).
 DISABLED_OPTIMIZERS = ("SkipLayerNormFusion",)
 # Fixed cost of one ONNX Runtime call, in tokens of one text, for `length_groups`: measured on
 # the exported MiniLM-shaped model on 2 CPU cores (a 4-token text took as long as ~12 tokens).
 CALL_COST_TOKENS = 12
-_NUMERIC = {"float32": np.float32, "float64": np.float64, "int64": np.int64}
 
 
 class ModelFileError(Exception):
@@ -56,10 +52,7 @@ def cpu_session(model: bytes | str, threads: int = 1) -> ort.InferenceSession:
     """A CPU session for a model file or its bytes, optimised as the server runs every graph:
     a fixed thread count and no spinning, as the cores are shared with the event loop."""
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads  # else ORT's defaults: sequential, all optimisations
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3  # errors only: ORT's initialiser notes are not actionable
     return ort.InferenceSession(
@@ -77,6 +70,7 @@ class LoadedModel:
         self, entry: ModelEntry, session: ort.InferenceSession, tokenizer: Tokenizer | None
     ) -> None:
         self.entry = entry
+        self.name = entry.name
         self.session = session
         self.tokenizer = tokenizer
         self.outputs = {k: v for k, v in entry.outputs.model_dump().items() if v is not None}
@@ -88,10 +82,6 @@ class LoadedModel:
                 f"{entry.file}: graph inputs {sorted(graph_inputs)} differ from the contract's "
                 f"{sorted(expected)}; fix: re-run the export stage"
             )
-
-    @property
-    def name(self) -> str:
-        return self.entry.name
 
     def feeds(self, columns: Mapping[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
         """The graph inputs for prepared columns: one feed, or one per text length group."""
@@ -115,17 +105,12 @@ class LoadedModel:
         names = list(self.outputs.values())
         results: dict[str, np.ndarray] = {}
         for feed in self.feeds(columns):
-            rows = feed.pop("__rows__", None)
-            got = self.session.run(names, feed)
-            for key, value in zip(self.outputs, got, strict=True):
+            rows = feed.pop("__rows__", slice(None))
+            for key, value in zip(self.outputs, self.session.run(names, feed), strict=True):
                 value = np.asarray(value, dtype=np.float64)
-                if key == "value":
-                    value = value.reshape(-1)
-                if rows is None:
-                    results[key] = value
-                    continue
+                value = value.reshape(-1) if key == "value" else value
                 if key not in results:
-                    results[key] = np.empty((n, *value.shape[1:]), dtype=np.float64)
+                    results[key] = np.empty((n, *value.shape[1:]))
                 results[key][rows] = value
         return results
 
@@ -156,7 +141,7 @@ def column_array(values: np.ndarray | Sequence[Any], dtype: str) -> np.ndarray:
     if dtype == "string":
         # One flat array then a reshape: a nested list per row cost 50x more (batch scoring).
         return np.array(["" if v is None else v for v in values], dtype=object).reshape(-1, 1)
-    return np.asarray(values, dtype=_NUMERIC[dtype]).reshape(-1, 1)
+    return np.asarray(values, dtype=dtype).reshape(-1, 1)  # float32, float64 or int64
 
 
 def length_groups(

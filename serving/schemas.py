@@ -1,8 +1,7 @@
-"""The typed files that cross stage boundaries (docs/architecture.md): one definition each.
+"""The typed files that cross stage boundaries (docs/architecture.md), one definition each.
 
-They live in `serving/` because the server reads the contract and must not import training code.
-Every file carries `schema_version`; another version, a missing key or an unknown key fails in
-one line naming the file and the stage to re-run (`read_file`).
+Here, not in `pipeline/`, because the server reads the contract without importing training code.
+`read_file` fails in one line naming the file and the stage to re-run.
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 Task = Literal["binary", "multiclass", "regression"]
 SPLITS = ("train", "val", "test")
@@ -27,24 +26,21 @@ class Typed(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-# --- features: the raw fields and what is derived from them (profile and contract) ----------
-
-
 class FeatureSpec(Typed):
     """Which raw columns get which cleaning, and which features are derived from them."""
 
-    numeric: list[str] = Field(default_factory=list)  # booleans included, as 0/1
-    boolean: list[str] = Field(default_factory=list)  # numeric columns that arrive as true/false
-    bounds: dict[str, tuple[float | None, float | None]] = Field(default_factory=dict)
-    categorical: list[str] = Field(default_factory=list)
-    datetime: list[str] = Field(default_factory=list)
+    numeric: list[str] = []  # booleans included, as 0/1
+    boolean: list[str] = []  # numeric columns that arrive as true/false
+    bounds: dict[str, tuple[float | None, float | None]] = {}
+    categorical: list[str] = []
+    datetime: list[str] = []
     # strptime formats per datetime column; ISO 8601 is always accepted as well
-    datetime_formats: dict[str, str] = Field(default_factory=dict)
+    datetime_formats: dict[str, str] = {}
     # naive datetimes are in this zone; aware ones are converted to it; parts are computed in it
     timezone: str = "UTC"
-    datetime_parts: list[str] = Field(default_factory=lambda: list(DATETIME_PARTS))
+    datetime_parts: list[str] = list(DATETIME_PARTS)
     text: str | None = None
-    text_stats: list[str] = Field(default_factory=lambda: list(TEXT_STATS))
+    text_stats: list[str] = list(TEXT_STATS)
 
     @property
     def raw_inputs(self) -> list[str]:
@@ -70,9 +66,6 @@ class FeatureSpec(Typed):
     def model_numeric(self) -> list[str]:
         """Numeric model inputs: raw numeric columns, then derived features."""
         return [*self.numeric, *self.derived]
-
-
-# --- the data profile (etl → everyone) ------------------------------------------------------
 
 
 class ColumnStats(Typed):
@@ -119,16 +112,15 @@ class Profile(Typed):
     target: str  # the user's target column
     target_transform: Literal["none", "log1p"] = "none"  # regression: models learn log1p(y)
     id: str  # id column of the splits (`row_id` when the data has none)
-    # classes, in label-index order; [] for regression
-    labels: list[str] = Field(default_factory=list)
+    labels: list[str] = []  # classes, in label-index order; [] for regression
     positive: str | None = None  # binary: the class whose probability is thresholded
     features: FeatureSpec
     rows_in: int
     rows: dict[str, int]  # train, val, test, rejected
-    rejected_reasons: dict[str, int] = Field(default_factory=dict)
-    columns: dict[str, ColumnStats] = Field(default_factory=dict)
-    label_distribution: dict[str, dict[str, int]] = Field(default_factory=dict)  # split → counts
-    target_stats: dict[str, TargetStats] = Field(default_factory=dict)  # split → stats
+    rejected_reasons: dict[str, int] = {}
+    columns: dict[str, ColumnStats] = {}
+    label_distribution: dict[str, dict[str, int]] = {}  # split → counts
+    target_stats: dict[str, TargetStats] = {}  # split → stats
     split: SplitSettings
     seed: int
 
@@ -139,9 +131,6 @@ class Profile(Typed):
     @property
     def is_classification(self) -> bool:
         return self.task != "regression"
-
-
-# --- model stage outputs (model stage → export, report) -------------------------------------
 
 
 class GraphInput(Typed):
@@ -161,7 +150,7 @@ class TextInput(Typed):
     """How a text model's input string is built: fields as `name: value | ` before the text."""
 
     text: str
-    fields: list[TextField] = Field(default_factory=list)
+    fields: list[TextField] = []
 
 
 class TokenizerSpec(Typed):
@@ -214,13 +203,13 @@ class ModelEntry(Typed):
     kind: Literal["tabular", "text"]  # tabular: one input per column; text: tokenizer → ids
     file: str  # the ONNX graph, relative to the directory holding this entry's file
     sha256: str
-    inputs: list[GraphInput] = Field(default_factory=list)  # tabular
+    inputs: list[GraphInput] = []  # tabular
     text_input: TextInput | None = None  # text
     tokenizer: TokenizerSpec | None = None  # text
     outputs: Outputs
     decision: Decision | None = None  # classification
     calibration: Calibration | None = None  # classification
-    metrics: dict[str, dict[str, float]] = Field(default_factory=dict)  # split → metric → value
+    metrics: dict[str, dict[str, float]] = {}  # split → metric → value
     mlflow: MlflowRef | None = None
     version: str = "unversioned"  # the registered version, when registration ran
 
@@ -251,16 +240,12 @@ class ModelCard(Typed):
     schema_version: Literal[1] = 1
     name: str
     task: Task
-    # the graph's probability columns ([] for regression): the gate compares them with the data's
-    labels: list[str] = Field(default_factory=list)
+    labels: list[str] = []  # the graph's probability columns, compared with the data's by the gate
     skipped: str | None = None  # the reason the stage trained nothing (e.g. no text column)
     entry: ModelEntry | None = None  # None when skipped
     parity: ParityReport | None = None  # the ONNX graph against the native model
-    importance: dict[str, float] = Field(default_factory=dict)  # feature → importance
-    params: dict[str, float | int | str | bool | None] = Field(default_factory=dict)
-
-
-# --- the serving contract (export → serving, batch scoring, report) --------------------------
+    importance: dict[str, float] = {}  # feature → importance
+    params: dict[str, float | int | str | bool | None] = {}
 
 
 class FieldSchema(Typed):
@@ -299,7 +284,7 @@ class Lineage(Typed):
     git_dirty: bool | None
     data: dict[str, str]  # processed data path → DVC-style md5
     params: str | None  # md5 of params.yaml
-    models: dict[str, str] = Field(default_factory=dict)  # model → md5 of its trained directory
+    models: dict[str, str] = {}  # model → md5 of its trained directory
 
 
 class Contract(Typed):
@@ -308,7 +293,7 @@ class Contract(Typed):
     schema_version: Literal[1] = 1
     task: Task
     target: str
-    labels: list[str] = Field(default_factory=list)
+    labels: list[str] = []
     id: str | None = None  # a caller may send it; it is echoed back
     input_schema: list[FieldSchema]
     features: FeatureSpec
@@ -316,11 +301,9 @@ class Contract(Typed):
     champion: str  # the model served when a request names none
     champion_metric: str
     promotion: Promotion | None = None
-    skipped: dict[str, str] = Field(default_factory=dict)  # model → why it was not exported
+    skipped: dict[str, str] = {}  # model → why it was not exported
     lineage: Lineage | None = None
 
-
-# --- reading and writing --------------------------------------------------------------------
 
 T = TypeVar("T", bound=Typed)
 CONTRACT_FILE = "contract.json"

@@ -1,8 +1,7 @@
 """`python -m serving`: settings → contract → one uvicorn process (uvloop, httptools + limits).
 
-One worker, run through uvicorn's `Server`: its multi-worker supervisor starts processes through
-multiprocessing (which pickles), and ONNX Runtime threads × workers must stay within the cores
-anyway. Scale out with more processes behind a load balancer.
+One worker: uvicorn's supervisor starts workers through multiprocessing (which pickles), and ONNX
+Runtime threads × workers must fit the cores anyway; scale out with processes behind a balancer.
 """
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
-from types import FrameType
 from typing import Any
 
 import orjson
@@ -28,23 +26,15 @@ LINGER_S = 1.0
 
 
 class LimitedProtocol(HttpToolsProtocol):
-    """uvicorn's HTTP/1.1 protocol plus the limits it lacks, each answered with a JSON error.
-
-    A connection that never starts a request closes after `keep_alive_s`; a request whose head
-    and body do not arrive within `receive_timeout_s` gets 408 (slow clients cannot hold
-    connections, or a graceful shutdown); a head over `max_header_bytes` gets 431 before it is
-    buffered; connections beyond `max_connections` get 503 (uvicorn's `limit_concurrency`
-    answers in plain text, as it does malformed HTTP).
-    """
+    """uvicorn's HTTP/1.1 protocol plus the limits it lacks, each answered with a JSON error: idle
+    connections close after `keep_alive_s`, 408 after `receive_timeout_s`, 431 over
+    `max_header_bytes` (before buffering), 503 over `max_connections` (uvicorn's is plain text)."""
 
     settings: Settings  # set on a subclass by `main` (uvicorn instantiates the class)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # One timer per connection, moved lazily: a deadline is a number set per request, and
-        # the timer, when it fires, re-arms for a later deadline (no timer per request).
-        self._deadline: float | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.TimerHandle | None = None  # the idle or the receive deadline
         self._in_head = True  # waiting for (the rest of) a request line and headers
         self._head_bytes = 0
         self._discarding = False  # answered with an error: what still arrives is dropped
@@ -57,8 +47,7 @@ class LimitedProtocol(HttpToolsProtocol):
         self._set_deadline(self.settings.keep_alive_s)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
+        self._set_deadline(None)
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -71,9 +60,8 @@ class LimitedProtocol(HttpToolsProtocol):
             self._head_bytes += len(piece)
             super().data_received(piece)
             if self._in_head and self._head_bytes > limit:
-                self._reply(
-                    431, "headers_too_large", f"request line and headers exceed {limit} bytes"
-                )
+                message = f"request line and headers exceed {limit} bytes"
+                self._reply(431, "headers_too_large", message)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -85,26 +73,19 @@ class LimitedProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
-        self._deadline = None  # received in time; between requests uvicorn's keep-alive rules
+        self._set_deadline(None)  # received in time; between requests uvicorn's keep-alive rules
         self._in_head, self._head_bytes = True, 0
 
     def send_400_response(self, msg: str) -> None:
         self._reply(400, "bad_request", f"malformed HTTP request ({msg.rstrip('.')})")
 
-    def _set_deadline(self, seconds: float) -> None:
-        self._deadline = self.loop.time() + seconds
-        if self._timer is not None and self._timer.when() > self._deadline:
-            self._timer.cancel()  # armed for later than the new deadline
-            self._timer = None
-        if self._timer is None:
-            self._timer = self.loop.call_at(self._deadline, self._expire)
+    def _set_deadline(self, seconds: float | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = None if seconds is None else self.loop.call_later(seconds, self._expire)
 
     def _expire(self) -> None:
-        self._timer = None
-        if self._deadline is None or self.transport.is_closing():
-            return
-        if self.loop.time() < self._deadline:  # the deadline moved since the timer was set
-            self._timer = self.loop.call_at(self._deadline, self._expire)
+        if self.transport.is_closing():
             return
         if self._in_head and self._head_bytes == 0:
             self.transport.close()  # idle: nothing was asked, nothing to answer
@@ -131,11 +112,8 @@ class LimitedProtocol(HttpToolsProtocol):
 def main(argv: Sequence[str] | None = None) -> int:
     """Run until SIGTERM/SIGINT; 0 after a clean drain, 1 when the models cannot be served."""
     settings = parse_settings(sys.argv[1:] if argv is None else argv)
-    stderr = logging.StreamHandler(sys.stderr)
-    stderr.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    log.addHandler(stderr)
-    log.setLevel("DEBUG" if settings.log_level == "trace" else settings.log_level.upper())
-    log.propagate = False
+    level = "DEBUG" if settings.log_level == "trace" else settings.log_level.upper()
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=level)
     if settings.api_key is None and not settings.loopback:
         log.warning(
             "listening on %s without SERVING_API_KEY: anyone who reaches this address can call "
@@ -148,12 +126,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"serving: {exc}", file=sys.stderr)
         return 1
     failures: list[str] = []  # a model that failed to load (the app logs it)
-    server: uvicorn.Server | None = None
 
     def fatal(message: str) -> None:
         failures.append(message)
-        if server is not None:
-            server.should_exit = True
+        server.should_exit = True  # called from the app's lifespan, once `server` runs
 
     config = uvicorn.Config(
         create_app(settings, contract, on_fatal=fatal),
@@ -171,15 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     server = uvicorn.Server(config)
     # uvicorn restores the previous handlers after its graceful shutdown and re-raises the signal
-    # there; no-op handlers turn that into a normal return, so a drained shutdown exits 0.
-    previous = {sig: signal.signal(sig, _drained) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        server.run()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    # there; these no-op handlers turn that into a normal return, so a drained shutdown exits 0.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: log.info("stopped after signal %d", signum))
+    server.run()
     return 1 if failures or not server.started else 0
-
-
-def _drained(signum: int, frame: FrameType | None) -> None:
-    log.info("stopped after signal %d", signum)

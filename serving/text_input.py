@@ -1,8 +1,5 @@
-"""A text model's input string from prepared fields, built the same way in training and serving.
-
-The string is optionally a few tabular fields as `name: value | name: value | ` in front of the
-free text; the text model stage and the server both call `build_texts`.
-"""
+"""A text model's input string, `name: value | ` per tabular field then the free text, built by
+`build_texts` in the text model stage and in the server alike."""
 
 from __future__ import annotations
 

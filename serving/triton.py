@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from serving.runtime import ModelFileError, verified_bytes
+from serving.runtime import ModelFileError, cpu_session, verified_bytes
 from serving.schemas import CONTRACT_FILE, Contract, FileError, read_file
 
 REPOSITORY_DIR = "model_repository"
@@ -63,9 +63,7 @@ class TritonOptions:
 
 def read_io(onnx: bytes, where: str) -> tuple[list[Tensor], list[Tensor]]:
     """Inputs and outputs of an ONNX graph as ONNX Runtime sees them."""
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(onnx, providers=["CPUExecutionProvider"])
+    session = cpu_session(onnx)
     inputs = [_tensor(arg, where) for arg in session.get_inputs()]
     return inputs, [_tensor(arg, where) for arg in session.get_outputs()]
 

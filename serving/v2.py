@@ -1,56 +1,30 @@
-"""Open Inference Protocol (KServe v2) REST, beside `/v1/predict`, on the same batchers.
+"""Open Inference Protocol (KServe v2) REST beside `/v1/predict`, on the same batchers.
 
-Inputs are raw records as one tensor per input field, named after it, shape `[N]` or `[N, 1]`
-(as MLServer's pandas codec encodes a table): `BYTES` for categories, texts and datetimes;
-`FP64` (or any float or integer type) for numbers; `BOOL` (or 0/1 numbers) for booleans.
-Missing values: `null` in `data` for any tensor; in the binary tensor extension, NaN in a float
-tensor and an empty string in a `BYTES` tensor (a missing category or datetime, an empty text:
-as an empty cell in a file). Outputs: classification `label` (BYTES [N]) and `probabilities`
-(FP64 [N, C], columns in the order of the model metadata's `labels` parameter), with the
-binary decision's `threshold` in the response parameters; regression `value` (FP64 [N]) and,
-for quantile models, `interval` (FP64 [N, 2]).
+Inputs are raw records as one tensor per input field; tensors, missing values and outputs are
+described in docs/serving.md.
 """
 
 from __future__ import annotations
 
-import itertools
 import time
-from typing import Any, Literal, get_args
+from typing import Annotated, Any
 
+import numpy as np
 import orjson
 from fastapi import APIRouter, Response
 from fastapi.params import Depends as DependsParam
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 
-from serving.http import ApiError
+from serving.http import BINARY_DTYPES, ApiError
 from serving.schemas import FieldSchema
-from serving.scoring import Outputs, Rejection, Scorer
+from serving.scoring import Outputs, Scorer
 
-Datatype = Literal[
-    "BOOL",
-    "UINT8",
-    "UINT16",
-    "UINT32",
-    "UINT64",
-    "INT8",
-    "INT16",
-    "INT32",
-    "INT64",
-    "FP16",
-    "FP32",
-    "FP64",
-    "BYTES",
-]
-NUMERIC = set(get_args(Datatype)) - {"BOOL", "BYTES"}
-ACCEPTED = {
-    "number": NUMERIC,
-    "boolean": NUMERIC | {"BOOL"},
-    "category": {"BYTES"},
-    "text": {"BYTES"},
-    "datetime": {"BYTES"},
-}
+NUMERIC = set(BINARY_DTYPES) - {"BOOL"}
+ACCEPTED = {"number": NUMERIC, "boolean": NUMERIC | {"BOOL"}}  # other fields: BYTES
+PYTHON_TYPES: dict[str, tuple[type, ...]] = {"BYTES": (str,), "BOOL": (bool,)}  # else numbers
 Parameters = dict[str, str | int | float | bool]
+Datatype = Annotated[str, Field(description=f"one of {', '.join([*BINARY_DTYPES, 'BYTES'])}")]
 
 
 class RequestInput(BaseModel):
@@ -105,11 +79,10 @@ class ModelMetadata(BaseModel):
 
 def model_metadata(scorer: Scorer) -> ModelMetadata:
     """The tensors `infer` takes and answers with, for one model."""
-    fields = scorer.contract.input_schema
-    datatype: dict[str, Datatype] = {"number": "FP64", "boolean": "BOOL"}
+    datatype = {"number": "FP64", "boolean": "BOOL"}
     inputs = [
         TensorMetadata(name=f.name, datatype=datatype.get(f.type, "BYTES"), shape=[-1, 1])
-        for f in fields
+        for f in scorer.contract.input_schema
     ]
     if scorer.labels:
         outputs = [
@@ -142,35 +115,31 @@ def decode_inputs(
     columns: dict[str, list[Any]] = {}
     rows = None
     for tensor in request.inputs:
-        where = f"inputs.{tensor.name}"
-        field = by_name.get(tensor.name)
+        where, field, data = f"inputs.{tensor.name}", by_name.get(tensor.name), tensor.data
         if field is None:
-            raise ApiError(
-                422,
-                "unknown_input",
-                f"no input field {tensor.name[:64]!r}; the inputs are {sorted(by_name)}",
-                where,
-            )
+            message = f"no input field {tensor.name[:64]!r}; the inputs are {sorted(by_name)}"
+            raise ApiError(422, "unknown_input", message, where)
         if tensor.name in columns:
             raise ApiError(422, "duplicate_input", "this input is sent twice", where)
-        if tensor.datatype not in ACCEPTED[field.type]:
-            takes = " or ".join(sorted(ACCEPTED[field.type]))
+        if tensor.datatype not in (accepted := ACCEPTED.get(field.type, {"BYTES"})):
+            takes = " or ".join(sorted(accepted))
             raise ApiError(422, "wrong_datatype", f"a {field.type} field takes {takes}", where)
-        data = tensor.data
         if data and isinstance(data[0], list):  # nested row-major: [[v], [v], ...]
-            nested = (row if isinstance(row, list) else [row] for row in data)
-            data = list(itertools.chain.from_iterable(nested))
-        if len(tensor.shape) not in (1, 2) or tensor.shape[1:] not in ([], [1]):
-            expected = "expected [N] or [N, 1] (one value per record)"
-            raise ApiError(422, "wrong_shape", f"shape {tensor.shape}: {expected}", where)
+            data = [v for row in data for v in (row if isinstance(row, list) else [row])]
+        if not tensor.shape or tensor.shape[1:] not in ([], [1]):
+            message = f"shape {tensor.shape}: expected [N] or [N, 1] (one value per record)"
+            raise ApiError(422, "wrong_shape", message, where)
         if tensor.shape[0] != len(data):
-            raise ApiError(
-                422, "wrong_shape", f"shape {tensor.shape} but {len(data)} values", where
-            )
+            message = f"shape {tensor.shape} but {len(data)} values"
+            raise ApiError(422, "wrong_shape", message, where)
         if rows is not None and len(data) != rows:
             raise ApiError(422, "wrong_shape", f"{len(data)} rows, other inputs have {rows}", where)
         rows = len(data)
-        _check_types(data, tensor.datatype, where)
+        allowed = PYTHON_TYPES.get(tensor.datatype, (int, float))
+        for i, value in enumerate(data):
+            if value is not None and type(value) not in allowed:
+                message = f"element {i} is {type(value).__name__}, not {tensor.datatype}"
+                raise ApiError(422, "wrong_type", message, where)
         columns[tensor.name] = data
     missing = [name for name in by_name if name not in columns]
     if missing:
@@ -183,35 +152,17 @@ def decode_inputs(
     return columns, rows
 
 
-def _check_types(data: list[Any], datatype: str, where: str) -> None:
-    if datatype == "BYTES":
-        allowed: tuple[type, ...] = (str,)
-    elif datatype == "BOOL":
-        allowed = (bool,)
-    else:
-        allowed = (int, float)
-    for i, value in enumerate(data):
-        if value is not None and type(value) not in allowed:
-            message = f"element {i} is {type(value).__name__}, not {datatype}"
-            raise ApiError(422, "wrong_type", message, where)
-
-
 def encode_outputs(scorer: Scorer, outputs: Outputs, wanted: set[str] | None) -> list[Any]:
     """The answer's tensors (every one, or those the request names), FP64 but for `label`."""
-    tensors: list[dict[str, Any]] = []
-    if "label" in outputs:
-        labels = [scorer.labels[k] for k in outputs["label"].tolist()]
-        tensors.append(
-            {"name": "label", "datatype": "BYTES", "shape": [len(labels)], "data": labels}
-        )
-    for name in ("probabilities", "value", "interval"):
-        if name in outputs:
-            array = outputs[name]
-            data = array.ravel().tolist()
+    tensors = []
+    for name in ("label", "probabilities", "value", "interval"):
+        if name in outputs and (wanted is None or name in wanted):
+            array = np.asarray(scorer.labels)[outputs[name]] if name == "label" else outputs[name]
+            datatype, data = "BYTES" if name == "label" else "FP64", array.ravel().tolist()
             tensors.append(
-                {"name": name, "datatype": "FP64", "shape": list(array.shape), "data": data}
+                {"name": name, "datatype": datatype, "shape": [*array.shape], "data": data}
             )
-    return [t for t in tensors if wanted is None or t["name"] in wanted]
+    return tensors
 
 
 def router(serving: Any, auth: list[DependsParam], route_class: type[APIRoute]) -> APIRouter:
@@ -229,16 +180,11 @@ def router(serving: Any, auth: list[DependsParam], route_class: type[APIRoute]) 
         if scorer is None:
             if not serving.ready and name in serving.contract.models:
                 raise serving.not_ready()
-            raise ApiError(
-                404,
-                "unknown_model",
-                f"no model {name[:64]!r}; the models are {sorted(serving.contract.models)}",
-                "model",
-            )
+            message = f"no model {name[:64]!r}; the models are {sorted(serving.contract.models)}"
+            raise ApiError(404, "unknown_model", message, "model")
         if version is not None and version != scorer.version:
-            raise ApiError(
-                404, "unknown_version", f"{name} is at version {scorer.version}", "version"
-            )
+            message = f"{name} is at version {scorer.version}"
+            raise ApiError(404, "unknown_version", message, "version")
         return scorer
 
     @v2.get("/health/live")
@@ -270,9 +216,12 @@ def router(serving: Any, auth: list[DependsParam], route_class: type[APIRoute]) 
         """Score raw records sent as one tensor per input field (see the module's notes)."""
         scorer = scorer_for(name, version)
         started = time.perf_counter()
-        fields = serving.contract.input_schema
-        columns, rows = decode_inputs(body, fields, serving.settings.max_records)
-        outputs = await serving.score(name, columns, rows, _tensor_field)
+        columns, rows = decode_inputs(
+            body, serving.contract.input_schema, serving.settings.max_records
+        )
+        outputs = await serving.score(
+            name, columns, rows, lambda rejection: f"inputs.{rejection.field}[{rejection.row}]"
+        )
         wanted = {o.name for o in body.outputs} if body.outputs else None
         answer: dict[str, Any] = {
             "model_name": name,
@@ -287,7 +236,3 @@ def router(serving: Any, auth: list[DependsParam], route_class: type[APIRoute]) 
         return Response(orjson.dumps(answer), media_type="application/json")
 
     return v2
-
-
-def _tensor_field(rejection: Rejection) -> str:
-    return f"inputs.{rejection.field}[{rejection.row}]"
