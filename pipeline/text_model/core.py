@@ -103,9 +103,8 @@ class TextModel(Model):
         ids = [e.ids for e in backend.encode_batch(build_texts(split.columns, self.text_input()))]
         y = np.zeros(len(split))
         if targets and self.regression:
-            y = ((split.y - self.net.target_mean.item()) / self.net.target_scale.item()).astype(
-                np.float32
-            )
+            mean, scale = self.net.target_mean.item(), self.net.target_scale.item()
+            y = ((split.y - mean) / scale).astype(np.float32)
         elif targets:
             y = split.y.astype(np.int64)
         return Batches(ids, y, *pad_of(self.tokenizer))
