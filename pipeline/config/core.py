@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import glob
-import re
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +21,13 @@ HEADER = (
 
 
 def data_dependency(data: dict[str, Any]) -> str:
-    """What the etl stage depends on: the selected data's file or folder (the part of a glob
-    before its first wildcard), or its config file when the data is a URL."""
+    """The etl stage's data dependency: the file, a glob's folder before its first wildcard, or
+    the data config when the data is a URL."""
     path = str(data.get("path") or "")
-    if re.match(r"^https?://", path):
+    if path.startswith(("http://", "https://")):
         return f"configs/data/{data.get('name', 'data')}.yaml"
     if glob.has_magic(path):
-        parts = Path(path).parts
-        fixed = parts[: next(i for i, part in enumerate(parts) if glob.has_magic(part))]
-        return str(Path(*fixed)) if fixed else "."
+        return str(Path(*itertools.takewhile(lambda p: not glob.has_magic(p), Path(path).parts)))
     return path
 
 

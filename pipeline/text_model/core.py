@@ -25,8 +25,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 WHERE = "configs/text_model"
-# One call mixing texts of very different token lengths (1 to ~2,000 words): padding and
-# truncation must not change any row's result. Odd texts are among the default edge rows.
+# Word counts of texts sent in one call: padding and truncation must not change any row's result.
 LENGTHS = (1, 400, 2, 3, 60, 5, 8, 2000, 13, 21, 34)
 
 
@@ -71,13 +70,11 @@ class TextModel(Model):
                 )
         source_of(config.pretrained)  # is the packaged model installed?
         self.text_input()  # checks text_fields
-        if (
-            config.max_steps > 0
-            and config.max_steps // config.val_check_interval <= config.early_stopping_patience
-        ):
+        validations = config.max_steps // config.val_check_interval
+        if config.max_steps > 0 and validations <= config.early_stopping_patience:
             raise PipelineError(
                 f"early stopping (patience {config.early_stopping_patience}) can never fire in "
-                f"{config.max_steps // config.val_check_interval} validations",
+                f"{validations} validations",
                 where=WHERE,
                 fix="lower early_stopping_patience or val_check_interval, or raise max_steps",
             )
@@ -86,35 +83,29 @@ class TextModel(Model):
         """The input string's recipe: `text_fields` (numeric or categorical) before the text."""
         features = self.profile.features
         assert features.text is not None
-        fields = []
+        known = {n: TextField(name=n, type="number") for n in features.model_numeric}
+        known.update({n: TextField(name=n, type="category") for n in features.categorical})
         for name in self.config.text_fields:
-            if name in features.model_numeric:
-                fields.append(TextField(name=name, type="number"))
-            elif name in features.categorical:
-                fields.append(TextField(name=name, type="category"))
-            else:
+            if name not in known:
                 raise PipelineError(
                     f"text_fields entry '{name}' is not a numeric or categorical input",
                     where=f"{WHERE}: text_fields",
-                    fix=f"choose from {[*features.model_numeric, *features.categorical]}",
+                    fix=f"choose from {list(known)}",
                 )
-        return TextInput(text=features.text, fields=fields)
+        return TextInput(text=features.text, fields=[known[n] for n in self.config.text_fields])
 
     def batches(self, split: Split, targets: bool = False) -> Any:
-        """Token ids as the server makes them (`build_texts`, then `tokenizer.json`) and, with
-        `targets`, the class indices or the target standardised by the training mean and scale."""
+        """Token ids as the server makes them, with class indices or standardised `targets`."""
         from pipeline.text_model.onnx_graph import backend_tokenizer, pad_of
         from pipeline.text_model.training import Batches
 
         backend = backend_tokenizer(self.tokenizer, self.config.max_length)
         ids = [e.ids for e in backend.encode_batch(build_texts(split.columns, self.text_input()))]
-        if not targets:
-            y = np.zeros(len(split))
-        elif self.regression:
-            y = ((split.y - self.net.target_mean.item()) / self.net.target_scale.item()).astype(
-                np.float32
-            )
-        else:
+        y = np.zeros(len(split))
+        if targets and self.regression:
+            mean, scale = self.net.target_mean.item(), self.net.target_scale.item()
+            y = ((split.y - mean) / scale).astype(np.float32)
+        elif targets:
             y = split.y.astype(np.int64)
         return Batches(ids, y, *pad_of(self.tokenizer))
 
@@ -218,23 +209,17 @@ class TextModel(Model):
         Runs after the runner finished the graph, so the int8 copy includes the calibration."""
         from safetensors.torch import save_file
 
-        from pipeline.text_model.encoder import quiet_transformers
         from pipeline.text_model.onnx_graph import INT8_FILE, quantize_int8
 
         native = out_dir / "hf"
-        with quiet_transformers():
-            self.net.encoder.save_pretrained(native, safe_serialization=True)
-            self.tokenizer.save_pretrained(native)
+        self.net.encoder.save_pretrained(native, safe_serialization=True)
+        self.tokenizer.save_pretrained(native)
         state = self.net.state_dict()
         head = {k: v.cpu().contiguous() for k, v in state.items() if not k.startswith("encoder.")}
         save_file(head, str(native / "head.safetensors"))
         # Not safetensors metadata: its key order varies between runs, whose bytes must agree.
-        meta = {
-            "pooling": self.net.pooling,
-            "max_length": self.config.max_length,
-            "task": self.profile.task,
-        }
-        write_json(native / "head.json", meta)
+        meta = {"pooling": self.net.pooling, "max_length": self.config.max_length}
+        write_json(native / "head.json", {**meta, "task": self.profile.task})
         if self.config.quantize:
             quantize_int8(out_dir / MODEL_FILE, out_dir / INT8_FILE)
 
@@ -258,6 +243,5 @@ def weights_sha256(net: Any) -> str:
 
     digest = hashlib.sha256()
     for name, tensor in sorted(net.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        digest.update(name.encode() + tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()

