@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import re
-import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -57,24 +56,15 @@ def tracking_uri(cfg: TrackingConfig, cwd: Path | None = None) -> str:
     uri = os.environ.get("MLFLOW_TRACKING_URI") or cfg.uri
     if not uri.startswith("sqlite:///") or uri.startswith("sqlite:////"):
         return uri
-    root = (cwd or Path.cwd()).resolve()
-    parts = root.parts
-    for i in range(1, len(parts) - 2):
-        if parts[i : i + 3] == (".dvc", "tmp", "exps"):
-            root = Path(*parts[:i])
-            break
-    return f"sqlite:///{root / uri.removeprefix('sqlite:///')}"
+    root = str((cwd or Path.cwd()).resolve()).split("/.dvc/tmp/exps/")[0]
+    return f"sqlite:///{Path(root) / uri.removeprefix('sqlite:///')}"
 
 
 def process_rank(rank: int | None = None) -> int:
     """This process's global rank: the explicit argument, else RANK / LOCAL_RANK / SLURM_PROCID."""
     if rank is not None:
         return rank
-    for var in _RANK_VARS:
-        value = os.environ.get(var)
-        if value not in (None, ""):
-            return int(value)
-    return 0
+    return next((int(os.environ[v]) for v in _RANK_VARS if os.environ.get(v)), 0)
 
 
 class Run:
@@ -91,7 +81,7 @@ class Run:
         clean = {
             _PARAM_KEY_UNSAFE.sub("_", k): str(v)[:_MAX_PARAM_CHARS] for k, v in params.items()
         }
-        with _loud("log params"):
+        with mlflow_errors("log params"):
             mlflow.log_params(clean, run_id=self.run_id)
 
     def log_metrics(self, metrics: Mapping[str, Mapping[str, float]]) -> None:
@@ -99,7 +89,7 @@ class Run:
         import mlflow
 
         flat = {f"{split}_{k}": float(v) for split, ms in metrics.items() for k, v in ms.items()}
-        with _loud("log metrics"):
+        with mlflow_errors("log metrics"):
             mlflow.log_metrics(flat, run_id=self.run_id)
 
     def log_artifacts(self, path: Path, artifact_path: str | None = None) -> None:
@@ -107,7 +97,7 @@ class Run:
         import mlflow
 
         path = Path(path)
-        with _loud(f"log artifacts from {path}"):
+        with mlflow_errors(f"log artifacts from {path}"):
             if path.is_dir():
                 mlflow.log_artifacts(str(path), artifact_path, run_id=self.run_id)
             else:
@@ -126,7 +116,7 @@ class Run:
         trusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
         method = "predict_proba" if hasattr(model, "predict_proba") else "predict"
         signature = infer_signature(input_example, getattr(model, method)(input_example))
-        with _loud("log the native model"):
+        with mlflow_errors("log the native model"):
             mlflow.sklearn.log_model(
                 model,
                 name="native",
@@ -145,7 +135,7 @@ class Run:
         import onnx
 
         name = entry.name if self.register_models else None
-        with _loud(f"log the ONNX model {entry.name}"):
+        with mlflow_errors(f"log the ONNX model {entry.name}"):
             info = mlflow.onnx.log_model(
                 onnx.load(str(path)),
                 name="model",
@@ -166,7 +156,7 @@ class Run:
     def log_text(self, text: str, artifact_file: str) -> None:
         import mlflow
 
-        with _loud(f"log {artifact_file}"):
+        with mlflow_errors(f"log {artifact_file}"):
             mlflow.log_text(text, artifact_file, run_id=self.run_id)
 
     @contextmanager
@@ -174,25 +164,21 @@ class Run:
         """A nested run (one Optuna trial, say) under this run."""
         import mlflow
 
-        with _loud(f"start nested run {name}"):
+        with mlflow_errors(f"start nested run {name}"):
             active = mlflow.start_run(run_name=name, experiment_id=self.experiment_id, nested=True)
         with active:
             yield Run(active.info.run_id, self.experiment_id, self.tracking_uri, False)
 
 
 @contextmanager
-def _loud(action: str) -> Iterator[None]:
+def mlflow_errors(action: str) -> Iterator[None]:
     """Turn MLflow and connection failures into a one-line PipelineError."""
+    from mlflow.exceptions import MlflowException
+
     try:
         yield
-    except PipelineError:
-        raise
-    except Exception as exc:
-        from mlflow.exceptions import MlflowException
-
-        if not isinstance(exc, MlflowException | OSError | ConnectionError):
-            raise
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    except (MlflowException, OSError) as exc:
+        first = (str(exc).strip() or type(exc).__name__).splitlines()[0]
         raise PipelineError(
             f"MLflow failed to {action}: {first}",
             where=os.environ.get("MLFLOW_TRACKING_URI") or "tracking",
@@ -201,26 +187,19 @@ def _loud(action: str) -> Iterator[None]:
         ) from exc
 
 
-def _check_reachable(uri: str) -> None:
-    """Fail fast on an unreachable server instead of MLflow's minutes of retries."""
-    if not uri.startswith(("http://", "https://")):
-        return
-    try:
-        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=_HEALTH_TIMEOUT_S):
-            pass
-    except (urllib.error.URLError, OSError) as exc:
-        raise PipelineError(
-            f"MLflow tracking server unreachable ({exc})",
-            where=uri,
-            fix="start the server, fix MLFLOW_TRACKING_URI, or set tracking.optional=true",
-        ) from None
-
-
 def _open(cfg: TrackingConfig, uri: str, stage: str, tags: dict[str, Any]) -> tuple[Any, str]:
     import mlflow
 
-    _check_reachable(uri)
-    with _loud("open the tracking store"):
+    if uri.startswith(("http://", "https://")):  # fail fast, not after MLflow's minutes of retries
+        try:
+            urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=_HEALTH_TIMEOUT_S).close()
+        except OSError as exc:
+            raise PipelineError(
+                f"MLflow tracking server unreachable ({exc})",
+                where=uri,
+                fix="start the server, fix MLFLOW_TRACKING_URI, or set tracking.optional=true",
+            ) from None
+    with mlflow_errors("open the tracking store"):
         mlflow.set_tracking_uri(uri)
         client = mlflow.MlflowClient(tracking_uri=uri)
         found = client.get_experiment_by_name(cfg.experiment)
