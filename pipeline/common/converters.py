@@ -1,11 +1,7 @@
-"""skl2onnx converters for steps whose stock converters disagree with scikit-learn.
-
-- `TfidfVectorizer` (skl2onnx 1.20): an n-gram with a word pruned from the vocabulary is never
-  counted, stop words are removed from whole texts, `sublinear_tf` is log(tf + 1). Here the pool
-  holds every word of every kept n-gram, stop words leave the token sequence, weights are float64.
-- `OneHotEncoder`: the stock converter refuses infrequent levels on a single column.
-- `SimpleImputer`: the stock `Imputer` node has no float64 kernel in ONNX Runtime.
-"""
+"""skl2onnx converters for steps whose stock converters (skl2onnx 1.20) disagree with scikit-learn:
+`TfidfVectorizer` never counts an n-gram with a word pruned from the vocabulary, removes stop words
+from whole texts and takes log(tf + 1) for `sublinear_tf`; `OneHotEncoder` refuses infrequent
+levels on a single column; the `Imputer` node has no float64 kernel in ONNX Runtime."""
 
 from __future__ import annotations
 
@@ -107,9 +103,7 @@ def convert_tfidf(scope: Any, operator: Any, container: Any) -> None:
     n_out = len(vec.vocabulary_)
     # Fills short rows after tokenising: no word of the folded text, and none of the pool's.
     words = {w for gram in vec.vocabulary_ for w in gram.split(" ")}
-    pad = "#"
-    while pad in words:
-        pad += "#"
+    pad = "#" * (1 + max((len(w) for w in words if set(w) == {"#"}), default=0))
     flat = g("Reshape", operator.inputs[0].full_name, g.const([-1], np.int64))
     tokens = g(
         "Tokenizer",
@@ -135,9 +129,7 @@ def convert_tfidf(scope: Any, operator: Any, container: Any) -> None:
         ngram_counts=counts,
         ngram_indexes=indexes,
     )
-    kept = g(
-        "Slice", counted, g.const([0], np.int64), g.const([n_out], np.int64), g.const([1], np.int64)
-    )
+    kept = g("Slice", counted, *(g.const([i], np.int64) for i in (0, n_out, 1)))
     x = g("Cast", kept, to=TensorProto.DOUBLE)
     if vec.sublinear_tf:  # scikit-learn: 1 + log(tf) on stored (non-zero) counts only
         positive = g("Greater", x, g.const(0.0))
@@ -261,12 +253,9 @@ def register_converters() -> None:
     from sklearn.impute import SimpleImputer
     from sklearn.preprocessing import OneHotEncoder
 
-    update_registered_converter(
-        TfidfVectorizer, "SklearnTfidfVectorizer", tfidf_shape, convert_tfidf
-    )
-    update_registered_converter(
-        OneHotEncoder, "SklearnOneHotEncoder", one_hot_shape, convert_one_hot
-    )
-    update_registered_converter(
-        SimpleImputer, "SklearnImputer", calculate_sklearn_imputer_output_shapes, convert_imputer
-    )
+    for estimator, alias, shape, convert in (
+        (TfidfVectorizer, "SklearnTfidfVectorizer", tfidf_shape, convert_tfidf),
+        (OneHotEncoder, "SklearnOneHotEncoder", one_hot_shape, convert_one_hot),
+        (SimpleImputer, "SklearnImputer", calculate_sklearn_imputer_output_shapes, convert_imputer),
+    ):
+        update_registered_converter(estimator, alias, shape, convert)

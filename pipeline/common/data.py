@@ -55,13 +55,10 @@ class Split:
     def frame(self, names: list[str]) -> pd.DataFrame:
         """The named columns for scikit-learn as the graphs receive them: float64, or str with
         "" for missing."""
-        out: dict[str, np.ndarray] = {}
-        for name in names:
-            values = self.columns[name]
+        out = {name: self.columns[name] for name in names}
+        for name, values in out.items():
             if values.dtype == object:
-                out[name] = np.array(
-                    [MISSING_STRING if v is None else v for v in values], dtype=object
-                )
+                out[name] = np.array([MISSING_STRING if v is None else v for v in values], object)
             else:
                 out[name] = np.asarray(values, dtype=np.float64)
         return pd.DataFrame(out, index=pd.RangeIndex(len(self)))
@@ -133,12 +130,9 @@ def read_split(processed_dir: Path, split: str, profile: Profile) -> Split:
             f"columns {missing} missing", where=str(path), fix="re-run the ETL: dvc repro etl"
         )
     columns = prepare_columns(raw_columns(frame, profile), profile.features)
-    if profile.is_classification:
-        y = frame[LABEL].cast(pl.Int64).to_numpy()
-    else:
-        y = frame[LABEL].cast(pl.Float64).to_numpy()
-        if profile.target_transform == "log1p":
-            y = np.log1p(y)
+    y = frame[LABEL].cast(pl.Int64 if profile.is_classification else pl.Float64).to_numpy()
+    if profile.target_transform == "log1p":  # regression only (the ETL refuses it otherwise)
+        y = np.log1p(y)
     return Split(split, columns, y, frame[profile.id].to_numpy())
 
 

@@ -4,7 +4,7 @@ appended to the graph), then a tuned binary threshold or a weighted multiclass a
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any, NoReturn
 
 import numpy as np
@@ -36,14 +36,11 @@ class DecisionConfig:
 def settings(node: Any, profile: Profile) -> DecisionConfig:
     """The validated decision config, refused in one line where the task cannot use it."""
     config = validate(node if node is not None else {}, DecisionConfig, "decision")
-    if config.calibration not in CALIBRATIONS:
-        _refuse(f"calibration '{config.calibration}' is not one of {CALIBRATIONS}", "pick one")
-    if config.objective not in OBJECTIVES:
-        _refuse(f"objective '{config.objective}' is not one of {OBJECTIVES}", "pick one")
-    default = DecisionConfig()
-    changed = [
-        f.name for f in fields(config) if getattr(config, f.name) != getattr(default, f.name)
-    ]
+    for key, allowed in (("calibration", CALIBRATIONS), ("objective", OBJECTIVES)):
+        if getattr(config, key) not in allowed:
+            _refuse(f"{key} '{getattr(config, key)}' is not one of {allowed}", "pick one")
+    default = asdict(DecisionConfig())
+    changed = [k for k, v in asdict(config).items() if v != default[k]]
     if profile.task == "regression":
         bad = [k for k in changed if k != "calibration" or config.calibration != "none"]
         if bad:

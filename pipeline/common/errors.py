@@ -7,9 +7,5 @@ class PipelineError(Exception):
     """A failure caused by input or configuration, reported as one line without a traceback."""
 
     def __init__(self, message: str, *, where: str | None = None, fix: str | None = None) -> None:
-        self.where = where
-        self.fix = fix
-        parts = [f"{where}: {message}" if where else message]
-        if fix:
-            parts.append(f"fix: {fix}")
-        super().__init__(" — ".join(parts))
+        message = f"{where}: {message}" if where else message
+        super().__init__(f"{message} — fix: {fix}" if fix else message)

@@ -12,23 +12,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-_TMP_TAG = ".tmp-"
-_OLD_TAG = ".old-"
+Target = str | os.PathLike[str]
 
 
-def _publishable(path: Path, directory: bool) -> None:
-    # mkstemp/mkdtemp create 0600/0700 entries; outputs are read by other users (a server
-    # running as its own user, a CI artifact upload), so give them the usual umask modes.
+def _publish(tmp: Path, target: Path) -> None:
+    """Rename `tmp` over `target` durably, with the usual umask modes: mkstemp/mkdtemp make
+    0600/0700 entries, and outputs are read by other users (a server, a CI artifact upload)."""
     mask = os.umask(0)
     os.umask(mask)
-    os.chmod(path, (0o777 if directory else 0o666) & ~mask)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
+    os.chmod(tmp, (0o777 if tmp.is_dir() else 0o666) & ~mask)
+    os.replace(tmp, target)
+    fd = os.open(target.parent, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
@@ -36,71 +30,66 @@ def _fsync_dir(path: Path) -> None:
 
 
 @contextmanager
-def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_path(target: Target) -> Iterator[Path]:
     """Yield a temporary file path; on success it replaces `target`, on error it is removed."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}{_TMP_TAG}", dir=target.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.tmp-", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
-        _publishable(tmp, directory=False)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
-        os.replace(tmp, target)
-        _fsync_dir(target.parent)
+        _publish(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def write_text(target: str | os.PathLike[str], text: str) -> Path:
+def write_text(target: Target, text: str) -> Path:
     """Atomically write a text file."""
     with atomic_path(target) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(target)
 
 
-def write_json(target: str | os.PathLike[str], payload: Any) -> Path:
+def write_json(target: Target, payload: Any) -> Path:
     """Atomically write pretty, key-sorted JSON (stable diffs for DVC metrics)."""
     return write_text(target, json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
 
 
 @contextmanager
-def atomic_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_dir(target: Target) -> Iterator[Path]:
     """Yield an empty temporary directory that replaces `target` as a whole on success."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     clean_stale(target)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}{_TMP_TAG}", dir=target.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
         yield tmp
-        _publishable(tmp, directory=True)
-        old = target.with_name(f".{target.name}{_OLD_TAG}{os.getpid()}")
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
         if target.exists():
             os.replace(target, old)
         # Killed between these two renames, the target is absent (never partial) and
         # `clean_stale` puts the previous version back on the next run.
-        os.replace(tmp, target)
-        _fsync_dir(target.parent)
+        _publish(tmp, target)
         shutil.rmtree(old, ignore_errors=True)
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
-def clean_stale(target: str | os.PathLike[str]) -> None:
+def clean_stale(target: Target) -> None:
     """Remove leftovers of a killed run next to `target`; restore a swapped-out previous output."""
     target = Path(target)
     if not target.parent.is_dir():
         return
-    for leftover in target.parent.glob(f".{target.name}{_TMP_TAG}*"):
+    for leftover in target.parent.glob(f".{target.name}.tmp-*"):
         if leftover.is_dir():
             shutil.rmtree(leftover, ignore_errors=True)
         else:
             leftover.unlink(missing_ok=True)
-    for previous in sorted(target.parent.glob(f".{target.name}{_OLD_TAG}*")):
-        if not target.exists():
-            os.replace(previous, target)
-        else:
+    for previous in sorted(target.parent.glob(f".{target.name}.old-*")):
+        if target.exists():
             shutil.rmtree(previous, ignore_errors=True)
+        else:
+            os.replace(previous, target)

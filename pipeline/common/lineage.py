@@ -11,51 +11,30 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-_CHUNK = 1 << 20
-_GIT_TIMEOUT_S = 10
-
 
 def file_md5(path: Path) -> str:
     """md5 of a file's bytes, read in chunks."""
-    digest = hashlib.md5(usedforsecurity=False)
     with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, lambda: hashlib.md5(usedforsecurity=False)).hexdigest()
 
 
-def dir_md5(path: Path) -> str:
-    """DVC-style directory hash: md5 of the sorted `{"md5", "relpath"}` manifest + `.dir`."""
-    entries = [
-        {"md5": file_md5(child), "relpath": child.relative_to(path).as_posix()}
-        for child in path.rglob("*")
-        if child.is_file()
-    ]
-    entries.sort(key=lambda entry: entry["relpath"])
+def input_hash(path: Path) -> str:
+    """DVC-style md5 of a file or directory (md5 of the sorted `{"md5", "relpath"}` manifest +
+    `.dir`); "missing" when it does not exist."""
+    path = Path(path)
+    if path.is_file():
+        return file_md5(path)
+    if not path.is_dir():
+        return "missing"
+    files = sorted(c.relative_to(path).as_posix() for c in path.rglob("*") if c.is_file())
+    entries = [{"md5": file_md5(path / name), "relpath": name} for name in files]
     manifest = json.dumps(entries, sort_keys=True).encode("utf-8")
     return hashlib.md5(manifest, usedforsecurity=False).hexdigest() + ".dir"
 
 
-def input_hash(path: Path) -> str:
-    """DVC-style md5 of a file or directory; "missing" when it does not exist."""
-    path = Path(path)
-    if path.is_dir():
-        return dir_md5(path)
-    if path.is_file():
-        return file_md5(path)
-    return "missing"
-
-
 def _git(args: list[str], cwd: Path) -> str | None:
     try:
-        done = subprocess.run(
-            ["git", *args],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=_GIT_TIMEOUT_S,
-            check=False,
-        )
+        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return done.stdout.strip() if done.returncode == 0 else None
@@ -65,9 +44,7 @@ def git_state(cwd: Path | None = None) -> dict[str, Any]:
     """`{"git_commit": sha | None, "git_dirty": bool | None}`; None outside a git checkout."""
     where = Path(cwd or Path.cwd())
     commit = _git(["rev-parse", "HEAD"], where)
-    if commit is None:
-        return {"git_commit": None, "git_dirty": None}
-    status = _git(["status", "--porcelain"], where)
+    status = None if commit is None else _git(["status", "--porcelain"], where)
     return {"git_commit": commit, "git_dirty": None if status is None else bool(status)}
 
 

@@ -4,7 +4,7 @@ except on ties, or |Δ value| within tolerance × max(1, |value|)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,77 +35,51 @@ EDGE_TEXTS = (
 )
 
 
-def _variants(base: Split, profile: Profile, column: str | None, values: Sequence[Any]) -> Split:
-    """The base rows once per value, with `column` set to it (None: every raw input), prepared
-    as serving prepares them (prepared columns keep the cleaned raw inputs under their names)."""
-    n, spec = len(base), profile.features
-    raw = {c: np.concatenate([base.columns[c]] * len(values)) for c in spec.raw_inputs}
-    for c in spec.raw_inputs if column is None else [column]:
-        raw[c] = np.array([v for v in values for _ in range(n)], dtype=object)
-    picked = base.take(np.tile(np.arange(n), len(values)))
-    return Split(base.name, prepare_columns(raw, spec), picked.y, picked.ids)
-
-
-def base_rows(data: Splits) -> Split:
-    """A few test rows, the same for the same seed, that edge values are applied to."""
+def edge_variants(data: Splits, changes: Sequence[tuple[str | None, Sequence[Any]]]) -> Split:
+    """A few test rows (the same for the same seed) once per (column, value) of `changes`, with
+    the column set to the value (None: every raw input), prepared as serving prepares them."""
     rng = np.random.default_rng(data.profile.seed)
     size = min(BASE_ROWS, len(data.test))
-    return data.test.take(np.sort(rng.choice(len(data.test), size=size, replace=False)), "edge")
-
-
-def edge_variants(data: Splits, changes: Sequence[tuple[str | None, Sequence[Any]]]) -> Split:
-    """The base rows once per (column, value) of `changes`, prepared as serving prepares them."""
-    base = base_rows(data)
-    return _concat([_variants(base, data.profile, c, values) for c, values in changes])
+    base = data.test.take(np.sort(rng.choice(len(data.test), size=size, replace=False)), "edge")
+    spec, parts = data.profile.features, []
+    for column, values in changes:
+        # prepared columns keep the cleaned raw inputs under their names
+        raw = {c: np.concatenate([base.columns[c]] * len(values)) for c in spec.raw_inputs}
+        for c in spec.raw_inputs if column is None else [column]:
+            raw[c] = np.array([v for v in values for _ in range(len(base))], dtype=object)
+        parts.append(prepare_columns(raw, spec))
+    rows = base.take(np.tile(np.arange(len(base)), sum(len(values) for _, values in changes)))
+    return Split(
+        base.name, {c: np.concatenate([p[c] for p in parts]) for c in parts[0]}, rows.y, rows.ids
+    )
 
 
 def edge_splits(data: Splits) -> dict[str, Split]:
     """Named edge rows built from a few test rows: nulls (each column, then all), unseen
     categories, extreme numbers, odd texts."""
     spec = data.profile.features
-    nulls: list[tuple[str | None, list[Any]]] = [(c, [None]) for c in [*spec.raw_inputs, None]]
-    out = {"edge:nulls": edge_variants(data, nulls)}
-    if spec.categorical:
-        out["edge:unseen_categories"] = edge_variants(
-            data, [(c, list(UNSEEN)) for c in spec.categorical]
-        )
-    if spec.numeric:
-        out["edge:extreme_numbers"] = edge_variants(
-            data, [(c, list(EXTREMES)) for c in spec.numeric]
-        )
-    if spec.text:
-        long_text = " ".join(["Long", "text", "wörds", "🙂"] * (LONG_TEXT_WORDS // 4))
-        out["edge:texts"] = edge_variants(data, [(spec.text, [*EDGE_TEXTS, long_text])])
-    return out
-
-
-def _concat(splits: list[Split]) -> Split:
-    first = splits[0]
-    return Split(
-        first.name,
-        {c: np.concatenate([s.columns[c] for s in splits]) for c in first.columns},
-        np.concatenate([s.y for s in splits]),
-        np.concatenate([s.ids for s in splits]),
-    )
+    long_text = " ".join(["Long", "text", "wörds", "🙂"] * (LONG_TEXT_WORDS // 4))
+    changes: dict[str, list[tuple[str | None, Sequence[Any]]]] = {
+        "edge:nulls": [(c, [None]) for c in [*spec.raw_inputs, None]],
+        "edge:unseen_categories": [(c, UNSEEN) for c in spec.categorical],
+        "edge:extreme_numbers": [(c, EXTREMES) for c in spec.numeric],
+        "edge:texts": [(spec.text, [*EDGE_TEXTS, long_text])] if spec.text else [],
+    }
+    return {name: edge_variants(data, change) for name, change in changes.items() if change}
 
 
 def check_model(
     out_dir: Path,
     entry: ModelEntry,
-    splits: Mapping[str, Split],
-    native: Callable[[Split], Predictions],
+    wanted: Mapping[str, Predictions],
     profile: Profile,
     tolerance: float,
-    known: Mapping[str, Predictions] | None = None,
 ) -> ParityReport:
-    """Compare the graph in `out_dir` with the native predictions on every named split
-    (`known` holds native predictions already made, by split name)."""
+    """Compare the graph in `out_dir` with the native predictions `wanted`, by check name."""
     loaded = load_model(out_dir, entry)
     checks = []
-    for name, split in splits.items():
-        want = (known or {}).get(name) or native(split)
-        got = loaded.run(split.columns)
-        tol = tolerance * want.gain
+    for name, want in wanted.items():
+        got, tol = loaded.run(want.split.columns), tolerance * want.gain
         checks.append(compare(entry.name, name, got, want, entry.decision, profile, tol))
     return ParityReport(checks=checks, passed=all(c.passed for c in checks))
 

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+CONFIG_DIR = "configs"
+PARAMS_FILE = "params.yaml"
+CARD_FILE = "card.json"  # in models/trained/<model>/: written by each model stage
+
 
 def repo_root() -> Path:
     """The project root: the directory that holds `configs/` (walks up from the working dir)."""
     here = Path.cwd().resolve()
-    for candidate in (here, *here.parents):
-        if (candidate / "configs" / "config.yaml").is_file():
-            return candidate
-    return here
-
-
-CONFIG_DIR = "configs"
-PARAMS_FILE = "params.yaml"
-CARD_FILE = "card.json"  # in models/trained/<model>/: written by each model stage
+    found = (c for c in (here, *here.parents) if (c / CONFIG_DIR / "config.yaml").is_file())
+    return next(found, here)

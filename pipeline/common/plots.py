@@ -25,36 +25,28 @@ def write_plots(
     out_dir: Path,
     importance: Mapping[str, float],
     decision: Decision | None,
-) -> list[Path]:
-    """Render every plot of the task into `out_dir`; offline (Agg), no display needed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+) -> None:
+    """Render every plot of the task into `out_dir`, without pyplot's global state or a display."""
+    from matplotlib.figure import Figure
 
     drawers = (
         classification(pred, profile, decision) if profile.is_classification else regression(pred)
     )
     if importance:
         drawers["feature_importance"] = lambda ax: _importance(ax, importance)
-    written = []
     for kind, draw in drawers.items():
-        fig, ax = plt.subplots(figsize=(6, 7 if kind == "feature_importance" else 5))
-        try:
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", "Glyph")  # words in scripts the font lacks
-                draw(ax)
-                if ax.get_legend_handles_labels()[0]:
-                    ax.legend(loc="best", fontsize="small")
-                fig.suptitle(title, fontsize="small")
-                left = 0.4 if kind == "feature_importance" else 0.14
-                fig.subplots_adjust(left=left, right=0.96, bottom=0.14, top=0.88)
-                path = Path(out_dir) / f"{kind}.png"
-                fig.savefig(path, dpi=100, metadata={"Software": None})  # no version, no date
-            written.append(path)
-        finally:
-            plt.close(fig)
-    return written
+        fig = Figure(figsize=(6, 7 if kind == "feature_importance" else 5))
+        ax = fig.subplots()
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Glyph")  # words in scripts the font lacks
+            draw(ax)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(loc="best", fontsize="small")
+            fig.suptitle(title, fontsize="small")
+            left = 0.4 if kind == "feature_importance" else 0.14
+            fig.subplots_adjust(left=left, right=0.96, bottom=0.14, top=0.88)
+            # no version, no date: the same predictions give the same bytes
+            fig.savefig(Path(out_dir) / f"{kind}.png", dpi=100, metadata={"Software": None})
 
 
 def classification(
@@ -118,13 +110,8 @@ def _threshold(ax: Any, score: np.ndarray, hit: np.ndarray, decision: Decision) 
     precision, recall, f1, cuts = f1_curve(hit, score)
     for values, name in ((precision, "precision"), (recall, "recall"), (f1, "F1")):
         ax.plot(cuts, values, label=name)
-    ax.axvline(
-        decision.threshold,
-        color="black",
-        linestyle="--",
-        linewidth=0.8,
-        label=f"chosen {decision.threshold:.3f} ({decision.objective})",
-    )
+    chosen = f"chosen {decision.threshold:.3f} ({decision.objective})"
+    ax.axvline(decision.threshold, color="black", linestyle="--", linewidth=0.8, label=chosen)
     ax.set(xlabel="threshold on P(positive)", ylabel="score", title="threshold", ylim=(0, 1.02))
 
 

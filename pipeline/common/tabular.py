@@ -8,7 +8,7 @@ import io
 import json
 import zipfile
 from abc import abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -60,26 +60,6 @@ class FeaturesConfig:
     tfidf: TfidfConfig = field(default_factory=TfidfConfig)
 
 
-def build_tfidf(config: TfidfConfig) -> Any:
-    """The TF-IDF step for the folded text: already lower case, words joined by one space."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    low, high = config.ngram_range
-    return TfidfVectorizer(
-        lowercase=False,
-        token_pattern=TOKEN_PATTERN,
-        ngram_range=(low, high),
-        max_features=config.max_features,
-        min_df=config.min_df,
-        max_df=config.max_df,
-        stop_words=config.stop_words,
-        sublinear_tf=config.sublinear_tf,
-        norm=config.norm,
-        use_idf=config.use_idf,
-        dtype=np.float64,
-    )
-
-
 class SklearnModel(Model):
     """A Pipeline of preprocessing (`config.features`, else the defaults) and `estimator()`."""
 
@@ -106,6 +86,7 @@ class SklearnModel(Model):
     def preprocessor(self, dense: bool = False) -> ColumnTransformer:
         """Columns in, one matrix out (sparse when TF-IDF makes it so, unless `dense`)."""
         from sklearn.compose import ColumnTransformer
+        from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.impute import SimpleImputer
         from sklearn.pipeline import Pipeline
         from sklearn.preprocessing import StandardScaler
@@ -122,8 +103,12 @@ class SklearnModel(Model):
             parts.append(("numeric", numeric, spec.model_numeric))
         if spec.categorical:
             parts.append(("categorical", self.encoder(), spec.categorical))
-        if spec.folded_text:
-            parts.append(("text", build_tfidf(cfg.tfidf), spec.folded_text))  # a name: 1-D input
+        if spec.folded_text:  # already lower case, words joined by one space
+            args = {**asdict(cfg.tfidf), "ngram_range": tuple(cfg.tfidf.ngram_range)}
+            tfidf = TfidfVectorizer(
+                lowercase=False, token_pattern=TOKEN_PATTERN, dtype=np.float64, **args
+            )
+            parts.append(("text", tfidf, spec.folded_text))  # a column name: 1-D input
         return ColumnTransformer(parts, sparse_threshold=0.0 if dense else 0.3)
 
     def encoder(self) -> Any:

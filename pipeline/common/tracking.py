@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import re
-import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -57,24 +56,15 @@ def tracking_uri(cfg: TrackingConfig, cwd: Path | None = None) -> str:
     uri = os.environ.get("MLFLOW_TRACKING_URI") or cfg.uri
     if not uri.startswith("sqlite:///") or uri.startswith("sqlite:////"):
         return uri
-    root = (cwd or Path.cwd()).resolve()
-    parts = root.parts
-    for i in range(1, len(parts) - 2):
-        if parts[i : i + 3] == (".dvc", "tmp", "exps"):
-            root = Path(*parts[:i])
-            break
-    return f"sqlite:///{root / uri.removeprefix('sqlite:///')}"
+    root = str((cwd or Path.cwd()).resolve()).split("/.dvc/tmp/exps/")[0]
+    return f"sqlite:///{Path(root) / uri.removeprefix('sqlite:///')}"
 
 
 def process_rank(rank: int | None = None) -> int:
     """This process's global rank: the explicit argument, else RANK / LOCAL_RANK / SLURM_PROCID."""
     if rank is not None:
         return rank
-    for var in _RANK_VARS:
-        value = os.environ.get(var)
-        if value not in (None, ""):
-            return int(value)
-    return 0
+    return next((int(os.environ[v]) for v in _RANK_VARS if os.environ.get(v)), 0)
 
 
 class Run:
@@ -183,16 +173,12 @@ class Run:
 @contextmanager
 def _loud(action: str) -> Iterator[None]:
     """Turn MLflow and connection failures into a one-line PipelineError."""
+    from mlflow.exceptions import MlflowException
+
     try:
         yield
-    except PipelineError:
-        raise
-    except Exception as exc:
-        from mlflow.exceptions import MlflowException
-
-        if not isinstance(exc, MlflowException | OSError | ConnectionError):
-            raise
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    except (MlflowException, OSError) as exc:
+        first = (str(exc).strip() or type(exc).__name__).splitlines()[0]
         raise PipelineError(
             f"MLflow failed to {action}: {first}",
             where=os.environ.get("MLFLOW_TRACKING_URI") or "tracking",
@@ -201,25 +187,18 @@ def _loud(action: str) -> Iterator[None]:
         ) from exc
 
 
-def _check_reachable(uri: str) -> None:
-    """Fail fast on an unreachable server instead of MLflow's minutes of retries."""
-    if not uri.startswith(("http://", "https://")):
-        return
-    try:
-        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=_HEALTH_TIMEOUT_S):
-            pass
-    except (urllib.error.URLError, OSError) as exc:
-        raise PipelineError(
-            f"MLflow tracking server unreachable ({exc})",
-            where=uri,
-            fix="start the server, fix MLFLOW_TRACKING_URI, or set tracking.optional=true",
-        ) from None
-
-
 def _open(cfg: TrackingConfig, uri: str, stage: str, tags: dict[str, Any]) -> tuple[Any, str]:
     import mlflow
 
-    _check_reachable(uri)
+    if uri.startswith(("http://", "https://")):  # fail fast, not after MLflow's minutes of retries
+        try:
+            urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=_HEALTH_TIMEOUT_S).close()
+        except OSError as exc:
+            raise PipelineError(
+                f"MLflow tracking server unreachable ({exc})",
+                where=uri,
+                fix="start the server, fix MLFLOW_TRACKING_URI, or set tracking.optional=true",
+            ) from None
     with _loud("open the tracking store"):
         mlflow.set_tracking_uri(uri)
         client = mlflow.MlflowClient(tracking_uri=uri)

@@ -113,29 +113,18 @@ def train_model(
                 built = model.to_onnx(out)
                 outputs = graph.finish(out / built.file, built.outputs, profile, calibrator)
                 entry = ModelEntry(
+                    **{**vars(built), "outputs": outputs},
                     name=name,
                     kind=model_cls.kind,
-                    file=built.file,
                     sha256=graph.sha256(out / built.file),
-                    inputs=built.inputs,
-                    text_input=built.text_input,
-                    tokenizer=built.tokenizer,
-                    outputs=outputs,
                     decision=chosen,
                     calibration=calibrator.spec if profile.is_classification else None,
                     metrics=scores,
                 )
             with timed("parity", seconds):
-                rows = {"test": data.test, **model.edge_splits(data)}
-                report = parity.check_model(
-                    out,
-                    entry,
-                    rows,
-                    finish,
-                    profile,
-                    model.tolerance,
-                    known={"test": predictions["test"]},
-                )
+                edges = {k: finish(split) for k, split in model.edge_splits(data).items()}
+                wanted = {"test": predictions["test"], **edges}
+                report = parity.check_model(out, entry, wanted, profile, model.tolerance)
             if not report.passed:
                 raise PipelineError(
                     parity.summary_line(report),
