@@ -81,7 +81,7 @@ class Run:
         clean = {
             _PARAM_KEY_UNSAFE.sub("_", k): str(v)[:_MAX_PARAM_CHARS] for k, v in params.items()
         }
-        with _loud("log params"):
+        with mlflow_errors("log params"):
             mlflow.log_params(clean, run_id=self.run_id)
 
     def log_metrics(self, metrics: Mapping[str, Mapping[str, float]]) -> None:
@@ -89,7 +89,7 @@ class Run:
         import mlflow
 
         flat = {f"{split}_{k}": float(v) for split, ms in metrics.items() for k, v in ms.items()}
-        with _loud("log metrics"):
+        with mlflow_errors("log metrics"):
             mlflow.log_metrics(flat, run_id=self.run_id)
 
     def log_artifacts(self, path: Path, artifact_path: str | None = None) -> None:
@@ -97,7 +97,7 @@ class Run:
         import mlflow
 
         path = Path(path)
-        with _loud(f"log artifacts from {path}"):
+        with mlflow_errors(f"log artifacts from {path}"):
             if path.is_dir():
                 mlflow.log_artifacts(str(path), artifact_path, run_id=self.run_id)
             else:
@@ -116,7 +116,7 @@ class Run:
         trusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
         method = "predict_proba" if hasattr(model, "predict_proba") else "predict"
         signature = infer_signature(input_example, getattr(model, method)(input_example))
-        with _loud("log the native model"):
+        with mlflow_errors("log the native model"):
             mlflow.sklearn.log_model(
                 model,
                 name="native",
@@ -135,7 +135,7 @@ class Run:
         import onnx
 
         name = entry.name if self.register_models else None
-        with _loud(f"log the ONNX model {entry.name}"):
+        with mlflow_errors(f"log the ONNX model {entry.name}"):
             info = mlflow.onnx.log_model(
                 onnx.load(str(path)),
                 name="model",
@@ -156,7 +156,7 @@ class Run:
     def log_text(self, text: str, artifact_file: str) -> None:
         import mlflow
 
-        with _loud(f"log {artifact_file}"):
+        with mlflow_errors(f"log {artifact_file}"):
             mlflow.log_text(text, artifact_file, run_id=self.run_id)
 
     @contextmanager
@@ -164,14 +164,14 @@ class Run:
         """A nested run (one Optuna trial, say) under this run."""
         import mlflow
 
-        with _loud(f"start nested run {name}"):
+        with mlflow_errors(f"start nested run {name}"):
             active = mlflow.start_run(run_name=name, experiment_id=self.experiment_id, nested=True)
         with active:
             yield Run(active.info.run_id, self.experiment_id, self.tracking_uri, False)
 
 
 @contextmanager
-def _loud(action: str) -> Iterator[None]:
+def mlflow_errors(action: str) -> Iterator[None]:
     """Turn MLflow and connection failures into a one-line PipelineError."""
     from mlflow.exceptions import MlflowException
 
@@ -183,7 +183,7 @@ def _loud(action: str) -> Iterator[None]:
             f"MLflow failed to {action}: {first}",
             where=os.environ.get("MLFLOW_TRACKING_URI") or "tracking",
             fix="check the tracking server / MLFLOW_TRACKING_URI, or set tracking.optional=true "
-            "to train without tracking",
+            "to run the stage without tracking",
         ) from exc
 
 
@@ -199,7 +199,7 @@ def _open(cfg: TrackingConfig, uri: str, stage: str, tags: dict[str, Any]) -> tu
                 where=uri,
                 fix="start the server, fix MLFLOW_TRACKING_URI, or set tracking.optional=true",
             ) from None
-    with _loud("open the tracking store"):
+    with mlflow_errors("open the tracking store"):
         mlflow.set_tracking_uri(uri)
         client = mlflow.MlflowClient(tracking_uri=uri)
         found = client.get_experiment_by_name(cfg.experiment)

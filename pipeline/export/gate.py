@@ -15,7 +15,7 @@ from pipeline.common import decision, metrics
 from pipeline.common.errors import PipelineError
 from pipeline.common.metrics import improvement
 from pipeline.common.paths import CARD_FILE
-from pipeline.common.tracking import _loud
+from pipeline.common.tracking import mlflow_errors
 from pipeline.export.records import SplitRows
 from pipeline.export.registry import Registry
 from serving.features import prepare_columns
@@ -103,7 +103,7 @@ def run_gate(
     incumbent, promoted, champion = None, False, candidate.name
     reason = "no tracking store (tracking.optional): no incumbent to compare with, no alias to move"
     if registry is not None:
-        with _loud("find the champion alias"):
+        with mlflow_errors("find the champion alias"):
             holders = registry.holders()
             # the most recently updated when several hold it
             version = max(holders, key=lambda v: v.last_updated_timestamp or 0, default=None)
@@ -124,7 +124,7 @@ def run_gate(
         reason=reason,
     )
     if registry is not None:
-        with _loud("move the champion alias and tag the export run"):
+        with mlflow_errors("move the champion alias and tag the export run"):
             if promoted:
                 registry.move_alias(candidate.entry, holders)
             registry.record(promotion, champion)
