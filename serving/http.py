@@ -80,7 +80,10 @@ def install_handlers(app: FastAPI, on_error: Callable[[Request, int, str | None]
         assert isinstance(exc, HTTPException)
         on_error(request, exc.status_code, getattr(exc, "model", None))
         if not isinstance(exc, ApiError):  # FastAPI's or Starlette's: code = status phrase
-            phrase = HTTPStatus(exc.status_code).phrase
+            try:
+                phrase = HTTPStatus(exc.status_code).phrase
+            except ValueError:  # a status Python does not name
+                phrase = "Error"
             message = exc.detail if isinstance(exc.detail, str) else phrase
             if exc.status_code == 404:
                 message = f"no route for {request.method} {request.url.path}"

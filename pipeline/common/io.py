@@ -22,7 +22,10 @@ def _publish(tmp: Path, target: Path) -> None:
     os.umask(mask)
     os.chmod(tmp, (0o777 if tmp.is_dir() else 0o666) & ~mask)
     os.replace(tmp, target)
-    fd = os.open(target.parent, os.O_RDONLY)
+    try:  # some filesystems (and Windows) cannot open a directory: the rename is still done
+        fd = os.open(target.parent, os.O_RDONLY)
+    except OSError:
+        return
     try:
         os.fsync(fd)
     finally:

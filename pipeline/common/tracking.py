@@ -181,7 +181,8 @@ def mlflow_errors(action: str) -> Iterator[None]:
         first = (str(exc).strip() or type(exc).__name__).splitlines()[0]
         raise PipelineError(
             f"MLflow failed to {action}: {first}",
-            where=os.environ.get("MLFLOW_TRACKING_URI") or "tracking",
+            # user:password@ in a server URI stays out of logs
+            where=re.sub(r"//[^/@]*@", "//", os.environ.get("MLFLOW_TRACKING_URI") or "tracking"),
             fix="check the tracking server / MLFLOW_TRACKING_URI, or set tracking.optional=true "
             "to run the stage without tracking",
         ) from exc

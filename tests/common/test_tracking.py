@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pipeline.baseline.core import Baseline
 from pipeline.common.errors import PipelineError
-from pipeline.common.tracking import TrackingConfig, start_run, tracking_uri
+from pipeline.common.tracking import TrackingConfig, mlflow_errors, start_run, tracking_uri
 from pipeline.common.train import ModelPaths, train_model
 from serving.schemas import ModelCard, read_file
 from tests.common.processed import stage_cfg
@@ -108,6 +108,16 @@ def test_unreachable_server_fails_loudly_and_fast(monkeypatch: pytest.MonkeyPatc
     with pytest.raises(PipelineError, match="unreachable"), start_run(_server_cfg(False), "x", []):
         pass
     assert time.perf_counter() - started < 10
+
+
+def test_mlflow_errors_keep_credentials_out_of_the_message(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "https://ana:s3cret@mlflow.example.com:5000")
+    with pytest.raises(PipelineError) as caught, mlflow_errors("log params"):
+        raise OSError("connection refused")
+    assert "s3cret" not in str(caught.value)
+    assert "https://mlflow.example.com:5000" in str(caught.value)
 
 
 def test_optional_tracking_degrades_with_a_warning(
