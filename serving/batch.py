@@ -25,9 +25,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from serving.features import prepare_columns
-from serving.runtime import ModelFileError, load_model
+from serving.runtime import ModelFileError
 from serving.schemas import Contract, FieldSchema, FileError, load_contract
-from serving.scoring import Scorer, keep_rows
+from serving.scoring import Scorer, keep_rows, load_scorers
 from serving.settings import Settings
 
 # Rows per chunk. A TF-IDF graph holds several dense [rows, vocabulary] tensors at once, so a
@@ -272,9 +272,13 @@ def main(argv: list[str] | None = None) -> int:
             raise BatchError(
                 f"--model {name!r}: the contract's models are {sorted(contract.models)}"
             )
-        # All cores for ONNX Runtime; strings without a max_length get the API's default limit.
-        model = load_model(args.models, contract.models[name], os.cpu_count() or 1)
-        scorer = Scorer(contract, model, Settings.model_fields["max_string_length"].default)
+        # Only that model, all cores for ONNX Runtime; strings without a max_length get the API's
+        # default limit. `load_scorers` warms the graph up on one row first: without that first
+        # small run, ONNX Runtime's arena grew to 1.95 GiB instead of 1.16 GiB on 1M demo rows.
+        only = contract.model_copy(update={"models": {name: contract.models[name]}})
+        cores = os.cpu_count() or 1
+        limit = Settings.model_fields["max_string_length"].default
+        scorer = load_scorers(only, args.models, cores, cores, limit)[name]
         # A bar on a terminal only (disable=None): bytes read, or rows for Parquet.
         with tqdm(unit_scale=True, dynamic_ncols=True, file=sys.stderr, disable=None) as bar:
             scored, rejected = score_file(
