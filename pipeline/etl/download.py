@@ -24,10 +24,8 @@ def is_url(path: str) -> bool:
 def redact(url: str) -> str:
     """The URL without credentials, query string or fragment: safe for logs and files."""
     parts = urllib.parse.urlsplit(url)
-    host = parts.hostname or ""
-    host = f"[{host}]" if ":" in host else host  # IPv6
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    host = parts.netloc.rpartition("@")[2].lower()  # host[:port] without user:password
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def download(url: str, directory: Path, max_bytes: int, timeout_s: float) -> Path:

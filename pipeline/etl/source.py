@@ -185,7 +185,7 @@ def _read_header(path: Path, data: DataConfig) -> list[str]:
     try:
         with _open(path) as fh:
             raw = fh.read(SAMPLE_BYTES)
-    except (gzip.BadGzipFile, EOFError, OSError) as exc:
+    except (EOFError, OSError) as exc:  # gzip.BadGzipFile is an OSError
         raise PipelineError(
             f"the file cannot be read ({type(exc).__name__}: {exc})",
             where=str(path),

@@ -195,9 +195,8 @@ def generate(cfg: GenerateConfig, seed: int, out_dir: Path = OUTPUT_DIR) -> int:
 
 def demo_selected(data_path: str, out_dir: Path = OUTPUT_DIR) -> bool:
     """Whether the data config reads from the generator's output (a file or glob inside it)."""
-    if "://" in data_path:
-        return False
-    return Path(os.path.abspath(data_path)).is_relative_to(out_dir.absolute())
+    path = Path(os.path.abspath(data_path))
+    return "://" not in data_path and path.is_relative_to(out_dir.absolute())
 
 
 def main(cfg: DictConfig) -> str:

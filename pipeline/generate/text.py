@@ -6,15 +6,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from functools import cache
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-
-from pipeline.generate import phrases as ph
+import yaml
 
 TYPO_VARIANTS = 2  # misspellings per phrase: part of the fixed vocabulary
 NULL = pa.scalar(None, pa.string())
+# The word lists (pure data), as attributes: ph.greetings, ph.adjectives[kind][polarity], …
+ph = SimpleNamespace(**yaml.safe_load(Path(__file__).with_name("phrases.yaml").read_bytes()))
 
 
 def typo(phrase: str, rng: np.random.Generator) -> str:
@@ -99,15 +102,15 @@ def scatter(values: pa.Array, rows: np.ndarray, n: int) -> pa.Array:
 def _fillers(w: Writer) -> list[pa.Array]:
     """0-3 words between a negator and its word, each natural with or without the negator."""
     return [
-        w.maybe(ph.STANCE_FILLERS, 0.35),
-        w.maybe(ph.TIME_FILLERS, 0.15),
-        w.maybe(ph.DEGREE_FILLERS, 0.6),
+        w.maybe(ph.stance_fillers, 0.35),
+        w.maybe(ph.time_fillers, 0.15),
+        w.maybe(ph.degree_fillers, 0.6),
     ]
 
 
 def _adjective(w: Writer, kind: np.ndarray, word: np.ndarray) -> pa.Array:
     """An opinion word (0 positive, 1 negative) fitting the aspect's kind, or a generic one."""
-    groups = [*(g for per_kind in ph.ADJECTIVES for g in per_kind), *ph.GENERIC_ADJECTIVES]
+    groups = [*(g for per_kind in ph.adjectives for g in per_kind), *ph.generic_adjectives]
     word = word.astype(np.int64)
     return w.pick_in(groups, np.where(w.chance(0.35), 6 + word, 2 * kind + word))
 
@@ -115,57 +118,57 @@ def _adjective(w: Writer, kind: np.ndarray, word: np.ndarray) -> pa.Array:
 def _copula(w: Writer, bad: np.ndarray) -> pa.Array:
     negated = w.chance(0.5)
     kind = w.rng.integers(3, size=w.n)
-    words = [w.pick_in(ph.ASPECTS, kind), w.pick_in(ph.COPULAS, negated.astype(np.int64))]
+    words = [w.pick_in(ph.aspects, kind), w.pick_in(ph.copulas, negated.astype(np.int64))]
     return sentence([*words, *_fillers(w), _adjective(w, kind, bad ^ negated)])
 
 
 def _stance(w: Writer, bad: np.ndarray) -> pa.Array:
     negated = w.chance(0.5)
     kind = w.rng.integers(3, size=w.n)
-    stance = w.pick_in(ph.STANCES, negated.astype(np.int64))
-    words = ["I", stance, w.pick_in(ph.ASPECTS, kind), "was"]
+    stance = w.pick_in(ph.stances, negated.astype(np.int64))
+    words = ["I", stance, w.pick_in(ph.aspects, kind), "was"]
     return sentence([*words, *_fillers(w), _adjective(w, kind, bad ^ negated)])
 
 
 def _feeling(w: Writer, bad: np.ndarray) -> pa.Array:
     negated = w.chance(0.5)
-    subject = w.pick_in(ph.FIRST_PERSON, negated.astype(np.int64))
-    feeling = w.pick_in(ph.FEELINGS, (bad ^ negated).astype(np.int64))
-    aspect = w.pick_in(ph.ASPECTS, w.rng.integers(3, size=w.n))
+    subject = w.pick_in(ph.first_person, negated.astype(np.int64))
+    feeling = w.pick_in(ph.feelings, (bad ^ negated).astype(np.int64))
+    aspect = w.pick_in(ph.aspects, w.rng.integers(3, size=w.n))
     return sentence([subject, *_fillers(w), feeling, "with", aspect])
 
 
 def _quantified(w: Writer, bad: np.ndarray) -> pa.Array:
     negated = w.chance(0.5)
-    noun = w.index(ph.NOUNS, (bad ^ negated).astype(np.int64))
-    pairs = [pair for group in ph.NOUNS for pair in group]
-    quantifier = w.pick_in(ph.QUANTIFIERS, negated.astype(np.int64))
+    noun = w.index(ph.nouns, (bad ^ negated).astype(np.int64))
+    pairs = [pair for group in ph.nouns for pair in group]
+    quantifier = w.pick_in(ph.quantifiers, negated.astype(np.int64))
     verb, rest = (w.pick([pair[k] for pair in pairs], noun) for k in (0, 1))
-    aspect = w.pick_in(ph.ASPECTS, w.rng.integers(3, size=w.n))
-    return sentence(["I", verb, quantifier, w.pick(ph.NOUN_FILLERS), rest, aspect])
+    aspect = w.pick_in(ph.aspects, w.rng.integers(3, size=w.n))
+    return sentence(["I", verb, quantifier, w.pick(ph.noun_fillers), rest, aspect])
 
 
 def _counterfactual(w: Writer, bad: np.ndarray) -> pa.Array:
     negated = w.chance(0.5)
     # "could have been better" is bad, "couldn't have been better" good, "... worse" the reverse.
-    comparative = w.pick_in(ph.COMPARATIVES, (~(bad ^ negated)).astype(np.int64))
-    aspect = w.pick_in(ph.ASPECTS, w.rng.integers(3, size=w.n))
-    could = w.pick_in(ph.COULD, negated.astype(np.int64))
+    comparative = w.pick_in(ph.comparatives, (~(bad ^ negated)).astype(np.int64))
+    aspect = w.pick_in(ph.aspects, w.rng.integers(3, size=w.n))
+    could = w.pick_in(ph.could, negated.astype(np.int64))
     return sentence([aspect, could, w.maybe(["much", "a lot", "far"], 0.2), comparative])
 
 
 def _event(w: Writer, bad_turn: np.ndarray) -> pa.Array:
     kind = w.rng.integers(2, size=w.n)
-    subject = w.pick_in(ph.EVENT_SUBJECTS, kind)
-    event = w.pick_in([turns for per_kind in ph.EVENTS for turns in per_kind], 2 * kind + bad_turn)
+    subject = w.pick_in(ph.event_subjects, kind)
+    event = w.pick_in([turns for per_kind in ph.events for turns in per_kind], 2 * kind + bad_turn)
     # Always a time at the end: the word before a connector or a full stop says no polarity.
-    return join([subject, event, w.pick(ph.TAILS)])
+    return join([subject, event, w.pick(ph.tails)])
 
 
 def _events(w: Writer, bad: np.ndarray) -> pa.Array:
     """'<event>, then <event>': one good turn and one bad; the later one sets the tone."""
-    first = join([w.maybe(ph.OPENERS, 0.25), _event(w, ~bad)])
-    head = pc.binary_join_element_wise(first, w.pick(ph.CONNECTORS), "")
+    first = join([w.maybe(ph.openers, 0.25), _event(w, ~bad)])
+    head = pc.binary_join_element_wise(first, w.pick(ph.connectors), "")
     return sentence([head, _event(w, bad)])
 
 
@@ -191,8 +194,8 @@ def clause(w: Writer, bad: np.ndarray) -> pa.Array:
 
 
 def _order_refs(w: Writer, order_no: np.ndarray) -> pa.Array:
-    ref = pa.array(w.rng.integers(len(ph.ORDER_REFS), size=w.n))
-    prefix, suffix = (pa.array([r[k] for r in ph.ORDER_REFS]).take(ref) for k in (0, 1))
+    ref = pa.array(w.rng.integers(len(ph.order_refs), size=w.n))
+    prefix, suffix = (pa.array([r[k] for r in ph.order_refs]).take(ref) for k in (0, 1))
     number = pc.cast(pa.array(order_no), pa.string())
     return pc.if_else(
         pa.array(w.chance(0.3)), pc.binary_join_element_wise(prefix, number, suffix, ""), NULL
@@ -201,10 +204,10 @@ def _order_refs(w: Writer, order_no: np.ndarray) -> pa.Array:
 
 def _request(w: Writer, p_bad: np.ndarray) -> pa.Array:
     """A request in a third of the tickets, demanding ones leaning bad: a weak keyword cue."""
-    calm = len(ph.REQUESTS) // 2  # the first half is calm, the second demanding
+    calm = len(ph.requests) // 2  # the first half is calm, the second demanding
     demanding = w.chance(0.3 + 0.4 * p_bad)
     choice = w.rng.integers(calm, size=w.n) + calm * demanding
-    return w.pick(ph.REQUESTS, choice, keep=w.chance(0.35))
+    return w.pick(ph.requests, choice, keep=w.chance(0.35))
 
 
 def make_texts(
@@ -221,15 +224,15 @@ def make_texts(
         sub = Writer(rng, len(rows), typo_rate)
         clauses.append(scatter(clause(sub, sub.chance(p_bad[rows])), rows, n))
     n_details = np.where(w.chance(0.08), rng.integers(3, 7, n), rng.integers(0, 2, n))
-    start = rng.integers(len(ph.DETAILS), size=n)  # consecutive details: no repeats
+    start = rng.integers(len(ph.details), size=n)  # consecutive details: no repeats
     details = [
-        w.pick(ph.DETAILS, (start + i) % len(ph.DETAILS), keep=n_details > i) for i in range(6)
+        w.pick(ph.details, (start + i) % len(ph.details), keep=n_details > i) for i in range(6)
     ]
     context_first = pa.array(w.chance(0.3))
-    context = w.maybe(ph.CONTEXT, 0.45)
+    context = w.maybe(ph.context, 0.45)
     text = join(
         [
-            w.maybe(ph.GREETINGS, 0.5),
+            w.maybe(ph.greetings, 0.5),
             _order_refs(w, order_no),
             pc.if_else(context_first, context, NULL),
             clauses[0],  # early, so that a 32-token encoder still reads one clause
@@ -237,8 +240,8 @@ def make_texts(
             *clauses[1:],
             _request(w, p_bad),
             *details,
-            w.maybe(ph.CLOSERS, 0.4),
-            w.maybe(ph.SIGN_OFFS, 0.4),
+            w.maybe(ph.closers, 0.4),
+            w.maybe(ph.sign_offs, 0.4),
         ]
     )
     casual = pa.array(w.chance(0.15))  # some people never press shift
