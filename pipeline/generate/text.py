@@ -16,8 +16,12 @@ import yaml
 
 TYPO_VARIANTS = 2  # misspellings per phrase: part of the fixed vocabulary
 NULL = pa.scalar(None, pa.string())
-# The word lists (pure data), as attributes: ph.greetings, ph.adjectives[kind][polarity], …
-ph = SimpleNamespace(**yaml.safe_load(Path(__file__).with_name("phrases.yaml").read_bytes()))
+
+
+@cache
+def phrases() -> SimpleNamespace:
+    """The word lists of phrases.yaml (pure data) as attributes, e.g. `.adjectives[kind][sign]`."""
+    return SimpleNamespace(**yaml.safe_load(Path(__file__).with_name("phrases.yaml").read_bytes()))
 
 
 def typo(phrase: str, rng: np.random.Generator) -> str:
@@ -43,6 +47,7 @@ class Writer:
 
     def __init__(self, rng: np.random.Generator, n: int, typo_rate: float) -> None:
         self.rng, self.n, self.typo_rate = rng, n, typo_rate
+        self.ph = phrases()
 
     def chance(self, p: float | np.ndarray) -> np.ndarray:
         """True per row with probability p."""
@@ -102,15 +107,15 @@ def scatter(values: pa.Array, rows: np.ndarray, n: int) -> pa.Array:
 def _fillers(w: Writer) -> list[pa.Array]:
     """0-3 words between a negator and its word, each natural with or without the negator."""
     return [
-        w.maybe(ph.stance_fillers, 0.35),
-        w.maybe(ph.time_fillers, 0.15),
-        w.maybe(ph.degree_fillers, 0.6),
+        w.maybe(w.ph.stance_fillers, 0.35),
+        w.maybe(w.ph.time_fillers, 0.15),
+        w.maybe(w.ph.degree_fillers, 0.6),
     ]
 
 
 def _adjective(w: Writer, kind: np.ndarray, word: np.ndarray) -> pa.Array:
     """An opinion word (0 positive, 1 negative) fitting the aspect's kind, or a generic one."""
-    groups = [*(g for per_kind in ph.adjectives for g in per_kind), *ph.generic_adjectives]
+    groups = [*(g for per_kind in w.ph.adjectives for g in per_kind), *w.ph.generic_adjectives]
     word = word.astype(np.int64)
     return w.pick_in(groups, np.where(w.chance(0.35), 6 + word, 2 * kind + word))
 
@@ -118,57 +123,59 @@ def _adjective(w: Writer, kind: np.ndarray, word: np.ndarray) -> pa.Array:
 def _copula(w: Writer, bad: np.ndarray) -> pa.Array:
     negated = w.chance(0.5)
     kind = w.rng.integers(3, size=w.n)
-    words = [w.pick_in(ph.aspects, kind), w.pick_in(ph.copulas, negated.astype(np.int64))]
+    words = [w.pick_in(w.ph.aspects, kind), w.pick_in(w.ph.copulas, negated.astype(np.int64))]
     return sentence([*words, *_fillers(w), _adjective(w, kind, bad ^ negated)])
 
 
 def _stance(w: Writer, bad: np.ndarray) -> pa.Array:
     negated = w.chance(0.5)
     kind = w.rng.integers(3, size=w.n)
-    stance = w.pick_in(ph.stances, negated.astype(np.int64))
-    words = ["I", stance, w.pick_in(ph.aspects, kind), "was"]
+    stance = w.pick_in(w.ph.stances, negated.astype(np.int64))
+    words = ["I", stance, w.pick_in(w.ph.aspects, kind), "was"]
     return sentence([*words, *_fillers(w), _adjective(w, kind, bad ^ negated)])
 
 
 def _feeling(w: Writer, bad: np.ndarray) -> pa.Array:
     negated = w.chance(0.5)
-    subject = w.pick_in(ph.first_person, negated.astype(np.int64))
-    feeling = w.pick_in(ph.feelings, (bad ^ negated).astype(np.int64))
-    aspect = w.pick_in(ph.aspects, w.rng.integers(3, size=w.n))
+    subject = w.pick_in(w.ph.first_person, negated.astype(np.int64))
+    feeling = w.pick_in(w.ph.feelings, (bad ^ negated).astype(np.int64))
+    aspect = w.pick_in(w.ph.aspects, w.rng.integers(3, size=w.n))
     return sentence([subject, *_fillers(w), feeling, "with", aspect])
 
 
 def _quantified(w: Writer, bad: np.ndarray) -> pa.Array:
     negated = w.chance(0.5)
-    noun = w.index(ph.nouns, (bad ^ negated).astype(np.int64))
-    pairs = [pair for group in ph.nouns for pair in group]
-    quantifier = w.pick_in(ph.quantifiers, negated.astype(np.int64))
+    noun = w.index(w.ph.nouns, (bad ^ negated).astype(np.int64))
+    pairs = [pair for group in w.ph.nouns for pair in group]
+    quantifier = w.pick_in(w.ph.quantifiers, negated.astype(np.int64))
     verb, rest = (w.pick([pair[k] for pair in pairs], noun) for k in (0, 1))
-    aspect = w.pick_in(ph.aspects, w.rng.integers(3, size=w.n))
-    return sentence(["I", verb, quantifier, w.pick(ph.noun_fillers), rest, aspect])
+    aspect = w.pick_in(w.ph.aspects, w.rng.integers(3, size=w.n))
+    return sentence(["I", verb, quantifier, w.pick(w.ph.noun_fillers), rest, aspect])
 
 
 def _counterfactual(w: Writer, bad: np.ndarray) -> pa.Array:
     negated = w.chance(0.5)
     # "could have been better" is bad, "couldn't have been better" good, "... worse" the reverse.
-    comparative = w.pick_in(ph.comparatives, (~(bad ^ negated)).astype(np.int64))
-    aspect = w.pick_in(ph.aspects, w.rng.integers(3, size=w.n))
-    could = w.pick_in(ph.could, negated.astype(np.int64))
+    comparative = w.pick_in(w.ph.comparatives, (~(bad ^ negated)).astype(np.int64))
+    aspect = w.pick_in(w.ph.aspects, w.rng.integers(3, size=w.n))
+    could = w.pick_in(w.ph.could, negated.astype(np.int64))
     return sentence([aspect, could, w.maybe(["much", "a lot", "far"], 0.2), comparative])
 
 
 def _event(w: Writer, bad_turn: np.ndarray) -> pa.Array:
     kind = w.rng.integers(2, size=w.n)
-    subject = w.pick_in(ph.event_subjects, kind)
-    event = w.pick_in([turns for per_kind in ph.events for turns in per_kind], 2 * kind + bad_turn)
+    subject = w.pick_in(w.ph.event_subjects, kind)
+    event = w.pick_in(
+        [turns for per_kind in w.ph.events for turns in per_kind], 2 * kind + bad_turn
+    )
     # Always a time at the end: the word before a connector or a full stop says no polarity.
-    return join([subject, event, w.pick(ph.tails)])
+    return join([subject, event, w.pick(w.ph.tails)])
 
 
 def _events(w: Writer, bad: np.ndarray) -> pa.Array:
     """'<event>, then <event>': one good turn and one bad; the later one sets the tone."""
-    first = join([w.maybe(ph.openers, 0.25), _event(w, ~bad)])
-    head = pc.binary_join_element_wise(first, w.pick(ph.connectors), "")
+    first = join([w.maybe(w.ph.openers, 0.25), _event(w, ~bad)])
+    head = pc.binary_join_element_wise(first, w.pick(w.ph.connectors), "")
     return sentence([head, _event(w, bad)])
 
 
@@ -194,8 +201,8 @@ def clause(w: Writer, bad: np.ndarray) -> pa.Array:
 
 
 def _order_refs(w: Writer, order_no: np.ndarray) -> pa.Array:
-    ref = pa.array(w.rng.integers(len(ph.order_refs), size=w.n))
-    prefix, suffix = (pa.array([r[k] for r in ph.order_refs]).take(ref) for k in (0, 1))
+    ref = pa.array(w.rng.integers(len(w.ph.order_refs), size=w.n))
+    prefix, suffix = (pa.array([r[k] for r in w.ph.order_refs]).take(ref) for k in (0, 1))
     number = pc.cast(pa.array(order_no), pa.string())
     return pc.if_else(
         pa.array(w.chance(0.3)), pc.binary_join_element_wise(prefix, number, suffix, ""), NULL
@@ -204,10 +211,10 @@ def _order_refs(w: Writer, order_no: np.ndarray) -> pa.Array:
 
 def _request(w: Writer, p_bad: np.ndarray) -> pa.Array:
     """A request in a third of the tickets, demanding ones leaning bad: a weak keyword cue."""
-    calm = len(ph.requests) // 2  # the first half is calm, the second demanding
+    calm = len(w.ph.requests) // 2  # the first half is calm, the second demanding
     demanding = w.chance(0.3 + 0.4 * p_bad)
     choice = w.rng.integers(calm, size=w.n) + calm * demanding
-    return w.pick(ph.requests, choice, keep=w.chance(0.35))
+    return w.pick(w.ph.requests, choice, keep=w.chance(0.35))
 
 
 def make_texts(
@@ -224,15 +231,15 @@ def make_texts(
         sub = Writer(rng, len(rows), typo_rate)
         clauses.append(scatter(clause(sub, sub.chance(p_bad[rows])), rows, n))
     n_details = np.where(w.chance(0.08), rng.integers(3, 7, n), rng.integers(0, 2, n))
-    start = rng.integers(len(ph.details), size=n)  # consecutive details: no repeats
+    start = rng.integers(len(w.ph.details), size=n)  # consecutive details: no repeats
     details = [
-        w.pick(ph.details, (start + i) % len(ph.details), keep=n_details > i) for i in range(6)
+        w.pick(w.ph.details, (start + i) % len(w.ph.details), keep=n_details > i) for i in range(6)
     ]
     context_first = pa.array(w.chance(0.3))
-    context = w.maybe(ph.context, 0.45)
+    context = w.maybe(w.ph.context, 0.45)
     text = join(
         [
-            w.maybe(ph.greetings, 0.5),
+            w.maybe(w.ph.greetings, 0.5),
             _order_refs(w, order_no),
             pc.if_else(context_first, context, NULL),
             clauses[0],  # early, so that a 32-token encoder still reads one clause
@@ -240,8 +247,8 @@ def make_texts(
             *clauses[1:],
             _request(w, p_bad),
             *details,
-            w.maybe(ph.closers, 0.4),
-            w.maybe(ph.sign_offs, 0.4),
+            w.maybe(w.ph.closers, 0.4),
+            w.maybe(w.ph.sign_offs, 0.4),
         ]
     )
     casual = pa.array(w.chance(0.15))  # some people never press shift

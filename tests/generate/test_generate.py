@@ -17,7 +17,9 @@ from threadpoolctl import threadpool_limits
 from pipeline.common.errors import PipelineError
 from pipeline.generate import core
 from pipeline.generate.core import GenerateConfig, demo_selected, generate, main, make_part
-from pipeline.generate.text import ph
+from pipeline.generate.text import phrases
+
+PH = phrases()
 
 SCHEMA = {
     "ticket_id": pl.Int64,
@@ -96,14 +98,14 @@ def _words(value: object) -> set[str]:
 
 
 def _misspelt(texts: list[str]) -> set[str]:
-    known = _words(list(vars(ph).values()))
+    known = _words(list(vars(PH).values()))
     return {w for w in _words(texts) - known if w.isalpha()}
 
 
 def test_texts_look_like_tickets(binary: pl.DataFrame) -> None:
     texts = binary["message"].drop_nulls().filter(binary["message"].drop_nulls() != "")
     sample = texts.head(3_000).to_list()
-    greeted = sum(t.lower().startswith(tuple(g.lower() for g in ph.greetings)) for t in sample)
+    greeted = sum(t.lower().startswith(tuple(g.lower() for g in PH.greetings)) for t in sample)
     assert 0.4 < greeted / len(sample) < 0.6
     assert 0.25 < sum(any(c.isdigit() for c in t) for t in sample) / len(sample) < 0.35  # order no.
     assert 0.1 < sum(t == t.lower() for t in sample) / len(sample) < 0.25  # never pressed shift

@@ -11,9 +11,11 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from pipeline.generate.text import Writer, clause, ph
+from pipeline.generate.text import Writer, clause, phrases
 
-COUNTERFACTUAL = re.compile("|".join(ph.could[0] + ph.could[1]))
+PH = phrases()
+
+COUNTERFACTUAL = re.compile("|".join(PH.could[0] + PH.could[1]))
 NEGATOR = re.compile(r"\b(not|never|hardly|far from|by no means|anything but|cannot)\b|n't\b")
 
 
@@ -40,7 +42,7 @@ def test_opinion_words_appear_in_both_tones_and_negation_flips_them(
     clauses: tuple[list[str], np.ndarray],
 ) -> None:
     texts, bad = clauses
-    adjectives = [*ph.adjectives, ph.generic_adjectives, ph.feelings]
+    adjectives = [*PH.adjectives, PH.generic_adjectives, PH.feelings]
     for tone in (0, 1):
         pattern = _words([kind[tone] for kind in adjectives])
         # "could have been more helpful" (a complaint) is the counterfactual frame: left out.
@@ -56,9 +58,9 @@ def test_opinion_words_appear_in_both_tones_and_negation_flips_them(
 
 def test_could_have_been_better_is_a_complaint(clauses: tuple[list[str], np.ndarray]) -> None:
     texts, bad = clauses
-    better = _words([ph.comparatives[0]])
-    plain = re.compile(r"\b(" + "|".join(ph.could[0]) + r")\b")
-    negated = re.compile(r"\b(" + "|".join(ph.could[1]) + r")\b")
+    better = _words([PH.comparatives[0]])
+    plain = re.compile(r"\b(" + "|".join(PH.could[0]) + r")\b")
+    negated = re.compile(r"\b(" + "|".join(PH.could[1]) + r")\b")
     for could, tone in ((plain, 1), (negated, 0)):
         chosen = [could.search(t) is not None and better.search(t) is not None for t in texts]
         share, count = _bad_share(texts, bad, chosen)
@@ -68,7 +70,7 @@ def test_could_have_been_better_is_a_complaint(clauses: tuple[list[str], np.ndar
 def test_what_happened_last_sets_the_tone(clauses: tuple[list[str], np.ndarray]) -> None:
     texts, bad = clauses
     patterns = [
-        re.compile(r"\b(" + "|".join(e for kind in ph.events for e in kind[tone]) + r")\b")
+        re.compile(r"\b(" + "|".join(e for kind in PH.events for e in kind[tone]) + r")\b")
         for tone in (0, 1)
     ]
 
