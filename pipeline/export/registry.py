@@ -8,6 +8,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +38,12 @@ class Registry:
         # The fluent search pages through every model, in the store `start_run` set.
         held = [m.name for m in mlflow.search_registered_models() if ALIAS in (m.aliases or {})]
         versions = [self.client.get_model_version_by_alias(n, ALIAS) for n in held]
+        run = self.client.get_run  # a version registered by hand may name no run
         return [
-            v for v in versions if v.run_id and self._experiment_of(v.run_id) == self.experiment_id
+            v
+            for v in versions
+            if v.run_id and run(v.run_id).info.experiment_id == self.experiment_id
         ]
-
-    def _experiment_of(self, run_id: str) -> str:
-        return str(self.client.get_run(run_id).info.experiment_id)
 
     def fetch(self, version: Any, dst: Path) -> Path:
         """A folder holding the version's source (the logged graph), with the card and any file
@@ -52,23 +53,18 @@ class Registry:
         # MLflow draws a progress bar per download, noise in DVC's and CI's logs.
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-        def download(into: Path, **where: Any) -> Path:
-            got = mlflow.artifacts.download_artifacts(
-                **where, dst_path=str(into), tracking_uri=self.uri
-            )
-            return Path(got)
+        download = partial(mlflow.artifacts.download_artifacts, tracking_uri=self.uri)
 
         def complete(relative: str) -> None:
             if not (folder / relative).is_file():
-                download(folder, run_id=version.run_id, artifact_path=relative)
+                download(run_id=version.run_id, artifact_path=relative, dst_path=str(folder))
 
-        folder = download(dst, artifact_uri=version.source)
+        folder = Path(download(artifact_uri=version.source, dst_path=str(dst)))
         complete(CARD_FILE)
         entry = read_file(folder / CARD_FILE, ModelCard).entry
-        for relative in (
-            [entry.file, *([entry.tokenizer.file] if entry.tokenizer else [])] if entry else []
-        ):
-            complete(relative)
+        if entry is not None:
+            for relative in [entry.file, *([entry.tokenizer.file] if entry.tokenizer else [])]:
+                complete(relative)
         return folder
 
     def move_alias(self, entry: ModelEntry, holders: list[Any]) -> None:
