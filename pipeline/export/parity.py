@@ -29,8 +29,7 @@ def columns(model: LoadedModel, profile: Profile) -> list[str]:
 def output_of(
     model: LoadedModel, records: Sequence[Mapping[str, Any]], profile: Profile
 ) -> np.ndarray:
-    """The outputs for raw records through the serving code, as [N, k]: probabilities, or the
-    value followed by the interval's bounds."""
+    """Outputs for raw records through the serving code: probabilities, or value (+ bounds)."""
     out = model.run(prepare_records(records, profile.features))
     if profile.is_classification:
         return out["probabilities"]
@@ -59,8 +58,7 @@ def reference_check(
     profile: Profile,
     tol: float,
 ) -> ParityCheck:
-    """The test split's records against the stage's `predictions_test.parquet`, by the model
-    stages' own comparison (labels may differ only on ties)."""
+    """The test split's records against the stage's `predictions_test.parquet`."""
     got = model.run(prepare_records(records, profile.features))
     want = reference[columns(model, profile)].to_numpy(np.float64)
     split = Split("test", {}, np.zeros(len(want)), reference.index.to_numpy())

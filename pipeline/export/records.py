@@ -22,8 +22,7 @@ EDGE_BASE_ROWS = 3  # test rows each edge is applied to
 def input_schema(
     profile: Profile, category_max_length: int, text_max_length: int
 ) -> list[FieldSchema]:
-    """One field per raw input: type, nullable when the ETL saw a null, bounds, categories seen,
-    length limits and the declared datetime format."""
+    """One field per raw input: type, nullable (the ETL saw a null), bounds, categories, limits."""
     spec = profile.features
     fields = []
     for name in spec.raw_inputs:

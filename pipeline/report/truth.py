@@ -1,6 +1,5 @@
-"""The base rate, scored by `pipeline.common.metrics` like every model, and bootstrap intervals
-of the headline test metric, recomputed per resample by NumPy versions of the same formulas
-(fast enough for 1,000 resamples; a test checks that they agree)."""
+"""The base rate, scored like every model, and bootstrap intervals of the headline test metric by
+NumPy versions of `pipeline.common.metrics` (fast enough for 1,000 resamples; tested equal)."""
 
 from __future__ import annotations
 
@@ -137,8 +136,7 @@ class Interval:
 def bootstrap(
     statistics: dict[str, Statistic], n_rows: int, resamples: int, seed: int
 ) -> dict[str, Interval | None]:
-    """95% percentile intervals, the same resampled rows for every statistic (paired); None
-    when fewer than half of the resamples give a value (e.g. a single class)."""
+    """Paired 95% percentile intervals; None when under half the resamples give a value."""
     out: dict[str, Interval | None] = {}
     for name, stat in statistics.items():
         rng = np.random.default_rng(seed)  # the same resamples for every statistic: paired
@@ -153,8 +151,7 @@ def bootstrap(
 def standings(
     points: dict[str, float], intervals: dict[str, Interval | None], metric: str
 ) -> dict[str, str]:
-    """Per model: "best", "within noise of the best" (its interval overlaps the best's, so the
-    two are not ranked) or "below the best"."""
+    """Per model: best, within noise of the best (overlapping intervals) or below the best."""
     if not points:
         return {}
     best = max(points, key=lambda n: metrics.improvement(metric, points[n], 0.0))
