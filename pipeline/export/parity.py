@@ -61,7 +61,7 @@ def reference_check(
     """The test split's records against the stage's `predictions_test.parquet`."""
     got = model.run(prepare_records(records, profile.features))
     want = reference[columns(model, profile)].to_numpy(np.float64)
-    split = Split("test", {}, np.zeros(len(want)), reference.index.to_numpy())
+    split = Split("test", {}, np.zeros(len(want)), reference.index.to_numpy())  # y: unused
     if profile.is_classification:
         native = Predictions(split, split.y, proba=want)
     else:

@@ -15,7 +15,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from pipeline.common.paths import CARD_FILE
-from pipeline.common.tracking import start_run
+from pipeline.common.tracking import Run, start_run
 from serving.schemas import ModelCard, ModelEntry, Promotion, read_file
 
 ALIAS = "champion"
@@ -26,9 +26,7 @@ class Registry:
     """The MLflow registry as the gate uses it, and the `export` run that records the decision."""
 
     client: Any
-    uri: str
-    run_id: str
-    experiment_id: str
+    run: Run
 
     def holders(self) -> list[Any]:
         """The versions holding `champion` that were trained in this project's experiment (one,
@@ -38,11 +36,11 @@ class Registry:
         # The fluent search pages through every model, in the store `start_run` set.
         held = [m.name for m in mlflow.search_registered_models() if ALIAS in (m.aliases or {})]
         versions = [self.client.get_model_version_by_alias(n, ALIAS) for n in held]
-        run = self.client.get_run  # a version registered by hand may name no run
+        mine = self.run.experiment_id
         return [
             v
-            for v in versions
-            if v.run_id and run(v.run_id).info.experiment_id == self.experiment_id
+            for v in versions  # a version registered by hand may name no run
+            if v.run_id and self.client.get_run(v.run_id).info.experiment_id == mine
         ]
 
     def fetch(self, version: Any, dst: Path) -> Path:
@@ -53,7 +51,7 @@ class Registry:
         # MLflow draws a progress bar per download, noise in DVC's and CI's logs.
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-        download = partial(mlflow.artifacts.download_artifacts, tracking_uri=self.uri)
+        download = partial(mlflow.artifacts.download_artifacts, tracking_uri=self.run.tracking_uri)
 
         def complete(relative: str) -> None:
             if not (folder / relative).is_file():
@@ -88,7 +86,7 @@ class Registry:
             "incumbent_score": score,
         }
         for key, value in tags.items():
-            self.client.set_tag(self.run_id, f"export.{key}", str(value))
+            self.client.set_tag(self.run.run_id, f"export.{key}", str(value))
 
 
 @contextmanager
@@ -100,5 +98,4 @@ def open_registry(cfg: DictConfig, inputs: list[Path]) -> Iterator[Registry | No
         else:
             from mlflow import MlflowClient
 
-            client = MlflowClient(run.tracking_uri)
-            yield Registry(client, run.tracking_uri, run.run_id, run.experiment_id)
+            yield Registry(MlflowClient(run.tracking_uri), run)

@@ -152,8 +152,6 @@ def standings(
     points: dict[str, float], intervals: dict[str, Interval | None], metric: str
 ) -> dict[str, str]:
     """Per model: best, within noise of the best (overlapping intervals) or below the best."""
-    if not points:
-        return {}
     best = max(points, key=lambda n: metrics.improvement(metric, points[n], 0.0))
     top = intervals.get(best)
     out = {}
