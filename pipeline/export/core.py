@@ -86,8 +86,7 @@ def read_cards(names: list[str], trained_dir: Path, profile: Profile) -> dict[st
 
 
 def copy_model(name: str, source: Path, out: Path, entry: ModelEntry) -> LoadedModel:
-    """Copy the graph (and tokenizer) to `out/<name>/`, checked against the card, and load it
-    from there as the server does."""
+    """Copy the graph (and tokenizer), checked against the card, to `out/<name>/` and load it."""
     update: dict[str, object] = {"file": f"{name}/{entry.file}"}
     files = [(entry.file, entry.sha256)]
     if entry.tokenizer is not None:

@@ -202,8 +202,7 @@ def decide_promotion(
 def served(
     promoted: bool, candidate: str, incumbent: Incumbent | None, exported: dict[str, ModelEntry]
 ) -> tuple[str, str]:
-    """The model served by default (the kept incumbent when this run exports that very version,
-    else the candidate) and a note when that choice needs saying."""
+    """The model served by default (the kept incumbent if exported, else the candidate) and why."""
     if promoted or incumbent is None:
         return candidate, ""
     name = _exported_as(incumbent.name, incumbent.version, exported)

@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline.common.decision import labels, positive_index
+from pipeline.common.data import Predictions, Split
 from pipeline.common.errors import PipelineError
+from pipeline.common.parity import compare
 from serving.features import prepare_records
 from serving.runtime import LoadedModel
 from serving.schemas import ParityCheck, ParityReport, Profile
@@ -28,8 +29,7 @@ def columns(model: LoadedModel, profile: Profile) -> list[str]:
 def output_of(
     model: LoadedModel, records: Sequence[Mapping[str, Any]], profile: Profile
 ) -> np.ndarray:
-    """The outputs for raw records through the serving code, as [N, k]: probabilities, or the
-    value followed by the interval's bounds."""
+    """Outputs for raw records through the serving code: probabilities, or value (+ bounds)."""
     out = model.run(prepare_records(records, profile.features))
     if profile.is_classification:
         return out["probabilities"]
@@ -41,7 +41,6 @@ def read_reference(
 ) -> pd.DataFrame:
     """The stage's test predictions in the order of `ids` (missing rows become NaN: a failure)."""
     needed = [profile.id, *columns(model, profile)]
-    needed += ["label"] if profile.is_classification else []
     frame = pd.read_parquet(path) if path.is_file() else None
     if frame is None or any(c not in frame for c in needed):
         raise PipelineError(
@@ -60,53 +59,24 @@ def reference_check(
     tol: float,
 ) -> ParityCheck:
     """The test split's records against the stage's `predictions_test.parquet`."""
-    got = output_of(model, records, profile)
-    expected = reference[columns(model, profile)].to_numpy(np.float64)
-    diff = _max_diff(got, expected, relative=not profile.is_classification)
-    mismatches = 0
+    got = model.run(prepare_records(records, profile.features))
+    want = reference[columns(model, profile)].to_numpy(np.float64)
+    split = Split("test", {}, np.zeros(len(want)), reference.index.to_numpy())  # y: unused
     if profile.is_classification:
-        mismatches = _label_mismatches(got, expected, reference["label"], model, profile, tol)
-    return ParityCheck(
-        model=model.name,
-        name="test split",
-        rows=len(records),
-        max_abs_diff=diff,
-        tolerance=tol,
-        label_mismatches=mismatches,
-        passed=diff <= tol and mismatches == 0,
-    )
+        native = Predictions(split, split.y, proba=want)
+    else:
+        interval = want[:, 1:] if want.shape[1] > 1 else None
+        native = Predictions(split, split.y, values=want[:, 0], interval=interval)
+    return compare(model.name, "test split", got, native, model.entry.decision, profile, tol)
 
 
 def _max_diff(got: np.ndarray, expected: np.ndarray, relative: bool) -> float:
-    """Largest |got - expected|, relative to max(1, |expected|) when `relative`; a missing
-    reference row or a NaN counts as infinite."""
+    """Largest |got - expected|, relative to max(1, |expected|) when `relative`; a NaN counts as
+    infinite (an edge record must get a finite answer)."""
     if got.shape != expected.shape or not (np.isfinite(got).all() and np.isfinite(expected).all()):
         return float("inf")
     scale = np.maximum(1.0, np.abs(expected)) if relative else 1.0
     return float(np.max(np.abs(got - expected) / scale, initial=0.0))
-
-
-def _label_mismatches(
-    got: np.ndarray,
-    expected: np.ndarray,
-    ref_labels: pd.Series,
-    model: LoadedModel,
-    profile: Profile,
-    tol: float,
-) -> int:
-    """Labels that differ where the reference is not within `tol` of a tie (the threshold, or
-    the top two classes)."""
-    decision = model.entry.decision
-    assert decision is not None  # every classification card has one
-    served = np.asarray(profile.labels, dtype=object)[labels(got, decision, profile)]
-    if decision.kind == "threshold":
-        assert decision.threshold is not None
-        margin = np.abs(expected[:, positive_index(profile)] - decision.threshold)
-    else:
-        weighted = np.sort(expected * np.asarray(decision.class_weights or 1.0), axis=1)
-        margin = weighted[:, -1] - weighted[:, -2]
-    differ = served != ref_labels.to_numpy(dtype=object)
-    return int(np.count_nonzero(differ & (margin > tol)))
 
 
 def edge_check(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,18 +13,16 @@ import polars as pl
 
 from pipeline.common.data import LABEL, raw_columns, split_path
 from pipeline.common.errors import PipelineError
+from pipeline.common.parity import EDGE_TEXTS, UNSEEN
 from serving.schemas import FieldSchema, Profile
 
-# Categories no training row had: plain, other scripts, and a casing/spacing variant.
-UNSEEN_CATEGORIES = ("__unseen__", "Ünseen  Ω 未见", "NEVER SEEN")
 EDGE_BASE_ROWS = 3  # test rows each edge is applied to
 
 
 def input_schema(
     profile: Profile, category_max_length: int, text_max_length: int
 ) -> list[FieldSchema]:
-    """One field per raw input: type, nullable when the ETL saw a null, bounds, categories seen,
-    length limits and the declared datetime format."""
+    """One field per raw input: type, nullable (the ETL saw a null), bounds, categories, limits."""
     spec = profile.features
     fields = []
     for name in spec.raw_inputs:
@@ -106,11 +105,9 @@ def edge_records(
     nulls wherever nullable, unseen categories, odd texts, extreme numbers within bounds."""
     bases = base[:EDGE_BASE_ROWS]
     nullable = [f.name for f in schema if f.nullable]
-    changes: dict[str, list[tuple[str, list[Any]]]] = {  # group → (field, values in turn)
+    changes: dict[str, list[tuple[str, Sequence[Any]]]] = {  # group → (field, values in turn)
         "edge: nulls": [(n, [None]) for n in nullable],
-        "edge: unseen categories": [
-            (f.name, list(UNSEEN_CATEGORIES)) for f in schema if f.type == "category"
-        ],
+        "edge: unseen categories": [(f.name, UNSEEN) for f in schema if f.type == "category"],
         "edge: texts": [(f.name, odd_texts(f.max_length)) for f in schema if f.type == "text"],
         "edge: extreme numbers": [
             (f.name, extreme_numbers(f, profile)) for f in schema if f.type == "number"
@@ -127,16 +124,9 @@ def edge_records(
 
 
 def odd_texts(max_length: int | None) -> list[str]:
-    """Empty, blank, mixed-script with emoji and combining marks, and as long as allowed."""
-    words = "Refund broken GREAT café naïve 123 ok! "
-    longest = max_length or 5000
-    return [
-        "",
-        "   \t\n ",
-        "?!…",
-        "ÉCOLE Straße ĳssel e\u0301 déjà-vu «quoted» 日本語 русский العربية 🙂👍🏽 \u200b",
-        (words * (longest // len(words) + 1))[:longest],
-    ]
+    """The model stages' edge texts and one as long as allowed, each cut to `max_length`."""
+    longest, words = max_length or 5000, "Refund broken GREAT café naïve 123 ok! "
+    return [t[:longest] for t in (*EDGE_TEXTS, words * (longest // len(words) + 1))]
 
 
 def extreme_numbers(field: FieldSchema, profile: Profile) -> list[float]:

@@ -8,13 +8,14 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
 
 from pipeline.common.paths import CARD_FILE
-from pipeline.common.tracking import start_run
+from pipeline.common.tracking import Run, start_run
 from serving.schemas import ModelCard, ModelEntry, Promotion, read_file
 
 ALIAS = "champion"
@@ -25,9 +26,7 @@ class Registry:
     """The MLflow registry as the gate uses it, and the `export` run that records the decision."""
 
     client: Any
-    uri: str
-    run_id: str
-    experiment_id: str
+    run: Run
 
     def holders(self) -> list[Any]:
         """The versions holding `champion` that were trained in this project's experiment (one,
@@ -37,12 +36,12 @@ class Registry:
         # The fluent search pages through every model, in the store `start_run` set.
         held = [m.name for m in mlflow.search_registered_models() if ALIAS in (m.aliases or {})]
         versions = [self.client.get_model_version_by_alias(n, ALIAS) for n in held]
+        mine = self.run.experiment_id
         return [
-            v for v in versions if v.run_id and self._experiment_of(v.run_id) == self.experiment_id
+            v
+            for v in versions  # a version registered by hand may name no run
+            if v.run_id and self.client.get_run(v.run_id).info.experiment_id == mine
         ]
-
-    def _experiment_of(self, run_id: str) -> str:
-        return str(self.client.get_run(run_id).info.experiment_id)
 
     def fetch(self, version: Any, dst: Path) -> Path:
         """A folder holding the version's source (the logged graph), with the card and any file
@@ -52,23 +51,18 @@ class Registry:
         # MLflow draws a progress bar per download, noise in DVC's and CI's logs.
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-        def download(into: Path, **where: Any) -> Path:
-            got = mlflow.artifacts.download_artifacts(
-                **where, dst_path=str(into), tracking_uri=self.uri
-            )
-            return Path(got)
+        download = partial(mlflow.artifacts.download_artifacts, tracking_uri=self.run.tracking_uri)
 
         def complete(relative: str) -> None:
             if not (folder / relative).is_file():
-                download(folder, run_id=version.run_id, artifact_path=relative)
+                download(run_id=version.run_id, artifact_path=relative, dst_path=str(folder))
 
-        folder = download(dst, artifact_uri=version.source)
+        folder = Path(download(artifact_uri=version.source, dst_path=str(dst)))
         complete(CARD_FILE)
         entry = read_file(folder / CARD_FILE, ModelCard).entry
-        for relative in (
-            [entry.file, *([entry.tokenizer.file] if entry.tokenizer else [])] if entry else []
-        ):
-            complete(relative)
+        if entry is not None:
+            for relative in [entry.file, *([entry.tokenizer.file] if entry.tokenizer else [])]:
+                complete(relative)
         return folder
 
     def move_alias(self, entry: ModelEntry, holders: list[Any]) -> None:
@@ -92,7 +86,7 @@ class Registry:
             "incumbent_score": score,
         }
         for key, value in tags.items():
-            self.client.set_tag(self.run_id, f"export.{key}", str(value))
+            self.client.set_tag(self.run.run_id, f"export.{key}", str(value))
 
 
 @contextmanager
@@ -104,5 +98,4 @@ def open_registry(cfg: DictConfig, inputs: list[Path]) -> Iterator[Registry | No
         else:
             from mlflow import MlflowClient
 
-            client = MlflowClient(run.tracking_uri)
-            yield Registry(client, run.tracking_uri, run.run_id, run.experiment_id)
+            yield Registry(MlflowClient(run.tracking_uri), run)

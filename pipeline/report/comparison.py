@@ -1,5 +1,4 @@
-"""The comparison at the top of the report: the served model, the champion gate, every model
-beside the base rate with intervals on the headline metric, and each model stage's plots."""
+"""The report's top: the served model, the champion gate, the models beside the base rate, plots."""
 
 from __future__ import annotations
 
@@ -78,8 +77,7 @@ def interval_text(interval: Interval | None) -> str:
 
 
 def models_section(data: ReportData) -> str:
-    """The base rate beside every model: test metrics, the headline metric's interval and
-    whether the model can be told apart from the best."""
+    """The base rate and every model: test metrics, the headline metric's interval, standing."""
     profile, a = data.profile, data.assessment
     if profile is None:
         return note("No data profile (data/processed/profile.json): run the ETL first.")

@@ -9,10 +9,11 @@ from typing import TypeVar
 import numpy as np
 import pandas as pd
 
-from pipeline.common.data import PROCESSED_DIR, PROFILE_FILE, read_stage_file
+from pipeline.common.data import PROCESSED_DIR, PROFILE_FILE, Predictions, read_stage_file
 from pipeline.common.errors import PipelineError
+from pipeline.common.metrics import evaluate
 from pipeline.common.paths import CARD_FILE
-from pipeline.report.truth import Interval, Outputs, base_rate, bootstrap, standings, statistic
+from pipeline.report import truth
 from serving.schemas import CONTRACT_FILE, Contract, ModelCard, ParityReport, Profile, Typed
 
 BASE = "base rate"
@@ -27,7 +28,7 @@ class ModelResult:
 
     name: str
     card: ModelCard | None
-    test: Outputs | None
+    test: Predictions | None
     plots: list[tuple[str, bytes]]
 
     @property
@@ -42,7 +43,7 @@ class Assessment:
     metric: str
     base: dict[str, float]  # the base rate's test metrics
     base_what: str  # what the base rate predicts, in words
-    intervals: dict[str, Interval | None]
+    intervals: dict[str, truth.Interval | None]
     standing: dict[str, str]
 
 
@@ -90,7 +91,7 @@ def load(root: Path, names: list[str]) -> ReportData:
             path = folder / "predictions_test.parquet"
             if not path.is_file():
                 raise PipelineError("not found", where=str(path), fix=f"re-run dvc repro {name}")
-            test = Outputs.read(pd.read_parquet(path), profile)
+            test = truth.read_predictions(pd.read_parquet(path), profile)
         models.append(ModelResult(name, card, test, _plots(root / "plots" / name)))
     export = root / "models" / "export"
     return ReportData(
@@ -109,13 +110,13 @@ def assess(data: ReportData, resamples: int, seed: int) -> Assessment | None:
         return None
     default = "roc_auc" if profile.is_classification else "rmse"
     metric = data.contract.champion_metric.split(".", 1)[1] if data.contract else default
-    y = next(iter(tested.values())).y
-    base, what = base_rate(y, profile)
-    stats = {name: statistic(metric, out, profile) for name, out in tested.items()}
-    stats[BASE] = statistic(metric, base, profile)
-    intervals = bootstrap(stats, len(y), resamples, seed)
-    everything = np.arange(len(y))
+    first = next(iter(tested.values()))
+    base, what = truth.base_rate(first, profile)
+    stats = {name: truth.statistic(metric, out, profile) for name, out in tested.items()}
+    stats[BASE] = truth.statistic(metric, base, profile)
+    intervals = truth.bootstrap(stats, len(first.y_true), resamples, seed)
+    everything = np.arange(len(first.y_true))
     points = {name: stat(everything) for name, stat in stats.items() if name != BASE}
     return Assessment(
-        metric, base.scores(profile), what, intervals, standings(points, intervals, metric)
+        metric, evaluate(base, profile), what, intervals, truth.standings(points, intervals, metric)
     )

@@ -137,18 +137,14 @@ def export_section(data: ReportData) -> str:
     parts += ["<h3>Input schema</h3>", table([*headers, "datetime format"], schema, "schema-table")]
     parts.append("<h3>Serving parity</h3>")
     if data.parity is None:
-        parts.append(note("no parity report (models/export/parity.json)"))
-    else:
-        checks = [
-            [c.model, c.name, c.rows, c.max_abs_diff, c.tolerance, c.label_mismatches, c.passed]
-            for c in data.parity.checks
-        ]
-        headers = ["model", "check", "rows", "max |Δ|", "tolerance", "labels differing", "passed"]
-        intro = note(
-            "The exported files, run by the server's own code on test records as callers "
-            "send them and on edge records."
-        )
-        parts.append(intro + table(headers, checks, "parity-table"))
+        return "".join(parts) + note("no parity report (models/export/parity.json)")
+    checks = [
+        [c.model, c.name, c.rows, c.max_abs_diff, c.tolerance, c.label_mismatches, c.passed]
+        for c in data.parity.checks
+    ]
+    headers = ["model", "check", "rows", "max |Δ|", "tolerance", "labels differing", "passed"]
+    intro = "The exported files, run by the server's own code on test records as callers send them"
+    parts += [note(f"{intro} and on edge records."), table(headers, checks, "parity-table")]
     return "".join(parts)
 
 

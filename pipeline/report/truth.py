@@ -1,6 +1,5 @@
-"""The base rate, scored by `pipeline.common.metrics` like every model, and bootstrap intervals
-of the headline test metric, recomputed per resample by NumPy versions of the same formulas
-(fast enough for 1,000 resamples; a test checks that they agree)."""
+"""The base rate, scored like every model, and bootstrap intervals of the headline test metric by
+NumPy versions of `pipeline.common.metrics` (fast enough for 1,000 resamples; tested equal)."""
 
 from __future__ import annotations
 
@@ -11,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.common import metrics
+from pipeline.common.data import Predictions, Split
 from pipeline.common.decision import positive_index
 from serving.schemas import Profile
 
@@ -20,53 +20,35 @@ BEST, ONLY, TIED, BELOW = "best", "only model", "within noise of the best", "bel
 NO_INTERVAL = "not ranked (no interval)"
 
 
-@dataclass(frozen=True)
-class Outputs:
-    """One model's (or the base rate's) test predictions as arrays."""
-
-    y: np.ndarray  # class index, or the target in its own units
-    proba: np.ndarray | None = None  # [N, C]
-    labels: np.ndarray | None = None  # class index per row, from the model's decision
-    values: np.ndarray | None = None  # [N]
-
-    @classmethod
-    def read(cls, frame: pd.DataFrame, profile: Profile) -> Outputs:
-        """From `predictions_test.parquet`."""
-        if not profile.is_classification:
-            return cls(
-                frame["y_true"].to_numpy(np.float64), values=frame["value"].to_numpy(np.float64)
-            )
-        proba = frame[[f"proba_{k}" for k in range(profile.n_classes)]].to_numpy(np.float64)
-        index = {label: k for k, label in enumerate(profile.labels)}
-        labels = frame["label"].map(index).to_numpy(np.int64)
-        return cls(frame["y_true"].to_numpy(np.int64), proba, labels)
-
-    def scores(self, profile: Profile) -> dict[str, float]:
-        """Every metric of the task, as the model stages compute them."""
-        if self.values is not None:
-            return metrics.regression(self.y, self.values, None)
-        assert self.proba is not None and self.labels is not None
-        return metrics.classification(self.y, self.proba, self.labels, profile)
+def read_predictions(frame: pd.DataFrame, profile: Profile) -> Predictions:
+    """A model stage's `predictions_test.parquet` (`Predictions.frame`) read back."""
+    split = Split("test", {}, frame["y_true"].to_numpy(), frame[profile.id].to_numpy())
+    if not profile.is_classification:
+        y, values = split.y.astype(np.float64), frame["value"].to_numpy(np.float64)
+        return Predictions(split, y, values=values)
+    proba = frame[[f"proba_{k}" for k in range(profile.n_classes)]].to_numpy(np.float64)
+    labels = frame["label"].map({label: k for k, label in enumerate(profile.labels)})
+    return Predictions(split, split.y.astype(np.int64), proba, labels.to_numpy(np.int64))
 
 
-def base_rate(y_test: np.ndarray, profile: Profile) -> tuple[Outputs, str]:
-    """The base rate's predictions on the test split, and what it predicts, in words."""
-    n = len(y_test)
+def base_rate(test: Predictions, profile: Profile) -> tuple[Predictions, str]:
+    """The base rate's predictions on a model's test rows, and what it predicts, in words."""
+    n, y = len(test.y_true), test.y_true
     if not profile.is_classification:
         mean = profile.target_stats["train"].mean
-        return Outputs(y_test, values=np.full(n, mean)), f"the training mean, {mean:.4g}"
+        return Predictions(test.split, y, values=np.full(n, mean)), f"the training mean, {mean:.4g}"
     counts = profile.label_distribution["train"]
     prior = np.array([counts.get(label, 0) for label in profile.labels], dtype=np.float64)
     prior /= prior.sum()
     majority = int(prior.argmax())
-    outputs = Outputs(y_test, np.tile(prior, (n, 1)), np.full(n, majority, dtype=np.int64))
+    outputs = Predictions(test.split, y, np.tile(prior, (n, 1)), np.full(n, majority, np.int64))
     shares = ", ".join(f"{label} {p:.1%}" for label, p in zip(profile.labels, prior, strict=True))
     return outputs, f"the training prior ({shares}); labels: always {profile.labels[majority]}"
 
 
-def statistic(metric: str, out: Outputs, profile: Profile) -> Statistic:
+def statistic(metric: str, out: Predictions, profile: Profile) -> Statistic:
     """`metric` on a resample of the rows, by the formulas of `pipeline.common.metrics`."""
-    y = out.y
+    y = out.y_true
     if out.values is not None:
         error = out.values - y
         regression: dict[str, Statistic] = {
@@ -154,8 +136,7 @@ class Interval:
 def bootstrap(
     statistics: dict[str, Statistic], n_rows: int, resamples: int, seed: int
 ) -> dict[str, Interval | None]:
-    """95% percentile intervals, the same resampled rows for every statistic (paired); None
-    when fewer than half of the resamples give a value (e.g. a single class)."""
+    """Paired 95% percentile intervals; None when under half the resamples give a value."""
     out: dict[str, Interval | None] = {}
     for name, stat in statistics.items():
         rng = np.random.default_rng(seed)  # the same resamples for every statistic: paired
@@ -170,10 +151,7 @@ def bootstrap(
 def standings(
     points: dict[str, float], intervals: dict[str, Interval | None], metric: str
 ) -> dict[str, str]:
-    """Per model: "best", "within noise of the best" (its interval overlaps the best's, so the
-    two are not ranked) or "below the best"."""
-    if not points:
-        return {}
+    """Per model: best, within noise of the best (overlapping intervals) or below the best."""
     best = max(points, key=lambda n: metrics.improvement(metric, points[n], 0.0))
     top = intervals.get(best)
     out = {}

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.common.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS
-from pipeline.report.truth import Interval, Outputs, bootstrap, standings, statistic
+from pipeline.common.data import Predictions, Split
+from pipeline.common.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS, evaluate
+from pipeline.report.truth import Interval, bootstrap, standings, statistic
 from serving.schemas import FeatureSpec, Profile, SplitSettings
 
 
@@ -16,6 +17,11 @@ def profile(task: str, labels: list[str], positive: str | None = None) -> Profil
         positive=positive, features=FeatureSpec(), rows_in=1, rows={},
         split=SplitSettings(method="hash", train=0.6, val=0.2, test=0.2), seed=0,
     )  # fmt: skip
+
+
+def outputs(y: np.ndarray, *args: np.ndarray, **kwargs: np.ndarray) -> Predictions:
+    """Predictions on test rows numbered 0..n-1."""
+    return Predictions(Split("test", {}, y, np.arange(len(y))), y, *args, **kwargs)
 
 
 @pytest.mark.parametrize(
@@ -31,16 +37,17 @@ def test_statistics_equal_the_pipeline_metrics(labels: list[str], positive: str 
     proba = raw / raw.sum(axis=1, keepdims=True)
     y = rng.integers(0, k, n)
     predicted = np.where(rng.random(n) < 0.7, y, rng.integers(0, k, n))
-    out = Outputs(y, proba, predicted)
+    out = outputs(y, proba, predicted)
     rows = np.arange(n)
-    full = out.scores(spec)
+    full = evaluate(out, spec)
     assert set(full) == set(CLASSIFICATION_METRICS)
     for metric, value in full.items():
         assert statistic(metric, out, spec)(rows) == pytest.approx(value, rel=1e-12, abs=1e-12), (
             metric
         )
     resample = rng.integers(0, n, n)  # with repeats, as the bootstrap draws them
-    again = Outputs(y[resample], proba[resample], predicted[resample]).scores(spec)
+    again = evaluate(outputs(y[resample], proba[resample], predicted[resample]), spec)
+    assert set(again) == set(CLASSIFICATION_METRICS)  # `evaluate` drops a non-finite metric
     for metric, value in again.items():
         assert statistic(metric, out, spec)(resample) == pytest.approx(
             value, rel=1e-12, abs=1e-12
@@ -50,9 +57,9 @@ def test_statistics_equal_the_pipeline_metrics(labels: list[str], positive: str 
 def test_regression_statistics_equal_the_pipeline_metrics() -> None:
     rng = np.random.default_rng(4)
     y = rng.lognormal(3, 1, 300)
-    out = Outputs(y, values=y * rng.normal(1, 0.2, 300))
+    out = outputs(y, values=y * rng.normal(1, 0.2, 300))
     spec = profile("regression", [])
-    full = out.scores(spec)
+    full = evaluate(out, spec)
     assert set(full) == set(REGRESSION_METRICS)
     for metric, value in full.items():
         assert statistic(metric, out, spec)(np.arange(300)) == pytest.approx(value, rel=1e-12), (
@@ -63,7 +70,7 @@ def test_regression_statistics_equal_the_pipeline_metrics() -> None:
 def test_bootstrap_is_seeded_paired_and_honest_about_width() -> None:
     rng = np.random.default_rng(5)
     y = rng.normal(size=2000)
-    near, far = Outputs(y, values=y + rng.normal(0, 1, 2000)), Outputs(y, values=y + 3.0)
+    near, far = outputs(y, values=y + rng.normal(0, 1, 2000)), outputs(y, values=y + 3.0)
     spec = profile("regression", [])
     stats = {"near": statistic("mae", near, spec), "far": statistic("mae", far, spec)}
     first = bootstrap(stats, len(y), 300, seed=1)
