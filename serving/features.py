@@ -162,18 +162,11 @@ def normalise_categories(values: Iterable[Any]) -> np.ndarray:
     values = list(values)
     if all(v is None or type(v) is str for v in values):  # the usual case, keyed directly
         cache = {v: normalise_category(v) for v in set(values)}
-        return _objects([cache[v] for v in values])
+        return np.array([cache[v] for v in values], dtype=object)
     # True, 1 and 1.0 are equal keys but read differently: key them by type and repr.
     keys = [v if type(v) is str else (type(v), repr(v)) for v in values]
     cache = {k: normalise_category(v) for k, v in dict(zip(keys, values, strict=True)).items()}
-    return _objects([cache[k] for k in keys])
-
-
-def _objects(items: list[Any]) -> np.ndarray:
-    """A 1-D object array of `items` (np.array would nest sequences)."""
-    out = np.empty(len(items), dtype=object)
-    out[:] = items
-    return out
+    return np.array([cache[k] for k in keys], dtype=object)
 
 
 def apply_bounds(values: np.ndarray, lo: float | None, hi: float | None) -> np.ndarray:
@@ -354,13 +347,11 @@ def fold_texts(values: Iterable[Any]) -> np.ndarray:
     bytes (faster from one text on); any other text goes through `fold_text`.
     """
     texts = ["" if v is None else str(v) for v in values]
-    out = _objects(texts)
-    plain = [i for i, t in enumerate(texts) if t.isascii() and "\x00" not in t]
-    if plain:
-        out[plain] = _objects(_fold_ascii([texts[i] for i in plain]))
-    rest = np.ones(len(texts), dtype=bool)
-    rest[plain] = False
-    for i in np.flatnonzero(rest).tolist():
+    plain = np.array([t.isascii() and "\x00" not in t for t in texts], dtype=bool)
+    out = np.array(texts, dtype=object)
+    if plain.any():
+        out[plain] = _fold_ascii(out[plain].tolist())
+    for i in np.flatnonzero(~plain).tolist():
         out[i] = fold_text(texts[i])
     return out
 

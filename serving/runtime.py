@@ -87,8 +87,7 @@ class LoadedModel:
         """The graph inputs for prepared columns: one feed, or one per text length group."""
         if self.entry.kind == "tabular":
             return [{i.name: column_array(columns[i.column], i.dtype) for i in self.entry.inputs}]
-        assert self.tokenizer is not None and self.entry.text_input is not None
-        assert self.entry.tokenizer is not None
+        assert self.tokenizer is not None and self.entry.text_input and self.entry.tokenizer
         texts = build_texts(columns, self.entry.text_input)
         ids = [e.ids for e in self.tokenizer.encode_batch(texts)]
         pad_id, left = self.entry.tokenizer.pad_id, self.entry.tokenizer.pad_left
@@ -149,9 +148,8 @@ def length_groups(
 ) -> list[np.ndarray]:
     """Positions of `lengths` grouped for separate calls, at the cheapest total cost.
 
-    A call pads every text to its longest one, and on a CPU padding costs as much as real
-    tokens; each group costs `call_cost_tokens` plus its size times its longest length. The cut
-    points come from an exact dynamic programme over the distinct lengths (at most max_length).
+    A group costs `call_cost_tokens` plus its size times its longest length (a CPU pays for
+    padding as for tokens); exact dynamic programme over the distinct lengths.
     """
     lengths_arr = np.asarray(lengths, dtype=np.int64)
     if len(lengths_arr) == 0:
