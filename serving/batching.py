@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import itertools
 import logging
 import time
@@ -134,16 +135,11 @@ class Batcher:
 
     async def _fill(self) -> None:
         """Wait up to max_wait for more rows, unless a full batch is already queued."""
-        deadline = time.perf_counter() + self.max_wait_s
-        while self._queued < self.max_batch_size:
-            remaining = deadline - time.perf_counter()
-            if remaining <= 0:
-                return
-            self._wakeup.clear()
-            try:
-                await asyncio.wait_for(self._wakeup.wait(), remaining)
-            except TimeoutError:
-                return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.max_wait_s):
+                while self._queued < self.max_batch_size:
+                    self._wakeup.clear()
+                    await self._wakeup.wait()
 
     async def _gather(self) -> None:
         """Let the requests being read join this batch: yield to the event loop until the queue

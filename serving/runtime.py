@@ -1,8 +1,5 @@
-"""ONNX Runtime sessions for exported models: prepared columns in, graph outputs out.
-
-The API, batch scoring and the pipeline's parity checks all run models through `LoadedModel.run`;
-`load_model` checks each file's SHA-256 first and refuses paths that leave the model directory.
-"""
+"""ONNX Runtime sessions for exported models: prepared columns in, graph outputs out (the API,
+batch scoring and the pipeline's parity checks alike); files are checked against their SHA-256."""
 
 from __future__ import annotations
 
@@ -73,7 +70,7 @@ class LoadedModel:
         self.name = entry.name
         self.session = session
         self.tokenizer = tokenizer
-        self.outputs = {k: v for k, v in entry.outputs.model_dump().items() if v is not None}
+        self.outputs = entry.outputs.model_dump(exclude_none=True)
         graph_inputs = {i.name for i in session.get_inputs()}
         text = entry.kind == "text"
         expected = {"input_ids", "attention_mask"} if text else {i.name for i in entry.inputs}
@@ -152,8 +149,6 @@ def length_groups(
     padding as for tokens); exact dynamic programme over the distinct lengths.
     """
     lengths_arr = np.asarray(lengths, dtype=np.int64)
-    if len(lengths_arr) == 0:
-        return []
     order = np.argsort(lengths_arr, kind="stable")
     values, counts = np.unique(lengths_arr[order], return_counts=True)
     before = np.concatenate([[0], np.cumsum(counts)])  # texts shorter than values[i]
