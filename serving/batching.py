@@ -182,23 +182,21 @@ class Batcher:
         """Outputs or the error of each chunk; never raises."""
         try:
             typed, rejected = self.scorer.check(_merge(chunks))
-            results: list[Outputs | Exception | None] = [None] * len(chunks)
             sizes = [stop - start for _, start, stop in chunks]
             offsets = list(itertools.accumulate(sizes, initial=0))
-            for rejection in rejected:
+            results: dict[int, Outputs | Exception] = {}  # chunk → its outputs or error
+            for rejection in rejected:  # a request's first rejected row, counted within it
                 k = bisect.bisect_right(offsets, rejection.row) - 1
-                if results[k] is None:
-                    row = chunks[k][1] + rejection.row - offsets[k]  # within its request
-                    results[k] = Rejected(Rejection(row, rejection.field, rejection.message))
-            good = [k for k, result in enumerate(results) if result is None]
+                row = chunks[k][1] + rejection.row - offsets[k]
+                results.setdefault(k, Rejected(Rejection(row, rejection.field, rejection.message)))
+            good = [k for k in range(len(chunks)) if k not in results]
             if good:
                 if len(good) < len(chunks):
                     rows = np.concatenate([np.arange(offsets[k], offsets[k + 1]) for k in good])
                     typed = keep_rows(typed, rows)
                 outputs = self._outputs(typed, [sizes[k] for k in good])
-                for k, result in zip(good, outputs, strict=True):
-                    results[k] = result
-            return [r if r is not None else RuntimeError("unscored") for r in results]
+                results.update(zip(good, outputs, strict=True))
+            return [results[k] for k in range(len(chunks))]
         except Exception as exc:  # a bug here must not stop the batcher
             log.exception("batch of %s failed", self.scorer.name)
             return [exc] * len(chunks)

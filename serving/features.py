@@ -91,15 +91,12 @@ def parse_datetime(value: Any, fmt: str | None = None, tz: str = "UTC") -> np.da
         return value.astype("datetime64[us]")
     if isinstance(value, str):
         text = value.strip()
-        try:
+        value = None  # NaT unless ISO 8601 or `fmt` reads it
+        with contextlib.suppress(ValueError):
             value = datetime.fromisoformat(text)
-        except ValueError:
-            if fmt is None:
-                return np.datetime64("NaT", "us")
-            try:
+        if value is None and fmt is not None:
+            with contextlib.suppress(ValueError):
                 value = datetime.strptime(text, fmt)
-            except ValueError:
-                return np.datetime64("NaT", "us")
     if isinstance(value, datetime):
         if value.tzinfo is not None:
             try:
