@@ -112,12 +112,10 @@ def parse_datetime(value: Any, fmt: str | None = None, tz: str = "UTC") -> np.da
 def suggest_format(values: Sequence[str]) -> str | None:
     """The first of COMMON_FORMATS that parses every one of `values` (a small sample), if any."""
     for fmt in COMMON_FORMATS:
-        try:
+        with contextlib.suppress(ValueError):
             for v in values:
                 datetime.strptime(v.strip(), fmt)
-        except ValueError:
-            continue
-        return fmt
+            return fmt
     return None
 
 
@@ -133,10 +131,8 @@ def to_number(value: Any, *, boolean: bool = False) -> float:
         word = value.strip().casefold()
         if boolean and word in TRUE_WORDS | FALSE_WORDS:
             return 1.0 if word in TRUE_WORDS else 0.0
-        try:
+        with contextlib.suppress(ValueError):
             return float(word)
-        except ValueError:
-            pass
     raise ValueError(f"expected a number{' or boolean' if boolean else ''}, found {value!r}")
 
 
@@ -331,18 +327,14 @@ def text_stats(values: Iterable[Any], stats: Sequence[str] = TEXT_STATS) -> dict
         return {s: np.array([_COUNT[s](t) for t in texts], dtype=np.float64) for s in stats}
     # One encode of all texts; a text's byte length is its length when it is ASCII.
     sizes = [len(t) if t.isascii() else len(t.encode("utf-8")) for t in texts]
-    offsets = np.zeros(len(texts) + 1, dtype=np.int64)
-    np.cumsum(sizes, out=offsets[1:])
+    offsets = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
     data = np.frombuffer("".join(texts).encode("utf-8"), dtype=np.uint8)
     return text_stats_utf8(data, offsets, stats)
 
 
 def fold_texts(values: Iterable[Any]) -> np.ndarray:
-    """`fold_text` over an array, as an object array of strings.
-
-    ASCII texts, whose word characters are exactly [0-9A-Za-z_], are folded together on their
-    bytes (faster from one text on); any other text goes through `fold_text`.
-    """
+    """`fold_text` over an array. ASCII texts, whose word characters are exactly [0-9A-Za-z_],
+    are folded together on their bytes (faster from one text on), others one by one."""
     texts = ["" if v is None else str(v) for v in values]
     plain = np.array([t.isascii() and "\x00" not in t for t in texts], dtype=bool)
     out = np.array(texts, dtype=object)
@@ -378,11 +370,7 @@ def prepare_columns(
     raw: Mapping[str, Sequence[Any] | np.ndarray], spec: FeatureSpec
 ) -> dict[str, np.ndarray]:
     """Raw values per column → cleaned raw inputs, then derived features: every model's input.
-
-    Numbers come back float64 (NaN for missing or impossible), categories and text as object
-    arrays (None for missing), datetimes as datetime64[us], calendar parts and text statistics
-    as float64. Raises ValueError naming the column when a value cannot be read.
-    """
+    Raises ValueError naming the column when a value cannot be read."""
     out: dict[str, np.ndarray] = {}
     problems: list[tuple[int, str]]
     for col in spec.numeric:

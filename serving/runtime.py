@@ -150,22 +150,18 @@ def length_groups(
     """
     lengths_arr = np.asarray(lengths, dtype=np.int64)
     order = np.argsort(lengths_arr, kind="stable")
-    values, counts = np.unique(lengths_arr[order], return_counts=True)
+    values, counts = np.unique(lengths_arr, return_counts=True)
     before = np.concatenate([[0], np.cumsum(counts)])  # texts shorter than values[i]
-    k = len(values)
-    best = np.full(k + 1, np.inf)
-    best[0] = 0.0
-    start = np.zeros(k + 1, dtype=np.int64)
-    for j in range(1, k + 1):
+    best = np.zeros(len(values) + 1)  # best[j]: cheapest cost of the j shortest lengths
+    start = np.zeros(len(values) + 1, dtype=np.int64)  # start[j]: where its last group starts
+    for j in range(1, len(values) + 1):
         costs = best[:j] + call_cost_tokens + (before[j] - before[:j]) * values[j - 1]
-        start[j] = int(np.argmin(costs))
+        start[j] = np.argmin(costs)
         best[j] = costs[start[j]]
-    groups = []
-    j = k
+    groups, j = [], len(values)
     while j > 0:
-        i = start[j]
-        groups.append(np.sort(order[before[i] : before[j]]))
-        j = i
+        groups.append(np.sort(order[before[start[j]] : before[j]]))
+        j = start[j]
     return groups[::-1]
 
 

@@ -134,9 +134,8 @@ class Scorer:
         return self.run(prepare_columns(typed, self.contract.features))
 
     def run(self, prepared: Mapping[str, np.ndarray]) -> Outputs:
-        """Graph outputs (float64) for prepared rows, plus, for classification, `label` indices:
-        the tuned threshold on the positive class (binary), else argmax of the probabilities
-        times the contract's class weights."""
+        """Graph outputs (float64) for prepared rows, plus `label` indices for classification:
+        the threshold on the positive class (binary), else argmax of probabilities × weights."""
         outputs = self.model.run(prepared)
         proba = outputs.get("probabilities")
         if proba is not None and self.threshold is not None:
