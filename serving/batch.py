@@ -22,6 +22,7 @@ import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 from serving.features import prepare_columns
@@ -93,8 +94,6 @@ def _read_arrow(batches: Iterable[pa.RecordBatch], contract: Contract) -> Iterat
 
 
 def _read_csv(path: Path, contract: Contract, rows: int, progress: Any) -> Iterator[Chunk]:
-    import pyarrow.csv as pcsv
-
     with open(path, newline="", encoding="utf-8", errors="replace") as handle:
         columns = _columns(next(csv.reader(handle), []), contract, path)
     # Every column is read as text, so one bad cell rejects its row, not the file (the id too:
@@ -272,9 +271,8 @@ def main(argv: list[str] | None = None) -> int:
             raise BatchError(
                 f"--model {name!r}: the contract's models are {sorted(contract.models)}"
             )
-        # Only that model, all cores for ONNX Runtime; strings without a max_length get the API's
-        # default limit. `load_scorers` warms the graph up on one row first: without that first
-        # small run, ONNX Runtime's arena grew to 1.95 GiB instead of 1.16 GiB on 1M demo rows.
+        # Only that model, all cores for ONNX Runtime, the API's default string limit; the
+        # warm-up on one row in `load_scorers` keeps ONNX Runtime's arena small (bench/RESULTS.md).
         only = contract.model_copy(update={"models": {name: contract.models[name]}})
         cores = os.cpu_count() or 1
         limit = Settings.model_fields["max_string_length"].default

@@ -1,24 +1,19 @@
 """Raw-field cleaning and derived features: one definition for the ETL, the models and the server.
 
-The ETL calls these functions on arrays pulled from its data frames; every model stage reads its
-splits through `prepare_columns`; the server and batch scoring call `prepare_columns` on the raw
-values a caller sends. So a model sees the same inputs for the same raw values wherever it runs.
-NumPy and the standard library only: the inference server imports this module.
-
-Conventions: missing numbers are NaN, missing categories and texts None, missing datetimes NaT.
-Datetimes are naive datetime64[us] in the spec's `timezone`. Derived numeric features are
-float64; text statistics are never NaN (a missing text has length 0).
+NumPy and the standard library only (the server imports it). Missing numbers are NaN, missing
+categories and texts None, missing datetimes NaT; datetimes are naive datetime64[us] in the
+spec's `timezone`; derived numbers are float64, and a missing text's statistics are 0.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
-from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -29,7 +24,6 @@ from serving.schemas import DERIVED_SEP, TEXT_STATS, FeatureSpec
 # Words are runs of characters other than ASCII whitespace; text is stripped of ASCII whitespace.
 ASCII_SPACE = " \t\n\r\x0b\x0c"
 WORD_PATTERN = r"[^ \t\n\r\x0b\x0c]+"  # the same definition as a regex (tests, pandas bench)
-DIGIT_PATTERN = r"[0-9]"
 # Booleans written as words (any case); the ETL reads text booleans with the same lists.
 TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1"})
 FALSE_WORDS = frozenset({"false", "f", "no", "n", "0"})
@@ -51,11 +45,9 @@ COMMON_FORMATS = (
     "%b %d, %Y",
 )
 
-# Calendar parts of this many datetimes or fewer: Python's datetime attributes beat numpy's
-# casts (7 against 36 us for one value, 49 against 71 us for 8; numpy wins from 32 on).
+# Up to this many rows Python beats numpy's fixed costs: calendar parts (bench/RESULTS.md), text
+# statistics (83 against 162 us for 8 demo messages, equal at 16, 433 against 199 us at 64).
 _FEW_ROWS = 16
-# Text statistics: counting in Python costs 83 us for 8 demo messages against 162 us for the
-# byte-level pass, the same at 16, 433 against 199 us at 64.
 _FEW_TEXTS = 16
 _PART = {
     "year": lambda d: d.year,
@@ -68,7 +60,7 @@ _ISO_NAIVE = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?)?"
 )
 _WORD_RE = re.compile(WORD_PATTERN)
-_DIGIT_RE = re.compile(DIGIT_PATTERN)
+_DIGIT_RE = re.compile(r"[0-9]")
 _COUNT = {
     "chars": len,  # code points: the UTF-8 bytes that start a character
     "words": lambda t: len(_WORD_RE.findall(t)),
@@ -88,18 +80,10 @@ def normalise_category(value: Any) -> str | None:
     return text or None
 
 
-@lru_cache(maxsize=64)
-def zone(name: str) -> ZoneInfo:
-    """The time zone of a spec (cached: ZoneInfo reads the tz database)."""
-    return ZoneInfo(name)
-
-
 def parse_datetime(value: Any, fmt: str | None = None, tz: str = "UTC") -> np.datetime64:
     """A raw datetime → naive datetime64[us] in zone `tz`; missing, invalid or out of range → NaT.
 
-    Strings are ISO 8601 or, when `fmt` is given, that strptime format. Naive values are taken
-    to be in `tz` already; aware ones are converted to it. datetime64 values are taken as they
-    are (the ETL's splits hold them normalised).
+    Strings are ISO 8601 or `fmt`; naive values are in `tz` already, aware ones are converted.
     """
     if value is None or value == "":
         return np.datetime64("NaT", "us")
@@ -107,19 +91,16 @@ def parse_datetime(value: Any, fmt: str | None = None, tz: str = "UTC") -> np.da
         return value.astype("datetime64[us]")
     if isinstance(value, str):
         text = value.strip()
-        try:
+        value = None  # NaT unless ISO 8601 or `fmt` reads it
+        with contextlib.suppress(ValueError):
             value = datetime.fromisoformat(text)
-        except ValueError:
-            if fmt is None:
-                return np.datetime64("NaT", "us")
-            try:
+        if value is None and fmt is not None:
+            with contextlib.suppress(ValueError):
                 value = datetime.strptime(text, fmt)
-            except ValueError:
-                return np.datetime64("NaT", "us")
     if isinstance(value, datetime):
         if value.tzinfo is not None:
             try:
-                value = value.astimezone(zone(tz)).replace(tzinfo=None)
+                value = value.astimezone(ZoneInfo(tz)).replace(tzinfo=None)
             except (OverflowError, ValueError):  # e.g. 0001-01-01T00:00+01:00 leaves year 1
                 return np.datetime64("NaT", "us")
         return np.datetime64(value, "us")
@@ -131,12 +112,10 @@ def parse_datetime(value: Any, fmt: str | None = None, tz: str = "UTC") -> np.da
 def suggest_format(values: Sequence[str]) -> str | None:
     """The first of COMMON_FORMATS that parses every one of `values` (a small sample), if any."""
     for fmt in COMMON_FORMATS:
-        try:
+        with contextlib.suppress(ValueError):
             for v in values:
                 datetime.strptime(v.strip(), fmt)
-        except ValueError:
-            continue
-        return fmt
+            return fmt
     return None
 
 
@@ -152,19 +131,16 @@ def to_number(value: Any, *, boolean: bool = False) -> float:
         word = value.strip().casefold()
         if boolean and word in TRUE_WORDS | FALSE_WORDS:
             return 1.0 if word in TRUE_WORDS else 0.0
-        try:
+        with contextlib.suppress(ValueError):
             return float(word)
-        except ValueError:
-            pass
     raise ValueError(f"expected a number{' or boolean' if boolean else ''}, found {value!r}")
 
 
 def fold_text(value: Any) -> str:
     """The text as every TF-IDF step reads it: NFC, lower case, words joined by one space.
 
-    Done here, in Python, for training and serving alike, so the exported graph only splits on
-    spaces: ONNX Runtime's own lower-casing and regular expressions differ from Python's on
-    some Unicode text, and a graph that re-did them would not match scikit-learn everywhere.
+    Here, not in the graph: ONNX Runtime's lower-casing and regular expressions differ from
+    Python's on some Unicode text, so the exported graph only splits on spaces.
     """
     if value is None:
         return ""
@@ -179,35 +155,18 @@ def normalise_categories(values: Iterable[Any]) -> np.ndarray:
     values = list(values)
     if all(v is None or type(v) is str for v in values):  # the usual case, keyed directly
         cache = {v: normalise_category(v) for v in set(values)}
-        return _objects([cache[v] for v in values])
-    # Other types are keyed by type and repr: True, 1 and 1.0 are equal keys but read differently.
-    seen: dict[Any, str | None] = {}
-    out = []
-    for v in values:
-        key = v if type(v) is str else (type(v), repr(v))
-        if key not in seen:
-            seen[key] = normalise_category(v)
-        out.append(seen[key])
-    return _objects(out)
-
-
-def _objects(items: list[Any]) -> np.ndarray:
-    """A 1-D object array of `items` (np.array would nest sequences)."""
-    out = np.empty(len(items), dtype=object)
-    out[:] = items
-    return out
+        return np.array([cache[v] for v in values], dtype=object)
+    # True, 1 and 1.0 are equal keys but read differently: key them by type and repr.
+    keys = [v if type(v) is str else (type(v), repr(v)) for v in values]
+    cache = {k: normalise_category(v) for k, v in dict(zip(keys, values, strict=True)).items()}
+    return np.array([cache[k] for k in keys], dtype=object)
 
 
 def apply_bounds(values: np.ndarray, lo: float | None, hi: float | None) -> np.ndarray:
     """Impossible numbers (outside [lo, hi], or ±inf) → NaN; returns a new float64 array."""
-    x = np.array(values, dtype=np.float64, copy=True)
-    bad = ~np.isfinite(x)
-    if lo is not None:
-        bad |= x < lo
-    if hi is not None:
-        bad |= x > hi
-    x[bad] = np.nan
-    return x
+    x = np.asarray(values, dtype=np.float64)
+    lo, hi = -np.inf if lo is None else lo, np.inf if hi is None else hi
+    return np.where(np.isfinite(x) & (x >= lo) & (x <= hi), x, np.nan)
 
 
 def parse_datetimes(values: Iterable[Any], fmt: str | None = None, tz: str = "UTC") -> np.ndarray:
@@ -228,6 +187,45 @@ def parse_datetimes(values: Iterable[Any], fmt: str | None = None, tz: str = "UT
     for i in np.flatnonzero(~done).tolist():
         out[i] = parse_datetime(values[i], fmt, tz)
     return out
+
+
+def to_datetimes(
+    values: Sequence[Any] | np.ndarray, fmt: str | None = None, tz: str = "UTC"
+) -> tuple[np.ndarray, list[tuple[int, str]]]:
+    """`parse_datetimes`, and (position, why) for each value that is not missing yet unreadable."""
+    if isinstance(values, np.ndarray) and values.dtype.kind == "M":
+        return values.astype("datetime64[us]"), []
+    column = parse_datetimes(values, fmt, tz)
+    expected = f"ISO 8601 or {fmt!r}" if fmt else "ISO 8601"
+    bad = [i for i in np.flatnonzero(np.isnat(column)).tolist() if not _missing(values[i])]
+    return column, [
+        (i, f"expected {expected} (in range), found {str(values[i])[:64]!r}") for i in bad
+    ]
+
+
+def _missing(value: Any) -> bool:
+    """None, NaN, NaT or a blank string."""
+    if isinstance(value, str):
+        return not value.strip()
+    return value is None or (isinstance(value, float | np.datetime64) and bool(np.isnan(value)))
+
+
+def to_numbers(
+    values: Sequence[Any] | np.ndarray, boolean: bool = False
+) -> tuple[np.ndarray, list[tuple[int, str]]]:
+    """`to_number` over an array → float64, and (position, why) for each value it cannot read."""
+    with contextlib.suppress(TypeError, ValueError, OverflowError):
+        column = np.asarray(values, dtype=np.float64)  # numbers, booleans, None, numeric strings
+        if column.ndim == 1:
+            return column, []
+    column = np.full(len(values), np.nan)
+    problems = []
+    for i, value in enumerate(values):
+        try:
+            column[i] = to_number(value, boolean=boolean)
+        except (ValueError, OverflowError) as exc:
+            problems.append((i, str(exc)[:200]))
+    return column, problems
 
 
 def clean_text(values: Iterable[Any]) -> np.ndarray:
@@ -260,43 +258,27 @@ def datetime_parts(values: np.ndarray, parts: Sequence[str]) -> dict[str, Any]:
         "dayofweek": lambda: (days.astype(np.int64) + 3) % 7,
         "hour": lambda: (dt.astype("datetime64[h]") - days).astype(np.int64),
     }
-    out: dict[str, Any] = {}
-    for part in parts:
-        col = calc[part]().astype(np.float64)
-        col[missing] = np.nan
-        out[part] = col
-    return out
-
-
-def text_stats_utf8(
-    data: np.ndarray,
-    offsets: np.ndarray,
-    stats: Sequence[str] = TEXT_STATS,
-    missing: np.ndarray | None = None,
-) -> dict[str, Any]:
-    """Text statistics of UTF-8 texts laid out like an Arrow string array (bytes + offsets).
-
-    Byte-level and exact: UTF-8 never uses ASCII bytes inside multi-byte characters, so ASCII
-    whitespace, digits and "!" can be counted per byte, and characters are the bytes that do
-    not continue a multi-byte sequence. The ETL passes Arrow buffers here without a copy;
-    `missing` marks null texts (whatever bytes their slots span), which count as empty.
-    """
-    offsets = np.asarray(offsets, dtype=np.int64)
-    data = np.asarray(data, dtype=np.uint8)
-    n = len(offsets) - 1
-    # Blocks of whole texts, about 1 MB each, keep the per-byte flags in the CPU cache: twice
-    # as fast as flagging all bytes at once.
-    block_starts = np.searchsorted(offsets, np.arange(offsets[0], offsets[-1], _BLOCK_BYTES))
-    edges = np.unique(np.concatenate([[0], block_starts, [n]]))
-    blocks = [_block_stats(data, offsets[a : b + 1], stats) for a, b in itertools.pairwise(edges)]
-    out = {s: np.concatenate([blk[s] for blk in blocks]) if blocks else np.zeros(0) for s in stats}
-    if missing is not None and missing.any():
-        for values in out.values():
-            values[missing] = 0.0
-    return out
+    return {part: np.where(missing, np.nan, calc[part]()) for part in parts}
 
 
 _BLOCK_BYTES = 1 << 20
+
+
+def text_stats_utf8(
+    data: np.ndarray, offsets: np.ndarray, stats: Sequence[str] = TEXT_STATS
+) -> dict[str, Any]:
+    """Text statistics of UTF-8 texts laid out like an Arrow string array (bytes + offsets).
+
+    Exact per byte: UTF-8 never uses ASCII bytes inside multi-byte characters, and characters
+    are the bytes that do not continue a multi-byte sequence.
+    """
+    offsets = np.asarray(offsets, dtype=np.int64)
+    data = np.asarray(data, dtype=np.uint8)
+    # Blocks of whole texts, about 1 MB each, keep the per-byte flags in the CPU cache (2x faster).
+    block_starts = np.searchsorted(offsets, np.arange(offsets[0], offsets[-1], _BLOCK_BYTES))
+    edges = np.unique(np.concatenate([[0], block_starts, [len(offsets) - 1]]))
+    blocks = [_block_stats(data, offsets[a : b + 1], stats) for a, b in itertools.pairwise(edges)]
+    return {s: np.concatenate([blk[s] for blk in blocks]) if blocks else np.zeros(0) for s in stats}
 
 
 def _block_stats(data: np.ndarray, offsets: np.ndarray, stats: Sequence[str]) -> dict[str, Any]:
@@ -341,35 +323,24 @@ def _word_starts(data: np.ndarray, starts: np.ndarray) -> np.ndarray:
 def text_stats(values: Iterable[Any], stats: Sequence[str] = TEXT_STATS) -> dict[str, Any]:
     """Per-text statistics as float64; a missing text counts as empty (all zeros)."""
     texts = ["" if v is None else str(v) for v in values]
-    if len(texts) <= _FEW_TEXTS:
-        # A small served batch: counting in Python skips the byte-level pass's fixed cost
-        # (~0.1 ms, most of a one-record request's feature time); the counts are the same.
+    if len(texts) <= _FEW_TEXTS:  # the same counts without the byte-level pass's fixed cost
         return {s: np.array([_COUNT[s](t) for t in texts], dtype=np.float64) for s in stats}
     # One encode of all texts; a text's byte length is its length when it is ASCII.
     sizes = [len(t) if t.isascii() else len(t.encode("utf-8")) for t in texts]
-    offsets = np.zeros(len(texts) + 1, dtype=np.int64)
-    np.cumsum(sizes, out=offsets[1:])
+    offsets = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
     data = np.frombuffer("".join(texts).encode("utf-8"), dtype=np.uint8)
     return text_stats_utf8(data, offsets, stats)
 
 
 def fold_texts(values: Iterable[Any]) -> np.ndarray:
-    """`fold_text` over an array, as an object array of strings.
-
-    ASCII texts, where Python's word characters are exactly [0-9A-Za-z_], are folded together
-    on their bytes; any other text goes through `fold_text`. Both give the same strings. One
-    regular expression per text was most of batch scoring's Python time (194 against 76 ms per
-    16,384 demo messages), and the byte path is faster from one text on (22 against 30 us for
-    one demo message, 115 against 678 us for 64).
-    """
+    """`fold_text` over an array. ASCII texts, whose word characters are exactly [0-9A-Za-z_],
+    are folded together on their bytes (faster from one text on), others one by one."""
     texts = ["" if v is None else str(v) for v in values]
-    out = _objects(texts)
-    plain = [i for i, t in enumerate(texts) if t.isascii() and "\x00" not in t]
-    if plain:
-        out[plain] = _objects(_fold_ascii([texts[i] for i in plain]))
-    rest = np.ones(len(texts), dtype=bool)
-    rest[plain] = False
-    for i in np.flatnonzero(rest).tolist():
+    plain = np.array([t.isascii() and "\x00" not in t for t in texts], dtype=bool)
+    out = np.array(texts, dtype=object)
+    if plain.any():
+        out[plain] = _fold_ascii(out[plain].tolist())
+    for i in np.flatnonzero(~plain).tolist():
         out[i] = fold_text(texts[i])
     return out
 
@@ -395,67 +366,34 @@ def _fold_ascii(texts: list[str]) -> list[str]:
     return data[inner].tobytes().decode("ascii").split("\x00")
 
 
-def derive_features(columns: Mapping[str, Any], spec: FeatureSpec) -> dict[str, np.ndarray]:
-    """Derived features from cleaned columns (datetime64 arrays, cleaned texts), named per spec:
-    calendar parts and text statistics (float64), and the folded text (strings)."""
-    out: dict[str, np.ndarray] = {}
-    for col in spec.datetime:
-        for part, arr in datetime_parts(columns[col], spec.datetime_parts).items():
-            out[f"{col}{DERIVED_SEP}{part}"] = arr
-    if spec.text:
-        for stat, arr in text_stats(columns[spec.text], spec.text_stats).items():
-            out[f"{spec.text}{DERIVED_SEP}{stat}"] = arr
-        folded = spec.folded_text
-        assert folded is not None
-        out[folded] = fold_texts(columns[spec.text])
-    return out
-
-
 def prepare_columns(
     raw: Mapping[str, Sequence[Any] | np.ndarray], spec: FeatureSpec
 ) -> dict[str, np.ndarray]:
-    """Raw values per column → cleaned raw inputs plus derived features: every model's input.
-
-    Numbers come back float64 (NaN for missing or impossible), categories and text as object
-    arrays (None for missing), datetimes as datetime64[us]. Raises ValueError naming the column
-    when a value cannot be read (a string where a number is expected, an unparseable datetime).
-    """
+    """Raw values per column → cleaned raw inputs, then derived features: every model's input.
+    Raises ValueError naming the column when a value cannot be read."""
     out: dict[str, np.ndarray] = {}
+    problems: list[tuple[int, str]]
     for col in spec.numeric:
-        is_bool = col in spec.boolean
-        values = raw[col]
-        if isinstance(values, np.ndarray) and values.dtype.kind in "fiub":
-            numbers = values.astype(np.float64)
-        else:
-            try:
-                numbers = np.array([to_number(v, boolean=is_bool) for v in values], dtype=float)
-            except ValueError as exc:
-                raise ValueError(f"{col}: {exc}") from None
-        lo, hi = spec.bounds.get(col, (None, None))
-        out[col] = apply_bounds(numbers, lo, hi)
+        numbers, problems = to_numbers(raw[col], col in spec.boolean)
+        if problems:
+            raise ValueError(f"{col}: {problems[0][1]}")
+        out[col] = apply_bounds(numbers, *spec.bounds.get(col, (None, None)))
     for col in spec.categorical:
         out[col] = normalise_categories(raw[col])
     for col in spec.datetime:
-        fmt = spec.datetime_formats.get(col)
-        parsed = parse_datetimes(raw[col], fmt, spec.timezone)
-        missing = np.flatnonzero(np.isnat(parsed)).tolist()  # only these can be unreadable
-        bad = [raw[col][i] for i in missing if not _missing(raw[col][i])]
-        if bad:
-            expected = f"ISO 8601 or {fmt!r}" if fmt else "an ISO 8601 datetime"
-            raise ValueError(f"{col}: expected {expected} (in range), found {bad[0]!r}")
-        out[col] = parsed
+        out[col], problems = to_datetimes(raw[col], spec.datetime_formats.get(col), spec.timezone)
+        if problems:
+            raise ValueError(f"{col}: {problems[0][1]}")
     if spec.text:
         out[spec.text] = clean_text(raw[spec.text])
-    out.update(derive_features(out, spec))
+    for col in spec.datetime:
+        for part, values in datetime_parts(out[col], spec.datetime_parts).items():
+            out[f"{col}{DERIVED_SEP}{part}"] = values
+    if spec.text and spec.folded_text:
+        for stat, values in text_stats(out[spec.text], spec.text_stats).items():
+            out[f"{spec.text}{DERIVED_SEP}{stat}"] = values
+        out[spec.folded_text] = fold_texts(out[spec.text])
     return out
-
-
-def _missing(value: Any) -> bool:
-    if value is None or value == "":
-        return True
-    if isinstance(value, float) and math.isnan(value):
-        return True
-    return isinstance(value, np.datetime64) and bool(np.isnat(value))
 
 
 def prepare_records(records: Sequence[Mapping[str, Any]], spec: FeatureSpec) -> dict[str, Any]:

@@ -1,8 +1,5 @@
-"""ONNX Runtime sessions for exported models: prepared columns in, graph outputs out.
-
-The API, batch scoring and the pipeline's parity checks all run models through `LoadedModel.run`;
-`load_model` checks each file's SHA-256 first and refuses paths that leave the model directory.
-"""
+"""ONNX Runtime sessions for exported models: prepared columns in, graph outputs out (the API,
+batch scoring and the pipeline's parity checks alike); files are checked against their SHA-256."""
 
 from __future__ import annotations
 
@@ -73,7 +70,7 @@ class LoadedModel:
         self.name = entry.name
         self.session = session
         self.tokenizer = tokenizer
-        self.outputs = {k: v for k, v in entry.outputs.model_dump().items() if v is not None}
+        self.outputs = entry.outputs.model_dump(exclude_none=True)
         graph_inputs = {i.name for i in session.get_inputs()}
         text = entry.kind == "text"
         expected = {"input_ids", "attention_mask"} if text else {i.name for i in entry.inputs}
@@ -87,8 +84,7 @@ class LoadedModel:
         """The graph inputs for prepared columns: one feed, or one per text length group."""
         if self.entry.kind == "tabular":
             return [{i.name: column_array(columns[i.column], i.dtype) for i in self.entry.inputs}]
-        assert self.tokenizer is not None and self.entry.text_input is not None
-        assert self.entry.tokenizer is not None
+        assert self.tokenizer is not None and self.entry.text_input and self.entry.tokenizer
         texts = build_texts(columns, self.entry.text_input)
         ids = [e.ids for e in self.tokenizer.encode_batch(texts)]
         pad_id, left = self.entry.tokenizer.pad_id, self.entry.tokenizer.pad_left
@@ -149,30 +145,23 @@ def length_groups(
 ) -> list[np.ndarray]:
     """Positions of `lengths` grouped for separate calls, at the cheapest total cost.
 
-    A call pads every text to its longest one, and on a CPU padding costs as much as real
-    tokens; each group costs `call_cost_tokens` plus its size times its longest length. The cut
-    points come from an exact dynamic programme over the distinct lengths (at most max_length).
+    A group costs `call_cost_tokens` plus its size times its longest length (a CPU pays for
+    padding as for tokens); exact dynamic programme over the distinct lengths.
     """
     lengths_arr = np.asarray(lengths, dtype=np.int64)
-    if len(lengths_arr) == 0:
-        return []
     order = np.argsort(lengths_arr, kind="stable")
-    values, counts = np.unique(lengths_arr[order], return_counts=True)
+    values, counts = np.unique(lengths_arr, return_counts=True)
     before = np.concatenate([[0], np.cumsum(counts)])  # texts shorter than values[i]
-    k = len(values)
-    best = np.full(k + 1, np.inf)
-    best[0] = 0.0
-    start = np.zeros(k + 1, dtype=np.int64)
-    for j in range(1, k + 1):
+    best = np.zeros(len(values) + 1)  # best[j]: cheapest cost of the j shortest lengths
+    start = np.zeros(len(values) + 1, dtype=np.int64)  # start[j]: where its last group starts
+    for j in range(1, len(values) + 1):
         costs = best[:j] + call_cost_tokens + (before[j] - before[:j]) * values[j - 1]
-        start[j] = int(np.argmin(costs))
+        start[j] = np.argmin(costs)
         best[j] = costs[start[j]]
-    groups = []
-    j = k
+    groups, j = [], len(values)
     while j > 0:
-        i = start[j]
-        groups.append(np.sort(order[before[i] : before[j]]))
-        j = i
+        groups.append(np.sort(order[before[start[j]] : before[j]]))
+        j = start[j]
     return groups[::-1]
 
 

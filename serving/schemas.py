@@ -1,8 +1,5 @@
-"""The typed files that cross stage boundaries (docs/architecture.md), one definition each.
-
-Here, not in `pipeline/`, because the server reads the contract without importing training code.
-`read_file` fails in one line naming the file and the stage to re-run.
-"""
+"""The typed files that cross stage boundaries (docs/architecture.md), one definition each: here,
+not in `pipeline/`, because the server reads the contract without importing training code."""
 
 from __future__ import annotations
 

@@ -1,18 +1,12 @@
 """One served model: raw columns → checked rows → prepared features → graph outputs → labels.
 
-The API (`/v1/predict`, the Open Inference Protocol) and batch scoring both score through
-`Scorer`, so a record gets the same checks, features, outputs and label wherever it is scored.
-
-Row checks run on raw columns, one implementation for every way records arrive: `/v1/predict`
-records (after their pydantic model has checked the JSON types), Open Inference Protocol tensors
-and batch-scoring files all pass their raw values, column by column, through `check_columns`. It
-returns the typed columns `serving.features.prepare_columns` reads and, for each rejected row,
-its first bad field and why: a value the features cannot compute rejects its row.
+`/v1/predict`, the Open Inference Protocol and batch scoring all check their raw columns with
+`check_columns` and score through `Scorer`: a record gets the same checks, features, outputs and
+label wherever it is scored, and a value the features cannot compute rejects only its row.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from serving.features import parse_datetimes, prepare_columns, to_number
+from serving.features import prepare_columns, to_datetimes, to_numbers
 from serving.runtime import LoadedModel, load_model
 from serving.schemas import Contract, FeatureSpec, FieldSchema
 
@@ -39,11 +33,6 @@ class Rejection:
     message: str
 
 
-def _bad_datetime(value: Any, fmt: str | None) -> str:
-    expected = f"an ISO 8601 datetime or {fmt!r}" if fmt else "an ISO 8601 datetime"
-    return f"expected {expected} in range, found {str(value)[:DATETIME_MAX_LENGTH]!r}"
-
-
 def check_columns(
     raw: Mapping[str, Sequence[Any] | np.ndarray],
     fields: Sequence[FieldSchema],
@@ -59,11 +48,13 @@ def check_columns(
         if field.type in ("number", "boolean"):
             column, problems = _numbers(values, field.type == "boolean")
         elif field.type == "datetime":
-            column, problems = _datetimes(values, spec.datetime_formats.get(field.name), spec)
+            fmt = spec.datetime_formats.get(field.name)
+            column, problems = to_datetimes(values, fmt, spec.timezone)
         else:
             column, problems = _strings(values, field.max_length or max_string_length)
-        if not field.nullable:
-            problems += [(int(i), "may not be null") for i in np.flatnonzero(_missing(column))]
+        if not field.nullable:  # np.isnan is true for NaN and NaT
+            missing = [v is None for v in column] if column.dtype == object else np.isnan(column)
+            problems += [(int(i), "may not be null") for i in np.flatnonzero(missing)]
         typed[field.name] = column
         for row, message in problems:  # a row's first problem, in schema order, is reported
             found.setdefault(row, Rejection(row, field.name, message))
@@ -76,19 +67,7 @@ def keep_rows(columns: Mapping[str, np.ndarray], rows: np.ndarray) -> dict[str, 
 
 
 def _numbers(values: Sequence[Any] | np.ndarray, boolean: bool) -> tuple[np.ndarray, list[Any]]:
-    problems: list[tuple[int, str]] = []
-    try:  # numbers, booleans and None (NaN) convert at C speed; numeric strings too
-        column = np.asarray(values, dtype=np.float64)
-        if column.ndim != 1:
-            raise TypeError
-    except (TypeError, ValueError, OverflowError):  # find the bad values; read "yes"/"no"
-        column = np.empty(len(values), dtype=np.float64)
-        for i, value in enumerate(values):
-            try:
-                column[i] = to_number(value, boolean=boolean)
-            except (ValueError, OverflowError) as exc:
-                column[i] = math.nan
-                problems.append((i, f"{exc}"[:200]))
+    column, problems = to_numbers(values, boolean)
     # NaN is a missing value (a null in JSON, an empty cell in a file); infinities are not.
     bad = np.abs(column) > FLOAT32_MAX  # true for ±inf, false for NaN
     if boolean:
@@ -101,47 +80,21 @@ def _numbers(values: Sequence[Any] | np.ndarray, boolean: bool) -> tuple[np.ndar
     return column, problems
 
 
-def _datetimes(
-    values: Sequence[Any] | np.ndarray, fmt: str | None, spec: FeatureSpec
-) -> tuple[np.ndarray, list[Any]]:
-    if isinstance(values, np.ndarray) and values.dtype.kind == "M":
-        return values.astype("datetime64[us]"), []
-    column = parse_datetimes(values, fmt, spec.timezone)
-    problems = []
-    for i in np.flatnonzero(np.isnat(column)).tolist():
-        if not _blank(values[i]):
-            problems.append((i, _bad_datetime(values[i], fmt)))
-    return column, problems
-
-
 def _strings(values: Sequence[Any] | np.ndarray, limit: int) -> tuple[np.ndarray, list[Any]]:
-    odd = [
-        i for i, v in enumerate(values) if v is not None and (type(v) is not str or len(v) > limit)
-    ]
+    odd = {
+        i: v
+        for i, v in enumerate(values)
+        if v is not None and (type(v) is not str or len(v) > limit)
+    }
     problems = [
-        (i, f"expected a string, found {type(values[i]).__name__}")
-        if type(values[i]) is not str
-        else (i, f"{len(values[i])} characters, the limit is {limit}")
-        for i in odd
+        (i, f"{len(v)} characters, the limit is {limit}")
+        if type(v) is str
+        else (i, f"expected a string, found {type(v).__name__}")
+        for i, v in odd.items()
     ]
-    column = np.empty(len(values), dtype=object)
-    if odd:
-        skip = set(odd)
-        values = [None if i in skip else v for i, v in enumerate(values)]
-    column[:] = list(values)
+    column = np.empty(len(values), dtype=object)  # odd values become None: a list would nest
+    column[:] = [None if i in odd else v for i, v in enumerate(values)] if odd else list(values)
     return column, problems
-
-
-def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
-
-
-def _missing(column: np.ndarray) -> np.ndarray:
-    if column.dtype.kind == "f":
-        return np.isnan(column)
-    if column.dtype.kind == "M":
-        return np.isnat(column)
-    return np.array([v is None for v in column], dtype=bool)
 
 
 class Scorer:
@@ -161,8 +114,7 @@ class Scorer:
         self.positive = -1  # index of the positive class (binary)
         self.weights: np.ndarray | None = None
         if contract.task == "binary":
-            positive = (decision.positive if decision else None) or self.labels[-1]
-            self.positive = self.labels.index(positive)
+            self.positive = self.labels.index((decision and decision.positive) or self.labels[-1])
             # No tuned threshold in the contract: the label is the likelier class.
             tuned = decision.threshold if decision is not None else None
             self.threshold = 0.5 if tuned is None else tuned
@@ -182,9 +134,8 @@ class Scorer:
         return self.run(prepare_columns(typed, self.contract.features))
 
     def run(self, prepared: Mapping[str, np.ndarray]) -> Outputs:
-        """Graph outputs (float64) for prepared rows, plus, for classification, `label` indices:
-        the tuned threshold on the positive class (binary), else argmax of the probabilities
-        times the contract's class weights."""
+        """Graph outputs (float64) for prepared rows, plus `label` indices for classification:
+        the threshold on the positive class (binary), else argmax of probabilities × weights."""
         outputs = self.model.run(prepared)
         proba = outputs.get("probabilities")
         if proba is not None and self.threshold is not None:

@@ -1,10 +1,7 @@
 """Write a Triton Inference Server / KServe model repository from the exported ONNX models.
 
-    python -m serving.triton --models models/export --out build/triton
-
-Each model's config.pbtxt takes its inputs and outputs from the ONNX file itself, so it always
-matches the graph. Triton runs the graphs only: validation, features and tokenizing stay with
-the client (docs/scaling.md lists the files written and what a client sends).
+Each config.pbtxt takes its inputs and outputs from the ONNX file itself. Triton runs the graphs
+only: checks, features and tokenizing stay with the client (docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -83,10 +80,9 @@ def _tensor_list(kind: str, tensors: Sequence[Tensor], batched: bool) -> str:
     for tensor in tensors:
         dims = tensor.shape[1:] if batched else tensor.shape
         lines = [f'    name: "{tensor.name}"', f"    data_type: {tensor.data_type}"]
-        if dims:
-            lines.append(f"    dims: [ {', '.join(str(d) for d in dims)} ]")
-        else:  # a [batch] tensor: Triton wants dims [1] and a reshape to the scalar per item
-            lines += ["    dims: [ 1 ]", "    reshape: { shape: [ ] }"]
+        lines.append(f"    dims: {list(dims) or [1]}")
+        if not dims:  # a [batch] tensor: Triton wants dims [1] and a reshape to the scalar per item
+            lines.append("    reshape: { shape: [] }")
         entries.append("  {\n" + "\n".join(lines) + "\n  }")
     return f"{kind} [\n" + ",\n".join(entries) + "\n]"
 

@@ -124,6 +124,7 @@ def test_prepare_records_from_raw_json() -> None:
     assert cols["created_at__hour"].tolist()[::2] == [3.0, 4.0]  # UTC 03:04 is 04:04 in Paris
     assert np.isnan(cols["created_at__hour"][1])
     assert cols["message__chars"].tolist() == [7.0, 0.0, 0.0]
+    assert np.isnat(features.prepare_records([{"created_at": "  "}], SPEC)["created_at"][0])
     with pytest.raises(ValueError, match=re.escape("created_at: expected ISO 8601 or '%d-%m-%Y")):
         features.prepare_records([{"created_at": "soon"}], SPEC)
     with pytest.raises(ValueError, match="amount: expected a number"):
