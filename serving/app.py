@@ -1,8 +1,7 @@
 """The FastAPI app: health, metadata, metrics, docs and `/v1/predict` (v2 protocol: serving.v2).
 
-`create_app(settings, contract)` builds the request and response models from the contract,
-then loads, verifies (SHA-256) and warms up every model in the background; `/health/ready`
-turns 200 only after that. Each model has a `Batcher`; requests of every protocol go through it.
+Models load, are verified and warmed up in the background; `/health/ready` turns 200 after that.
+Each model has a `Batcher`; requests of every protocol go through it.
 """
 
 import asyncio
@@ -37,13 +36,12 @@ from serving.payloads import (
     as_columns,
     predict_request,
     predict_response,
-    record_field,
     record_model,
     render,
 )
 from serving.runtime import ModelFileError
 from serving.schemas import Contract
-from serving.scoring import Outputs, Rejection, Scorer, load_scorers
+from serving.scoring import Outputs, Scorer, load_scorers
 from serving.settings import Settings
 
 log = logging.getLogger("serving")
@@ -67,8 +65,7 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
 class Metrics:
-    """The server's metrics. Per request: one counter and one histogram update (the gauges are
-    read at scrape time); per batch: its size and the queue time of its requests."""
+    """Per request one counter and one histogram update; per batch its size and queue times."""
 
     def __init__(self, in_flight: Callable[[], float], ready: Callable[[], float]) -> None:
         self.registry = CollectorRegistry()
@@ -163,21 +160,23 @@ class Serving:
             on_fatal(f"loading the models failed: {exc!r}")
             return
         for name, scorer in self.scorers.items():
-            wait_ms = settings.max_wait_ms if scorer.is_text else 0.0
-            self.batchers[name] = Batcher(
+            text = scorer.is_text
+            self.batchers[name] = batcher = Batcher(
                 scorer,
-                max_batch_size=(
-                    settings.max_text_batch_size if scorer.is_text else settings.max_batch_size
-                ),
-                max_wait_s=wait_ms / 1000,
+                max_batch_size=settings.max_text_batch_size if text else settings.max_batch_size,
+                max_wait_s=settings.max_wait_ms / 1000 if text else 0.0,
                 max_queue_records=settings.max_queue_records,
                 executor=self.executor,
-                inline_max_records=0 if scorer.is_text else INLINE_MAX_RECORDS,
+                inline_max_records=0 if text else INLINE_MAX_RECORDS,
                 on_batch=self.metrics.batch_size.labels(name).observe,
                 on_queue_time=self.metrics.queue_time.labels(name).observe,
             )
-            self.batchers[name].start()
-        tune_gc()
+            batcher.start()
+        # What is loaded now lives until exit: frozen, it costs full collections nothing; and
+        # waiting requests keep many objects alive, so young collections run less often.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(20_000, 10, 10)
         self.ready = True
         log.info(
             "ready: %s loaded, verified and warmed up in %.1f s (champion %s)",
@@ -197,18 +196,17 @@ class Serving:
             503, "not_ready", "models are loading; retry shortly", None, self.retry_after
         )
 
-    async def score(
-        self, model: str, columns: Columns, size: int, locate: Callable[[Rejection], str]
-    ) -> Outputs:
-        """Outputs for `size` raw rows; every failure as an ApiError (`locate` names the field
-        of a rejected row in the caller's terms)."""
+    async def score(self, model: str, columns: Columns, size: int, where: str) -> Outputs:
+        """Outputs for `size` raw rows; every failure as an ApiError (`where`, formatted with the
+        `row` and `field` of a rejected value, names it in the caller's terms)."""
         if not self.ready:
             raise self.not_ready()
         self.in_flight += 1
         try:
             return await self.batchers[model].submit(columns, size, self.settings.request_timeout_s)
         except Rejected as exc:
-            error = ApiError(422, "invalid_value", exc.rejection.message, locate(exc.rejection))
+            field = where.format(row=exc.rejection.row, field=exc.rejection.field)
+            error = ApiError(422, "invalid_value", exc.rejection.message, field)
         except Overloaded:
             error = ApiError(
                 503, "overloaded", "the queue is full; retry shortly", None, self.retry_after
@@ -227,20 +225,6 @@ class Serving:
         path = request.url.path
         if path == "/v1/predict" or (path.startswith("/v2/models/") and path.endswith("/infer")):
             self.metrics.request(model or "-", status)
-
-
-def tune_gc() -> None:
-    """Make the cyclic garbage collector cheap for a server (measured: single-record tabular
-    requests at concurrency 32, about a fifth more requests/s than the defaults).
-
-    What is loaded now lives until exit: freezing it turns full collections (~15 ms pauses that
-    stall every request in flight) into no-ops. Requests waiting for their batch keep their
-    objects alive, and a young-generation collection scans all of them: collecting every
-    20,000 allocations instead of every 700 does that far less often.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(20_000, 10, 10)
 
 
 def bearer_auth(settings: Settings) -> list[DependsParam]:
@@ -267,32 +251,23 @@ def bearer_auth(settings: Settings) -> list[DependsParam]:
 
 
 def public_metadata(contract: Contract) -> dict[str, Any]:
-    """What anyone may know: schema, models, versions, metrics, decisions and lineage ids (no
-    tracking URI, no paths, no git state beyond the commit). Allow-lists: a key added to the
-    contract stays private until it is named here."""
-    about_data = {"schema_version", "task", "target", "labels", "id", "input_schema"}
-    about_models = {"champion", "champion_metric", "promotion"}
-    entry_keys = {"kind", "version", "sha256", "decision", "calibration", "metrics", "mlflow"}
-    models = {
-        name: {
-            **entry.model_dump(include=entry_keys),
-            "outputs": [key for key, value in entry.outputs.model_dump().items() if value],
+    """What anyone may know: no tracking URI, no paths, no git state beyond the commit.
+    Allow-lists: a key added to the contract stays private until it is named here."""
+    entry = {"kind", "version", "sha256", "outputs", "decision", "calibration", "metrics", "mlflow"}
+    about = ("schema_version", "task", "target", "labels", "id", "input_schema", "champion")
+    public = contract.model_dump(
+        include={
+            **dict.fromkeys((*about, "champion_metric", "promotion"), True),
+            "models": {"__all__": entry},
+            "lineage": {"git_commit", "params", "models", "data"},
         }
-        for name, entry in contract.models.items()
-    }
-    lineage = None
-    if contract.lineage is not None:  # data files by name only, not by path
-        data = {Path(path).name: md5 for path, md5 in contract.lineage.data.items()}
-        lineage = {
-            **contract.lineage.model_dump(include={"git_commit", "params", "models"}),
-            "data": data,
-        }
-    return {
-        **contract.model_dump(include=about_data | about_models),
-        "timezone": contract.features.timezone,
-        "models": models,
-        "lineage": lineage,
-    }
+    )
+    for dumped in public["models"].values():
+        dumped["outputs"] = [key for key, value in dumped["outputs"].items() if value]
+    lineage = public["lineage"]
+    if lineage is not None:  # data files by name only, not by path
+        lineage["data"] = {Path(path).name: md5 for path, md5 in lineage["data"].items()}
+    return {**public, "timezone": contract.features.timezone}
 
 
 def create_app(
@@ -325,7 +300,7 @@ def create_app(
     install_handlers(app, serving.count_error)
     auth = bearer_auth(settings)
     router = app.router
-    router.route_class = json_route(settings.max_body_bytes)
+    router.route_class = route_class = json_route(settings.max_body_bytes)
 
     @router.get("/health/live", tags=["health"])
     async def live() -> dict[str, str]:
@@ -361,7 +336,10 @@ def create_app(
         records = request.records
         started = time.perf_counter()
         outputs = await serving.score(
-            name, as_columns(records, keys, names), len(records), record_field
+            name,
+            as_columns(records, keys, names),
+            len(records),
+            "records[{row}].{field}",
         )
         scorer = serving.scorers[name]
         ids = [r.record_id for r in records] if contract.id else None
@@ -369,7 +347,7 @@ def create_app(
         serving.metrics.request(name, 200, time.perf_counter() - started)
         return answer
 
-    app.include_router(v2.router(serving, auth, json_route(settings.max_body_bytes, False)))
+    app.include_router(v2.router(serving, auth, route_class))
     # Routes are matched in order: the predict routes first save the others' matching.
     router.routes.sort(key=lambda route: getattr(route, "path", "") not in HOT_PATHS)
     return app

@@ -1,9 +1,8 @@
 """`/v1/predict`: its request and response models, built from the contract at start-up
 (`pydantic.create_model`), and the rendering of its answers.
 
-The models validate request bodies and give `/docs` and `/openapi.json` the real record schema
-of whatever data the models were trained on. Fields get opaque Python names (`f0`, `f1`, …) and
-the column name as alias, so any column name works, even `model_config` or `Weight (kg)`.
+Fields get opaque Python names (`f0`, `f1`, …) and the column name as alias, so any column name
+works, even `model_config` or `Weight (kg)`.
 """
 
 from __future__ import annotations
@@ -30,7 +29,6 @@ from serving.scoring import (
     DATETIME_MAX_LENGTH,
     FLOAT32_MAX,
     Outputs,
-    Rejection,
     Scorer,
     warmup_columns,
 )
@@ -59,11 +57,9 @@ def _record_id(value: Any) -> str | int:
     )
 
 
-def field_type(field: FieldSchema, contract: Contract, max_string_length: int) -> Any:
-    """The pydantic type of one raw input field."""
-    # Values (number ranges, whether a datetime can be read) are checked per column for the
-    # whole batch by `serving.scoring.check_columns`, as for v2 tensors and files; here only
-    # JSON types.
+def field_type(field: FieldSchema, max_string_length: int) -> Any:
+    """The pydantic type of one raw input field: JSON types only (values are checked per column
+    by `serving.scoring.check_columns`, as for v2 tensors and files)."""
     if field.type == "number":
         bounds: dict[str, Any] = {"minimum": -FLOAT32_MAX, "maximum": FLOAT32_MAX}
         kind: Any = Annotated[float, Strict(), Field(json_schema_extra=bounds)]
@@ -71,12 +67,11 @@ def field_type(field: FieldSchema, contract: Contract, max_string_length: int) -
         schema = {"anyOf": [{"type": "boolean"}, {"enum": [0, 1]}]}
         kind = Annotated[bool, PlainValidator(_boolean), WithJsonSchema(schema)]
     elif field.type == "datetime":
-        fmt = contract.features.datetime_formats.get(field.name)
         kind = Annotated[
             str,
             Strict(),
             StringConstraints(max_length=DATETIME_MAX_LENGTH),
-            Field(json_schema_extra=None if fmt else {"format": "date-time"}),
+            Field(json_schema_extra=None if field.datetime_format else {"format": "date-time"}),
         ]
     else:
         limit = field.max_length or max_string_length
@@ -84,7 +79,7 @@ def field_type(field: FieldSchema, contract: Contract, max_string_length: int) -
     return kind | None if field.nullable else kind
 
 
-def _describe(field: FieldSchema, contract: Contract) -> str:
+def _describe(field: FieldSchema, timezone: str) -> str:
     parts = {
         "number": "A number",
         "boolean": "true or false",
@@ -94,10 +89,9 @@ def _describe(field: FieldSchema, contract: Contract) -> str:
     }
     words = [parts[field.type]]
     if field.type == "datetime":
-        fmt = contract.features.datetime_formats.get(field.name)
-        if fmt:
-            words.append(f"or {fmt!r} (strptime)")
-        words.append(f"; naive values are in {contract.features.timezone}")
+        if field.datetime_format:
+            words.append(f"or {field.datetime_format!r} (strptime)")
+        words.append(f"; naive values are in {timezone}")
     if field.min is not None and field.max is not None:
         words.append(f"(training range {field.min:g} to {field.max:g})")
     if field.categories:
@@ -115,8 +109,8 @@ def record_model(contract: Contract, max_string_length: int) -> tuple[type[BaseM
     for i, field in enumerate(contract.input_schema):
         keys.append(f"f{i}")
         fields[f"f{i}"] = (
-            field_type(field, contract, max_string_length),
-            Field(alias=field.name, description=_describe(field, contract)),
+            field_type(field, max_string_length),
+            Field(alias=field.name, description=_describe(field, contract.features.timezone)),
         )
     if contract.id:
         schema = {
@@ -221,8 +215,3 @@ def render(scorer: Scorer, outputs: Outputs, ids: Sequence[Any] | None) -> bytes
             if record_id is not None:
                 item["id"] = record_id
     return orjson.dumps({**base, "predictions": predictions})
-
-
-def record_field(rejection: Rejection) -> str:
-    """Where a rejected value is, in the request's terms."""
-    return f"records[{rejection.row}].{rejection.field}"
