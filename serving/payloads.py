@@ -104,14 +104,14 @@ def _describe(field: FieldSchema, timezone: str) -> str:
 
 def record_model(contract: Contract, max_string_length: int) -> tuple[type[BaseModel], list[str]]:
     """The model of one record, and its Python field names in input-schema order."""
-    fields: dict[str, Any] = {}
-    keys = []
-    for i, field in enumerate(contract.input_schema):
-        keys.append(f"f{i}")
-        fields[f"f{i}"] = (
+    fields: dict[str, Any] = {
+        f"f{i}": (
             field_type(field, max_string_length),
             Field(alias=field.name, description=_describe(field, contract.features.timezone)),
         )
+        for i, field in enumerate(contract.input_schema)
+    }
+    keys = list(fields)
     if contract.id:
         schema = {
             "anyOf": [
@@ -143,44 +143,23 @@ def predict_request(contract: Contract, record: type[BaseModel], max_records: in
 
 def predict_response(contract: Contract) -> type[BaseModel]:
     """The answer to `/v1/predict` (documentation only: answers are rendered directly)."""
-    common: dict[str, Any] = {
-        "model": (str, ...),
-        "version": (str, ...),
-        "id": (str | int | None, Field(None, description="The record's id, when it sent one.")),
-    }
+    fields: dict[str, Any] = {}
     if contract.task == "regression":
-        fields: dict[str, Any] = {
-            "value": (float, Field(description=f"Predicted {contract.target}.")),
-            "interval": (
-                list[float] | None,
-                Field(None, description="[lower, upper], from models trained with quantiles."),
-            ),
-        }
+        fields["value"] = (float, Field(description=f"Predicted {contract.target}."))
+        interval = "[lower, upper], from models trained with quantiles."
+        fields["interval"] = (list[float] | None, Field(None, description=interval))
     else:
-        columns: dict[str, Any] = {
-            f"p{i}": (float, Field(alias=label)) for i, label in enumerate(contract.labels)
-        }
-        probabilities = create_model("Probabilities", **columns)
+        columns: Any = {f"p{i}": (float, Field(alias=c)) for i, c in enumerate(contract.labels)}
         label: Any = Literal[tuple(contract.labels)]
-        fields = {
-            "label": (label, ...),
-            "probabilities": (probabilities, ...),
-        }
-        if contract.task == "binary":
-            fields["threshold"] = (
-                float,
-                Field(
-                    description="The probability of the positive class at or above which "
-                    "the label is the positive class (the contract's tuned decision)."
-                ),
-            )
-    prediction = create_model("Prediction", **fields, **common)
-    return create_model(
-        "PredictResponse",
-        model=(str, ...),
-        version=(str, ...),
-        predictions=(list[prediction], ...),  # type: ignore[valid-type]
-    )
+        fields["label"] = (label, ...)
+        fields["probabilities"] = (create_model("Probabilities", **columns), ...)
+    if contract.task == "binary":
+        tuned = "The positive class's probability at or above which it is the label (tuned)."
+        fields["threshold"] = (float, Field(description=tuned))
+    head: dict[str, Any] = {"model": (str, ...), "version": (str, ...)}
+    echoed = Field(None, description="The record's id, when it sent one.")
+    prediction: Any = create_model("Prediction", **fields, **head, id=(str | int | None, echoed))
+    return create_model("PredictResponse", **head, predictions=(list[prediction], ...))
 
 
 def as_columns(records: list[BaseModel], keys: list[str], names: list[str]) -> dict[str, list]:
