@@ -32,13 +32,7 @@ from prometheus_client import (
 from serving import v2
 from serving.batching import Batcher, Columns, Overloaded, Rejected
 from serving.http import ApiError, ErrorBody, install_handlers, json_route
-from serving.payloads import (
-    as_columns,
-    predict_request,
-    predict_response,
-    record_model,
-    render,
-)
+from serving.payloads import as_columns, predict_request, predict_response, record_model, render
 from serving.runtime import ModelFileError
 from serving.schemas import Contract
 from serving.scoring import Outputs, Scorer, load_scorers
@@ -233,6 +227,7 @@ def bearer_auth(settings: Settings) -> list[DependsParam]:
         return []
     scheme = HTTPBearer(auto_error=False, description="SERVING_API_KEY")
     key = settings.api_key.get_secret_value().encode()
+    message = "send Authorization: Bearer <SERVING_API_KEY>"
 
     async def check(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(scheme)],
@@ -240,11 +235,7 @@ def bearer_auth(settings: Settings) -> list[DependsParam]:
         sent = credentials.credentials.encode() if credentials else b""
         if not hmac.compare_digest(sent, key):
             raise ApiError(
-                401,
-                "unauthorized",
-                "send Authorization: Bearer <SERVING_API_KEY>",
-                "authorization",
-                {"www-authenticate": "Bearer"},
+                401, "unauthorized", message, "authorization", {"www-authenticate": "Bearer"}
             )
 
     return [Depends(check)]

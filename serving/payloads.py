@@ -25,13 +25,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from serving.schemas import Contract, FieldSchema
-from serving.scoring import (
-    DATETIME_MAX_LENGTH,
-    FLOAT32_MAX,
-    Outputs,
-    Scorer,
-    warmup_columns,
-)
+from serving.scoring import DATETIME_MAX_LENGTH, FLOAT32_MAX, Outputs, Scorer, warmup_columns
 
 ID_MAX_LENGTH = 256  # characters of a string id (ids are echoed back, never scored)
 INT64 = 2**63
