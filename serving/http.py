@@ -190,8 +190,6 @@ def _check_content_type(headers: list[tuple[bytes, bytes]], required: bool) -> N
         elif name == b"content-encoding" and value.strip().lower() != b"identity":
             message, field = "compressed bodies are not accepted", "content-encoding"
             raise ApiError(415, "unsupported_media_type", message, field)
-        elif name == BINARY_HEADER.encode():
-            required = False
     if content_type != b"application/json" and (content_type is not None or required):
         message = "send the body as JSON with content-type: application/json"
         raise ApiError(415, "unsupported_media_type", message, "content-type")
