@@ -326,12 +326,8 @@ def create_app(
         name = request.model or contract.champion
         records = request.records
         started = time.perf_counter()
-        outputs = await serving.score(
-            name,
-            as_columns(records, keys, names),
-            len(records),
-            "records[{row}].{field}",
-        )
+        columns = as_columns(records, keys, names)
+        outputs = await serving.score(name, columns, len(records), "records[{row}].{field}")
         scorer = serving.scorers[name]
         ids = [r.record_id for r in records] if contract.id else None
         answer = Response(render(scorer, outputs, ids), media_type="application/json")

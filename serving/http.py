@@ -67,10 +67,8 @@ def field_path(loc: Sequence[Any]) -> str | None:
     parts = list(loc[1:] if loc and loc[0] == "body" else loc)
     if len(parts) > 3 and parts[0] == "records":
         parts = parts[:3]  # what follows a record's field names a union member, not a place
-    path = ""
-    for part in parts:
-        path += f"[{part}]" if isinstance(part, int) else f".{part}" if path else str(part)
-    return path or None
+    path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in parts)
+    return path.removeprefix(".") or None
 
 
 def install_handlers(app: FastAPI, on_error: Callable[[Request, int, str | None], None]) -> None:
