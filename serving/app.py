@@ -58,10 +58,17 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
-class Metrics:
-    """Per request one counter and one histogram update; per batch its size and queue times."""
+class Serving:
+    """What the app serves and counts: the contract, the loaded models, their batchers and the
+    metrics (per request one counter and one histogram update, per batch its size)."""
 
-    def __init__(self, in_flight: Callable[[], float], ready: Callable[[], float]) -> None:
+    def __init__(self, settings: Settings, contract: Contract) -> None:
+        self.settings = settings
+        self.contract = contract
+        self.scorers: dict[str, Scorer] = {}
+        self.batchers: dict[str, Batcher] = {}
+        self.ready = False
+        self.in_flight = 0
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "serving_requests",
@@ -94,38 +101,13 @@ class Metrics:
             "serving_requests_in_flight",
             "Predict requests waiting for or in a batch.",
             registry=self.registry,
-        ).set_function(in_flight)
+        ).set_function(lambda: self.in_flight)
         Gauge(
             "serving_ready",
             "1 once every model is loaded, verified and warmed up.",
             registry=self.registry,
-        ).set_function(ready)
-        self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
-
-    def request(self, model: str, status: int, seconds: float | None = None) -> None:
-        """Count one predict request, and its latency when it was answered."""
-        children = self._children.get((model, status))
-        if children is None:  # `labels()` takes a lock and a lookup: once per model and status
-            children = self._children[(model, status)] = (
-                self.requests.labels(model, str(status)),
-                self.latency.labels(model),
-            )
-        children[0].inc()
-        if seconds is not None:
-            children[1].observe(seconds)
-
-
-class Serving:
-    """What the app serves: the contract, the loaded models and their batchers."""
-
-    def __init__(self, settings: Settings, contract: Contract) -> None:
-        self.settings = settings
-        self.contract = contract
-        self.scorers: dict[str, Scorer] = {}
-        self.batchers: dict[str, Batcher] = {}
-        self.ready = False
-        self.in_flight = 0
-        self.metrics = Metrics(lambda: self.in_flight, lambda: self.ready)
+        ).set_function(lambda: self.ready)
+        self.answered: dict[str, tuple[Any, Any]] = {}  # model → its 200 counter, its latency
         self.retry_after = {"retry-after": str(settings.retry_after_s)}
         # One thread for model work: ONNX Runtime has its own threads, and batches that run
         # there are big enough that one hand-off per batch is cheap.
@@ -162,10 +144,12 @@ class Serving:
                 max_queue_records=settings.max_queue_records,
                 executor=self.executor,
                 inline_max_records=0 if text else INLINE_MAX_RECORDS,
-                on_batch=self.metrics.batch_size.labels(name).observe,
-                on_queue_time=self.metrics.queue_time.labels(name).observe,
+                on_batch=self.batch_size.labels(name).observe,
+                on_queue_time=self.queue_time.labels(name).observe,
             )
             batcher.start()
+            # `labels()` takes a lock and a lookup: once per model, not per request
+            self.answered[name] = (self.requests.labels(name, "200"), self.latency.labels(name))
         # What is loaded now lives until exit: frozen, it costs full collections nothing; and
         # waiting requests keep many objects alive, so young collections run less often.
         gc.collect()
@@ -215,10 +199,16 @@ class Serving:
         error.model = model
         raise error
 
+    def count(self, model: str, seconds: float) -> None:
+        """Count one answered predict request and its latency."""
+        counter, latency = self.answered[model]
+        counter.inc()
+        latency.observe(seconds)
+
     def count_error(self, request: Request, status: int, model: str | None) -> None:
         path = request.url.path
         if path == "/v1/predict" or (path.startswith("/v2/models/") and path.endswith("/infer")):
-            self.metrics.request(model or "-", status)
+            self.requests.labels(model or "-", str(status)).inc()
 
 
 def bearer_auth(settings: Settings) -> list[DependsParam]:
@@ -311,7 +301,7 @@ def create_app(
     @router.get("/metrics", tags=["metadata"], response_class=Response)
     async def get_metrics() -> Response:
         """Prometheus text format."""
-        return Response(generate_latest(serving.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(serving.registry), media_type=CONTENT_TYPE_LATEST)
 
     @router.post(
         "/v1/predict",
@@ -331,7 +321,7 @@ def create_app(
         scorer = serving.scorers[name]
         ids = [r.record_id for r in records] if contract.id else None
         answer = Response(render(scorer, outputs, ids), media_type="application/json")
-        serving.metrics.request(name, 200, time.perf_counter() - started)
+        serving.count(name, time.perf_counter() - started)
         return answer
 
     app.include_router(v2.router(serving, auth, route_class))

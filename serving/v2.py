@@ -230,7 +230,7 @@ def router(serving: Any, auth: list[DependsParam], route_class: type[APIRoute]) 
             answer["id"] = body.id
         if scorer.threshold is not None:
             answer["parameters"] = {"threshold": scorer.threshold}
-        serving.metrics.request(name, 200, time.perf_counter() - started)
+        serving.count(name, time.perf_counter() - started)
         return Response(orjson.dumps(answer), media_type="application/json")
 
     return v2
