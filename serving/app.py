@@ -1,8 +1,7 @@
 """The FastAPI app: health, metadata, metrics, docs and `/v1/predict` (v2 protocol: serving.v2).
 
-`create_app(settings, contract)` builds the request and response models from the contract,
-then loads, verifies (SHA-256) and warms up every model in the background; `/health/ready`
-turns 200 only after that. Each model has a `Batcher`; requests of every protocol go through it.
+Models load, are verified and warmed up in the background; `/health/ready` turns 200 after that.
+Each model has a `Batcher`; requests of every protocol go through it.
 """
 
 import asyncio
@@ -33,17 +32,10 @@ from prometheus_client import (
 from serving import v2
 from serving.batching import Batcher, Columns, Overloaded, Rejected
 from serving.http import ApiError, ErrorBody, install_handlers, json_route
-from serving.payloads import (
-    as_columns,
-    predict_request,
-    predict_response,
-    record_field,
-    record_model,
-    render,
-)
+from serving.payloads import as_columns, predict_request, predict_response, record_model, render
 from serving.runtime import ModelFileError
 from serving.schemas import Contract
-from serving.scoring import Outputs, Rejection, Scorer, load_scorers
+from serving.scoring import Outputs, Scorer, load_scorers
 from serving.settings import Settings
 
 log = logging.getLogger("serving")
@@ -66,11 +58,17 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
-class Metrics:
-    """The server's metrics. Per request: one counter and one histogram update (the gauges are
-    read at scrape time); per batch: its size and the queue time of its requests."""
+class Serving:
+    """What the app serves and counts: the contract, the loaded models, their batchers and the
+    metrics (per request one counter and one histogram update, per batch its size)."""
 
-    def __init__(self, in_flight: Callable[[], float], ready: Callable[[], float]) -> None:
+    def __init__(self, settings: Settings, contract: Contract) -> None:
+        self.settings = settings
+        self.contract = contract
+        self.scorers: dict[str, Scorer] = {}
+        self.batchers: dict[str, Batcher] = {}
+        self.ready = False
+        self.in_flight = 0
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "serving_requests",
@@ -103,38 +101,13 @@ class Metrics:
             "serving_requests_in_flight",
             "Predict requests waiting for or in a batch.",
             registry=self.registry,
-        ).set_function(in_flight)
+        ).set_function(lambda: self.in_flight)
         Gauge(
             "serving_ready",
             "1 once every model is loaded, verified and warmed up.",
             registry=self.registry,
-        ).set_function(ready)
-        self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
-
-    def request(self, model: str, status: int, seconds: float | None = None) -> None:
-        """Count one predict request, and its latency when it was answered."""
-        children = self._children.get((model, status))
-        if children is None:  # `labels()` takes a lock and a lookup: once per model and status
-            children = self._children[(model, status)] = (
-                self.requests.labels(model, str(status)),
-                self.latency.labels(model),
-            )
-        children[0].inc()
-        if seconds is not None:
-            children[1].observe(seconds)
-
-
-class Serving:
-    """What the app serves: the contract, the loaded models and their batchers."""
-
-    def __init__(self, settings: Settings, contract: Contract) -> None:
-        self.settings = settings
-        self.contract = contract
-        self.scorers: dict[str, Scorer] = {}
-        self.batchers: dict[str, Batcher] = {}
-        self.ready = False
-        self.in_flight = 0
-        self.metrics = Metrics(lambda: self.in_flight, lambda: self.ready)
+        ).set_function(lambda: self.ready)
+        self.answered: dict[str, tuple[Any, Any]] = {}  # model → its 200 counter, its latency
         self.retry_after = {"retry-after": str(settings.retry_after_s)}
         # One thread for model work: ONNX Runtime has its own threads, and batches that run
         # there are big enough that one hand-off per batch is cheap.
@@ -163,21 +136,25 @@ class Serving:
             on_fatal(f"loading the models failed: {exc!r}")
             return
         for name, scorer in self.scorers.items():
-            wait_ms = settings.max_wait_ms if scorer.is_text else 0.0
-            self.batchers[name] = Batcher(
+            text = scorer.is_text
+            self.batchers[name] = batcher = Batcher(
                 scorer,
-                max_batch_size=(
-                    settings.max_text_batch_size if scorer.is_text else settings.max_batch_size
-                ),
-                max_wait_s=wait_ms / 1000,
+                max_batch_size=settings.max_text_batch_size if text else settings.max_batch_size,
+                max_wait_s=settings.max_wait_ms / 1000 if text else 0.0,
                 max_queue_records=settings.max_queue_records,
                 executor=self.executor,
-                inline_max_records=0 if scorer.is_text else INLINE_MAX_RECORDS,
-                on_batch=self.metrics.batch_size.labels(name).observe,
-                on_queue_time=self.metrics.queue_time.labels(name).observe,
+                inline_max_records=0 if text else INLINE_MAX_RECORDS,
+                on_batch=self.batch_size.labels(name).observe,
+                on_queue_time=self.queue_time.labels(name).observe,
             )
-            self.batchers[name].start()
-        tune_gc()
+            batcher.start()
+            # `labels()` takes a lock and a lookup: once per model, not per request
+            self.answered[name] = (self.requests.labels(name, "200"), self.latency.labels(name))
+        # What is loaded now lives until exit: frozen, it costs full collections nothing; and
+        # waiting requests keep many objects alive, so young collections run less often.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(20_000, 10, 10)
         self.ready = True
         log.info(
             "ready: %s loaded, verified and warmed up in %.1f s (champion %s)",
@@ -197,18 +174,17 @@ class Serving:
             503, "not_ready", "models are loading; retry shortly", None, self.retry_after
         )
 
-    async def score(
-        self, model: str, columns: Columns, size: int, locate: Callable[[Rejection], str]
-    ) -> Outputs:
-        """Outputs for `size` raw rows; every failure as an ApiError (`locate` names the field
-        of a rejected row in the caller's terms)."""
+    async def score(self, model: str, columns: Columns, size: int, where: str) -> Outputs:
+        """Outputs for `size` raw rows; every failure as an ApiError (`where`, formatted with the
+        `row` and `field` of a rejected value, names it in the caller's terms)."""
         if not self.ready:
             raise self.not_ready()
         self.in_flight += 1
         try:
             return await self.batchers[model].submit(columns, size, self.settings.request_timeout_s)
         except Rejected as exc:
-            error = ApiError(422, "invalid_value", exc.rejection.message, locate(exc.rejection))
+            field = where.format(row=exc.rejection.row, field=exc.rejection.field)
+            error = ApiError(422, "invalid_value", exc.rejection.message, field)
         except Overloaded:
             error = ApiError(
                 503, "overloaded", "the queue is full; retry shortly", None, self.retry_after
@@ -223,24 +199,16 @@ class Serving:
         error.model = model
         raise error
 
+    def count(self, model: str, seconds: float) -> None:
+        """Count one answered predict request and its latency."""
+        counter, latency = self.answered[model]
+        counter.inc()
+        latency.observe(seconds)
+
     def count_error(self, request: Request, status: int, model: str | None) -> None:
         path = request.url.path
         if path == "/v1/predict" or (path.startswith("/v2/models/") and path.endswith("/infer")):
-            self.metrics.request(model or "-", status)
-
-
-def tune_gc() -> None:
-    """Make the cyclic garbage collector cheap for a server (measured: single-record tabular
-    requests at concurrency 32, about a fifth more requests/s than the defaults).
-
-    What is loaded now lives until exit: freezing it turns full collections (~15 ms pauses that
-    stall every request in flight) into no-ops. Requests waiting for their batch keep their
-    objects alive, and a young-generation collection scans all of them: collecting every
-    20,000 allocations instead of every 700 does that far less often.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(20_000, 10, 10)
+            self.requests.labels(model or "-", str(status)).inc()
 
 
 def bearer_auth(settings: Settings) -> list[DependsParam]:
@@ -249,6 +217,7 @@ def bearer_auth(settings: Settings) -> list[DependsParam]:
         return []
     scheme = HTTPBearer(auto_error=False, description="SERVING_API_KEY")
     key = settings.api_key.get_secret_value().encode()
+    message = "send Authorization: Bearer <SERVING_API_KEY>"
 
     async def check(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(scheme)],
@@ -256,43 +225,30 @@ def bearer_auth(settings: Settings) -> list[DependsParam]:
         sent = credentials.credentials.encode() if credentials else b""
         if not hmac.compare_digest(sent, key):
             raise ApiError(
-                401,
-                "unauthorized",
-                "send Authorization: Bearer <SERVING_API_KEY>",
-                "authorization",
-                {"www-authenticate": "Bearer"},
+                401, "unauthorized", message, "authorization", {"www-authenticate": "Bearer"}
             )
 
     return [Depends(check)]
 
 
 def public_metadata(contract: Contract) -> dict[str, Any]:
-    """What anyone may know: schema, models, versions, metrics, decisions and lineage ids (no
-    tracking URI, no paths, no git state beyond the commit). Allow-lists: a key added to the
-    contract stays private until it is named here."""
-    about_data = {"schema_version", "task", "target", "labels", "id", "input_schema"}
-    about_models = {"champion", "champion_metric", "promotion"}
-    entry_keys = {"kind", "version", "sha256", "decision", "calibration", "metrics", "mlflow"}
-    models = {
-        name: {
-            **entry.model_dump(include=entry_keys),
-            "outputs": [key for key, value in entry.outputs.model_dump().items() if value],
+    """What anyone may know: no tracking URI, no paths, no git state beyond the commit.
+    Allow-lists: a key added to the contract stays private until it is named here."""
+    entry = {"kind", "version", "sha256", "outputs", "decision", "calibration", "metrics", "mlflow"}
+    about = ("schema_version", "task", "target", "labels", "id", "input_schema", "champion")
+    public = contract.model_dump(
+        include={
+            **dict.fromkeys((*about, "champion_metric", "promotion"), True),
+            "models": {"__all__": entry},
+            "lineage": {"git_commit", "params", "models", "data"},
         }
-        for name, entry in contract.models.items()
-    }
-    lineage = None
-    if contract.lineage is not None:  # data files by name only, not by path
-        data = {Path(path).name: md5 for path, md5 in contract.lineage.data.items()}
-        lineage = {
-            **contract.lineage.model_dump(include={"git_commit", "params", "models"}),
-            "data": data,
-        }
-    return {
-        **contract.model_dump(include=about_data | about_models),
-        "timezone": contract.features.timezone,
-        "models": models,
-        "lineage": lineage,
-    }
+    )
+    for dumped in public["models"].values():
+        dumped["outputs"] = [key for key, value in dumped["outputs"].items() if value]
+    lineage = public["lineage"]
+    if lineage is not None:  # data files by name only, not by path
+        lineage["data"] = {Path(path).name: md5 for path, md5 in lineage["data"].items()}
+    return {**public, "timezone": contract.features.timezone}
 
 
 def create_app(
@@ -325,7 +281,7 @@ def create_app(
     install_handlers(app, serving.count_error)
     auth = bearer_auth(settings)
     router = app.router
-    router.route_class = json_route(settings.max_body_bytes)
+    router.route_class = route_class = json_route(settings.max_body_bytes)
 
     @router.get("/health/live", tags=["health"])
     async def live() -> dict[str, str]:
@@ -345,7 +301,7 @@ def create_app(
     @router.get("/metrics", tags=["metadata"], response_class=Response)
     async def get_metrics() -> Response:
         """Prometheus text format."""
-        return Response(generate_latest(serving.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(serving.registry), media_type=CONTENT_TYPE_LATEST)
 
     @router.post(
         "/v1/predict",
@@ -360,16 +316,15 @@ def create_app(
         name = request.model or contract.champion
         records = request.records
         started = time.perf_counter()
-        outputs = await serving.score(
-            name, as_columns(records, keys, names), len(records), record_field
-        )
+        columns = as_columns(records, keys, names)
+        outputs = await serving.score(name, columns, len(records), "records[{row}].{field}")
         scorer = serving.scorers[name]
         ids = [r.record_id for r in records] if contract.id else None
         answer = Response(render(scorer, outputs, ids), media_type="application/json")
-        serving.metrics.request(name, 200, time.perf_counter() - started)
+        serving.count(name, time.perf_counter() - started)
         return answer
 
-    app.include_router(v2.router(serving, auth, json_route(settings.max_body_bytes, False)))
+    app.include_router(v2.router(serving, auth, route_class))
     # Routes are matched in order: the predict routes first save the others' matching.
     router.routes.sort(key=lambda route: getattr(route, "path", "") not in HOT_PATHS)
     return app

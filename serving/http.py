@@ -67,10 +67,8 @@ def field_path(loc: Sequence[Any]) -> str | None:
     parts = list(loc[1:] if loc and loc[0] == "body" else loc)
     if len(parts) > 3 and parts[0] == "records":
         parts = parts[:3]  # what follows a record's field names a union member, not a place
-    path = ""
-    for part in parts:
-        path += f"[{part}]" if isinstance(part, int) else f".{part}" if path else str(part)
-    return path or None
+    path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in parts)
+    return path.removeprefix(".") or None
 
 
 def install_handlers(app: FastAPI, on_error: Callable[[Request, int, str | None], None]) -> None:
@@ -190,8 +188,6 @@ def _check_content_type(headers: list[tuple[bytes, bytes]], required: bool) -> N
         elif name == b"content-encoding" and value.strip().lower() != b"identity":
             message, field = "compressed bodies are not accepted", "content-encoding"
             raise ApiError(415, "unsupported_media_type", message, field)
-        elif name == BINARY_HEADER.encode():
-            required = False
     if content_type != b"application/json" and (content_type is not None or required):
         message = "send the body as JSON with content-type: application/json"
         raise ApiError(415, "unsupported_media_type", message, "content-type")
@@ -201,10 +197,10 @@ def _too_large(max_body_bytes: int) -> ApiError:
     return ApiError(413, "body_too_large", f"the limit is {max_body_bytes} bytes")
 
 
-def json_route(max_body_bytes: int, content_type_required: bool = True) -> type[APIRoute]:
-    """A route class whose `body()` stops at `max_body_bytes` (413) and whose `json()` is strict
-    orjson (no NaN, lone surrogates or invalid UTF-8; 1024 levels deep at most), binary tensors
-    of the Open Inference Protocol (`Inference-Header-Content-Length`) read as `data` lists."""
+def json_route(max_body_bytes: int) -> type[APIRoute]:
+    """A route class: `body()` stops at `max_body_bytes` (413), `json()` is strict orjson (no NaN,
+    lone surrogates or invalid UTF-8; 1024 levels deep at most) and reads the Open Inference
+    Protocol's binary tensors as `data` lists; no content type is 415 if `strict_content_type`."""
 
     class LimitedRequest(Request):
         async def body(self) -> bytes:
@@ -232,11 +228,11 @@ def json_route(max_body_bytes: int, content_type_required: bool = True) -> type[
     class JsonRoute(APIRoute):
         def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
             handler = super().get_route_handler()
-            has_body = self.body_field is not None
+            has_body, required = self.body_field is not None, bool(self.strict_content_type)
 
             async def route(request: Request) -> Response:
                 if has_body:
-                    _check_content_type(request.scope["headers"], content_type_required)
+                    _check_content_type(request.scope["headers"], required)
                 return await handler(LimitedRequest(request.scope, request.receive))
 
             return route

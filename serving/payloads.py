@@ -1,9 +1,8 @@
 """`/v1/predict`: its request and response models, built from the contract at start-up
 (`pydantic.create_model`), and the rendering of its answers.
 
-The models validate request bodies and give `/docs` and `/openapi.json` the real record schema
-of whatever data the models were trained on. Fields get opaque Python names (`f0`, `f1`, …) and
-the column name as alias, so any column name works, even `model_config` or `Weight (kg)`.
+Fields get opaque Python names (`f0`, `f1`, …) and the column name as alias, so any column name
+works, even `model_config` or `Weight (kg)`.
 """
 
 from __future__ import annotations
@@ -26,14 +25,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from serving.schemas import Contract, FieldSchema
-from serving.scoring import (
-    DATETIME_MAX_LENGTH,
-    FLOAT32_MAX,
-    Outputs,
-    Rejection,
-    Scorer,
-    warmup_columns,
-)
+from serving.scoring import DATETIME_MAX_LENGTH, FLOAT32_MAX, Outputs, Scorer, warmup_columns
 
 ID_MAX_LENGTH = 256  # characters of a string id (ids are echoed back, never scored)
 INT64 = 2**63
@@ -59,11 +51,9 @@ def _record_id(value: Any) -> str | int:
     )
 
 
-def field_type(field: FieldSchema, contract: Contract, max_string_length: int) -> Any:
-    """The pydantic type of one raw input field."""
-    # Values (number ranges, whether a datetime can be read) are checked per column for the
-    # whole batch by `serving.scoring.check_columns`, as for v2 tensors and files; here only
-    # JSON types.
+def field_type(field: FieldSchema, max_string_length: int) -> Any:
+    """The pydantic type of one raw input field: JSON types only (values are checked per column
+    by `serving.scoring.check_columns`, as for v2 tensors and files)."""
     if field.type == "number":
         bounds: dict[str, Any] = {"minimum": -FLOAT32_MAX, "maximum": FLOAT32_MAX}
         kind: Any = Annotated[float, Strict(), Field(json_schema_extra=bounds)]
@@ -71,12 +61,11 @@ def field_type(field: FieldSchema, contract: Contract, max_string_length: int) -
         schema = {"anyOf": [{"type": "boolean"}, {"enum": [0, 1]}]}
         kind = Annotated[bool, PlainValidator(_boolean), WithJsonSchema(schema)]
     elif field.type == "datetime":
-        fmt = contract.features.datetime_formats.get(field.name)
         kind = Annotated[
             str,
             Strict(),
             StringConstraints(max_length=DATETIME_MAX_LENGTH),
-            Field(json_schema_extra=None if fmt else {"format": "date-time"}),
+            Field(json_schema_extra=None if field.datetime_format else {"format": "date-time"}),
         ]
     else:
         limit = field.max_length or max_string_length
@@ -84,7 +73,7 @@ def field_type(field: FieldSchema, contract: Contract, max_string_length: int) -
     return kind | None if field.nullable else kind
 
 
-def _describe(field: FieldSchema, contract: Contract) -> str:
+def _describe(field: FieldSchema, timezone: str) -> str:
     parts = {
         "number": "A number",
         "boolean": "true or false",
@@ -94,10 +83,9 @@ def _describe(field: FieldSchema, contract: Contract) -> str:
     }
     words = [parts[field.type]]
     if field.type == "datetime":
-        fmt = contract.features.datetime_formats.get(field.name)
-        if fmt:
-            words.append(f"or {fmt!r} (strptime)")
-        words.append(f"; naive values are in {contract.features.timezone}")
+        if field.datetime_format:
+            words.append(f"or {field.datetime_format!r} (strptime)")
+        words.append(f"; naive values are in {timezone}")
     if field.min is not None and field.max is not None:
         words.append(f"(training range {field.min:g} to {field.max:g})")
     if field.categories:
@@ -110,14 +98,14 @@ def _describe(field: FieldSchema, contract: Contract) -> str:
 
 def record_model(contract: Contract, max_string_length: int) -> tuple[type[BaseModel], list[str]]:
     """The model of one record, and its Python field names in input-schema order."""
-    fields: dict[str, Any] = {}
-    keys = []
-    for i, field in enumerate(contract.input_schema):
-        keys.append(f"f{i}")
-        fields[f"f{i}"] = (
-            field_type(field, contract, max_string_length),
-            Field(alias=field.name, description=_describe(field, contract)),
+    fields: dict[str, Any] = {
+        f"f{i}": (
+            field_type(field, max_string_length),
+            Field(alias=field.name, description=_describe(field, contract.features.timezone)),
         )
+        for i, field in enumerate(contract.input_schema)
+    }
+    keys = list(fields)
     if contract.id:
         schema = {
             "anyOf": [
@@ -149,44 +137,23 @@ def predict_request(contract: Contract, record: type[BaseModel], max_records: in
 
 def predict_response(contract: Contract) -> type[BaseModel]:
     """The answer to `/v1/predict` (documentation only: answers are rendered directly)."""
-    common: dict[str, Any] = {
-        "model": (str, ...),
-        "version": (str, ...),
-        "id": (str | int | None, Field(None, description="The record's id, when it sent one.")),
-    }
+    fields: dict[str, Any] = {}
     if contract.task == "regression":
-        fields: dict[str, Any] = {
-            "value": (float, Field(description=f"Predicted {contract.target}.")),
-            "interval": (
-                list[float] | None,
-                Field(None, description="[lower, upper], from models trained with quantiles."),
-            ),
-        }
+        fields["value"] = (float, Field(description=f"Predicted {contract.target}."))
+        interval = "[lower, upper], from models trained with quantiles."
+        fields["interval"] = (list[float] | None, Field(None, description=interval))
     else:
-        columns: dict[str, Any] = {
-            f"p{i}": (float, Field(alias=label)) for i, label in enumerate(contract.labels)
-        }
-        probabilities = create_model("Probabilities", **columns)
+        columns: Any = {f"p{i}": (float, Field(alias=c)) for i, c in enumerate(contract.labels)}
         label: Any = Literal[tuple(contract.labels)]
-        fields = {
-            "label": (label, ...),
-            "probabilities": (probabilities, ...),
-        }
-        if contract.task == "binary":
-            fields["threshold"] = (
-                float,
-                Field(
-                    description="The probability of the positive class at or above which "
-                    "the label is the positive class (the contract's tuned decision)."
-                ),
-            )
-    prediction = create_model("Prediction", **fields, **common)
-    return create_model(
-        "PredictResponse",
-        model=(str, ...),
-        version=(str, ...),
-        predictions=(list[prediction], ...),  # type: ignore[valid-type]
-    )
+        fields["label"] = (label, ...)
+        fields["probabilities"] = (create_model("Probabilities", **columns), ...)
+    if contract.task == "binary":
+        tuned = "The positive class's probability at or above which it is the label (tuned)."
+        fields["threshold"] = (float, Field(description=tuned))
+    head: dict[str, Any] = {"model": (str, ...), "version": (str, ...)}
+    echoed = Field(None, description="The record's id, when it sent one.")
+    prediction: Any = create_model("Prediction", **fields, **head, id=(str | int | None, echoed))
+    return create_model("PredictResponse", **head, predictions=(list[prediction], ...))
 
 
 def as_columns(records: list[BaseModel], keys: list[str], names: list[str]) -> dict[str, list]:
@@ -221,8 +188,3 @@ def render(scorer: Scorer, outputs: Outputs, ids: Sequence[Any] | None) -> bytes
             if record_id is not None:
                 item["id"] = record_id
     return orjson.dumps({**base, "predictions": predictions})
-
-
-def record_field(rejection: Rejection) -> str:
-    """Where a rejected value is, in the request's terms."""
-    return f"records[{rejection.row}].{rejection.field}"

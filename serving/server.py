@@ -85,8 +85,6 @@ class LimitedProtocol(HttpToolsProtocol):
         self._timer = None if seconds is None else self.loop.call_later(seconds, self._expire)
 
     def _expire(self) -> None:
-        if self.transport.is_closing():
-            return
         if self._in_head and self._head_bytes == 0:
             self.transport.close()  # idle: nothing was asked, nothing to answer
             return

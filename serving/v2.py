@@ -219,9 +219,7 @@ def router(serving: Any, auth: list[DependsParam], route_class: type[APIRoute]) 
         columns, rows = decode_inputs(
             body, serving.contract.input_schema, serving.settings.max_records
         )
-        outputs = await serving.score(
-            name, columns, rows, lambda rejection: f"inputs.{rejection.field}[{rejection.row}]"
-        )
+        outputs = await serving.score(name, columns, rows, "inputs.{field}[{row}]")
         wanted = {o.name for o in body.outputs} if body.outputs else None
         answer: dict[str, Any] = {
             "model_name": name,
@@ -232,7 +230,7 @@ def router(serving: Any, auth: list[DependsParam], route_class: type[APIRoute]) 
             answer["id"] = body.id
         if scorer.threshold is not None:
             answer["parameters"] = {"threshold": scorer.threshold}
-        serving.metrics.request(name, 200, time.perf_counter() - started)
+        serving.count(name, time.perf_counter() - started)
         return Response(orjson.dumps(answer), media_type="application/json")
 
     return v2
