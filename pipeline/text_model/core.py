@@ -96,7 +96,7 @@ class TextModel(Model):
 
     def batches(self, split: Split, targets: bool = False) -> Any:
         """Token ids as the server makes them, with class indices or standardised `targets`."""
-        from pipeline.text_model.onnx_graph import backend_tokenizer, pad_of
+        from pipeline.text_model.encoder import backend_tokenizer, pad_of
         from pipeline.text_model.training import Batches
 
         backend = backend_tokenizer(self.tokenizer, self.config.max_length)
@@ -123,9 +123,7 @@ class TextModel(Model):
         torch.set_num_threads(threads)  # a fixed count: CPU results depend on it
         train = sample(data.train, config.train_rows, self.seed)
         val = sample(data.val, config.val_rows, self.seed)
-        n_outputs = 1 if self.regression else self.profile.n_classes
-        texts = build_texts(train.columns, self.text_input())
-        self.tokenizer, self.net = build(config, texts, n_outputs)
+        self.tokenizer, self.net = build(config, 1 if self.regression else self.profile.n_classes)
         if self.regression:
             self.net.target_mean.fill_(float(np.mean(train.y)))
             self.net.target_scale.fill_(float(np.std(train.y)) or 1.0)
@@ -177,15 +175,12 @@ class TextModel(Model):
         from pipeline.text_model.encoder import Served
         from pipeline.text_model.training import run_batches
 
-        self.net.eval()
-        device = next(self.net.parameters()).device
-        served = Served(self.net, self.regression)
-        out = run_batches(served, self.batches(split), self.config.eval_batch_size, device)
+        served = Served(self.net.eval(), self.regression)  # on the CPU after `fit`
+        out = run_batches(served, self.batches(split), self.config.eval_batch_size)
         return out[:, 0] if self.regression else out
 
     def to_onnx(self, out_dir: Path) -> ModelGraph:
-        from pipeline.text_model.encoder import Served
-        from pipeline.text_model.onnx_graph import export_graph, write_tokenizer
+        from pipeline.text_model.encoder import Served, export_graph, write_tokenizer
 
         output = "value" if self.regression else "probabilities"
         served = Served(self.net.cpu().eval(), self.regression)
@@ -209,7 +204,7 @@ class TextModel(Model):
         Runs after the runner finished the graph, so the int8 copy includes the calibration."""
         from safetensors.torch import save_file
 
-        from pipeline.text_model.onnx_graph import INT8_FILE, quantize_int8
+        from pipeline.text_model.encoder import INT8_FILE, quantize_int8
 
         native = out_dir / "hf"
         self.net.encoder.save_pretrained(native, safe_serialization=True)
@@ -238,10 +233,10 @@ def sample(split: Split, rows: int | None, seed: int) -> Split:
 
 
 def weights_sha256(net: Any) -> str:
-    """SHA-256 over the state dict in key order (equal on every DDP rank after training)."""
+    """SHA-256 of the weights as safetensors bytes (equal on every DDP rank after training)."""
     import hashlib
 
-    digest = hashlib.sha256()
-    for name, tensor in sorted(net.state_dict().items()):
-        digest.update(name.encode() + tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
+    from safetensors.torch import save
+
+    state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    return hashlib.sha256(save(state)).hexdigest()

@@ -58,16 +58,14 @@ class Batches:
 
 
 @torch.no_grad()
-def run_batches(
-    module: Forward, data: Batches, batch_size: int, device: torch.device
-) -> np.ndarray:
+def run_batches(module: Forward, data: Batches, batch_size: int) -> np.ndarray:
     """`module(input_ids, attention_mask)` over all rows (float64, input order), in batches of
     similar length so that short texts do not pay for a long one's padding."""
     order = np.argsort([len(i) for i in data.ids], kind="stable")
     parts = []
     for start in range(0, len(order), batch_size):
         batch = data.collate(order[start : start + batch_size].tolist())
-        out = module(batch["input_ids"].to(device), batch["attention_mask"].to(device))
+        out = module(batch["input_ids"], batch["attention_mask"])
         parts.append(out.cpu().numpy())
     result = np.empty((len(order), *parts[0].shape[1:]), dtype=np.float64)
     result[order] = np.concatenate(parts)
@@ -80,7 +78,7 @@ def warm_start(net: TextNet, data: Batches, regression: bool, batch_size: int) -
     from sklearn.linear_model import LogisticRegression, Ridge
 
     net.eval()
-    features = run_batches(net.pool, data, batch_size, torch.device("cpu"))
+    features = run_batches(net.pool, data, batch_size)
     net.train()
     if regression:
         fitted = Ridge(alpha=1.0).fit(features, data.y)
