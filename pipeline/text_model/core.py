@@ -132,12 +132,9 @@ class TextModel(Model):
             "training on %d texts, validating on %d, %d threads", len(train), len(val), threads
         )
         module = training.FineTune(self.net, self.regression, config)
-        start: tuple[float, dict[str, Any]] | None = None  # a candidate like every checkpoint
+        start = None
         if config.warm_start and config.resume_from is None:
-            training.warm_start(self.net, train_data, self.regression, config.eval_batch_size)
-            loss = module.evaluate(val_data, config.eval_batch_size)
-            start = (loss, {k: v.clone() for k, v in self.net.state_dict().items()})
-            log.info("warm start: val_loss=%.4f (head fitted on frozen-encoder features)", loss)
+            start = training.warm_start(module, train_data, val_data, config.eval_batch_size)
         resume = training.resume_checkpoint(config, is_rank_zero=process_rank() == 0)
         trainer, checkpoint = training.build_trainer(config, run.run_id if run else None)
         trainer.fit(
@@ -160,8 +157,8 @@ class TextModel(Model):
             self.net.load_state_dict(start[1])
             best, chosen = start[0], "warm start"
         elif checkpoint.best_model_path:
-            state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
-            module.load_state_dict(state["state_dict"])
+            saved = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
+            module.load_state_dict(saved["state_dict"])
         self.net.eval()
         self.facts = {
             "pooling": self.net.pooling,

@@ -30,6 +30,7 @@ MONITOR = "val_loss"
 LAST = "last"  # last.ckpt
 Batch = dict[str, torch.Tensor]
 Forward = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (input_ids, attention_mask)
+Candidate = tuple[float, dict[str, torch.Tensor]]  # validation loss, state dict
 
 
 @dataclass
@@ -69,28 +70,33 @@ def run_batches(module: Forward, data: Batches, batch_size: int) -> np.ndarray:
     return result
 
 
-def warm_start(net: TextNet, data: Batches, regression: bool, batch_size: int) -> None:
+def warm_start(module: FineTune, train: Batches, val: Batches, batch_size: int) -> Candidate:
     """Fit the head on frozen-encoder features, so fine-tuning does not start by pushing a random
-    head's gradients into the pretrained encoder."""
+    head's gradients into the pretrained encoder: (val loss, weights), a candidate like every
+    checkpoint."""
     from sklearn.linear_model import LogisticRegression, Ridge
 
-    net.eval()
-    features = run_batches(net.pool, data, batch_size)
-    net.train()
-    if regression:
-        fitted = Ridge(alpha=1.0).fit(features, data.y)
+    net = module.net.eval()
+    features = run_batches(net.pool, train, batch_size)
+    if module.regression:
+        fitted = Ridge(alpha=1.0).fit(features, train.y)
         weight, bias = fitted.coef_.reshape(1, -1), np.atleast_1d(fitted.intercept_)
     else:
-        clf = LogisticRegression(C=1.0, max_iter=2000).fit(features, data.y)
-        if len(clf.classes_) != net.head.out_features:
-            log.info("warm start skipped: the training rows miss a class")
-            return
+        clf = LogisticRegression(C=1.0, max_iter=2000).fit(features, train.y)
         weight, bias = clf.coef_, clf.intercept_
         if len(clf.classes_) == 2:  # one logit w·x + b → two logits ∓(w·x + b)/2, same softmax
             weight, bias = np.vstack([-weight / 2, weight / 2]), np.array([-bias[0], bias[0]]) / 2
     with torch.no_grad():
-        net.head.weight.copy_(torch.from_numpy(weight))
-        net.head.bias.copy_(torch.from_numpy(bias))
+        if len(weight) == net.head.out_features:
+            net.head.weight.copy_(torch.from_numpy(weight))
+            net.head.bias.copy_(torch.from_numpy(bias))
+        else:
+            log.info("warm start skipped: the training rows miss a class")
+        total = sum(float(module.loss(b)) * len(b["y"]) for b in val.loader(batch_size, False))
+    net.train()
+    loss = total / max(len(val), 1)  # as `validation_step` averages it
+    log.info("warm start: val_loss=%.4f (head fitted on frozen-encoder features)", loss)
+    return loss, {k: v.clone() for k, v in net.state_dict().items()}
 
 
 def param_groups(net: TextNet, config: TextModelConfig) -> list[dict[str, Any]]:
@@ -131,14 +137,6 @@ class FineTune(L.LightningModule):
             return nn.functional.cross_entropy(out, batch["y"])
         loss = nn.functional.huber_loss if self.config.loss == "huber" else nn.functional.mse_loss
         return loss(out[:, 0], batch["y"])
-
-    @torch.no_grad()
-    def evaluate(self, data: Batches, batch_size: int) -> float:
-        """The validation loss of the current weights, as `validation_step` averages it."""
-        self.net.eval()
-        total = sum(float(self.loss(b)) * len(b["y"]) for b in data.loader(batch_size, False))
-        self.net.train()
-        return total / max(len(data), 1)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         loss = self.loss(batch)
