@@ -125,11 +125,9 @@ class LightGBM(SklearnModel):
         numeric = self.profile.features.numeric
         if self.features().numeric != "passthrough" or not numeric:
             return out
-        by_feature = trees.split_thresholds(self.pipeline_[-1].booster_)
+        edges = trees.threshold_edges(self.pipeline_[-1].booster_)
         # passthrough: transformed feature k is raw numeric column k
-        changes = [
-            (c, trees.around(by_feature[k])) for k, c in enumerate(numeric) if k in by_feature
-        ]
+        changes = [(c, edges[k]) for k, c in enumerate(numeric) if k in edges]
         if changes:
             out["edge:thresholds"] = edge_variants(data, changes)
         return out

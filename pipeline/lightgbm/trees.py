@@ -47,7 +47,7 @@ def exact_thresholds(graph: Any, booster: Any) -> None:
     """Give the (one) tree ensemble of `graph` its booster's float64 thresholds."""
     from onnx import helper, numpy_helper
 
-    exact = _thresholds(booster.dump_model()["tree_info"])
+    exact = _thresholds(booster)
     node = next(n for n in graph.node if n.op_type in ENSEMBLES)
     attrs = _attrs(node)
     keys = ("nodes_treeids", "nodes_featureids", "nodes_modes", "nodes_values")
@@ -64,43 +64,39 @@ def exact_thresholds(graph: Any, booster: Any) -> None:
         node.attribute.append(helper.make_attribute(f"{name}_as_tensor", tensor))
 
 
-def _thresholds(tree_info: list[dict[str, Any]]) -> dict[tuple[int, int, float], float]:
+def _thresholds(booster: Any) -> dict[tuple[int, int, float], float]:
     """(tree, feature, float32 threshold) → float64 threshold for every numerical split."""
     out: dict[tuple[int, int, float], float] = {}
-    for tree_id, tree in enumerate(tree_info):  # keyed as the converter writes the graph
+    for tree_id, tree in enumerate(booster.dump_model()["tree_info"]):  # as the graph numbers them
         stack = [tree["tree_structure"]]
         while stack:
             node = stack.pop()
-            if "split_feature" not in node:
-                continue
             if node.get("decision_type") == "<=":
                 t64 = float(node["threshold"])
                 with np.errstate(over="ignore"):  # 1e300 thresholds are inf in float32
-                    t32 = float(np.float32(t64))
-                out[(tree_id, int(node["split_feature"]), t32)] = t64
+                    out[(tree_id, int(node["split_feature"]), float(np.float32(t64)))] = t64
             stack.extend(node[k] for k in ("left_child", "right_child") if k in node)
     return out
 
 
-def split_thresholds(booster: Any) -> dict[int, set[float]]:
-    """Feature → the float64 thresholds of its numerical splits."""
-    out: dict[int, set[float]] = {}
-    for (_, feature, _), t64 in _thresholds(booster.dump_model()["tree_info"]).items():
-        out.setdefault(feature, set()).add(t64)
+def threshold_edges(booster: Any, most: int = 32) -> dict[int, list[float]]:
+    """Feature → up to `most` of its split thresholds, each with one float64 and one float32 step
+    either side (where rounding would bite)."""
+    by_feature: dict[int, set[float]] = {}
+    for (_, feature, _), value in _thresholds(booster).items():
+        by_feature.setdefault(feature, set()).add(value)
+    out = {}
+    for feature, thresholds in by_feature.items():
+        t64 = np.array(sorted(thresholds))[:: max(1, len(thresholds) // most)]
+        with np.errstate(over="ignore"):  # LightGBM's 1e300 "every finite value" thresholds
+            t32, inf32 = t64.astype(np.float32), np.float32(np.inf)
+            up32, down32 = np.nextafter(t32, inf32), np.nextafter(t32, -inf32)
+        steps = [t64, np.nextafter(t64, np.inf), np.nextafter(t64, -np.inf), t32, up32, down32]
+        values = np.concatenate([np.asarray(x, dtype=np.float64) for x in steps])
+        # Only numbers a caller can send: serving takes finite values within float32's range.
+        sendable = np.isfinite(values) & (np.abs(values) <= np.finfo(np.float32).max)
+        out[feature] = [float(v) for v in values[sendable]]
     return out
-
-
-def around(thresholds: set[float], most: int = 32) -> list[float]:
-    """Up to `most` thresholds, each with one float64 and one float32 step either side."""
-    t64 = np.array(sorted(thresholds))[:: max(1, len(thresholds) // most)]
-    with np.errstate(over="ignore"):  # LightGBM's 1e300 "every finite value" thresholds
-        t32 = t64.astype(np.float32)
-        up32, down32 = np.nextafter(t32, np.float32(np.inf)), np.nextafter(t32, np.float32(-np.inf))
-    steps = [t64, np.nextafter(t64, np.inf), np.nextafter(t64, -np.inf), t32, up32, down32]
-    values = np.concatenate([np.asarray(x, dtype=np.float64) for x in steps])
-    # Only numbers a caller can send: serving takes finite values within float32's range.
-    sendable = np.isfinite(values) & (np.abs(values) <= np.finfo(np.float32).max)
-    return [float(v) for v in values[sendable]]
 
 
 def margins_then_probabilities(graph: Any, n_classes: int) -> None:

@@ -14,7 +14,6 @@ class TinyConfig:
     num_hidden_layers: int = 2
     num_attention_heads: int = 2
     intermediate_size: int = 64
-    vocab_size: int = 1000  # WordPiece vocabulary built from the training texts
 
 
 @dataclass

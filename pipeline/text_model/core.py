@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from pathlib import Path
@@ -13,7 +14,7 @@ from pipeline.common.errors import PipelineError
 from pipeline.common.io import write_json
 from pipeline.common.model import MODEL_FILE, Model, ModelGraph
 from pipeline.text_model.config import TextModelConfig
-from serving.schemas import Outputs, TextField, TextInput
+from serving.schemas import Outputs, TextField, TextInput, TokenizerSpec
 from serving.text_input import build_texts
 
 if TYPE_CHECKING:
@@ -45,10 +46,8 @@ class TextModel(Model):
         from omegaconf import OmegaConf
 
         node = OmegaConf.to_container(cfg[name], resolve=True)
-        assert isinstance(node, dict)
-        if "trainer" in cfg:
-            node["trainer"] = OmegaConf.to_container(cfg.trainer, resolve=True)
-        return node
+        assert isinstance(node, dict)  # configs/config.yaml always selects a trainer
+        return {**node, "trainer": OmegaConf.to_container(cfg.trainer, resolve=True)}
 
     @property
     def regression(self) -> bool:
@@ -96,7 +95,7 @@ class TextModel(Model):
 
     def batches(self, split: Split, targets: bool = False) -> Any:
         """Token ids as the server makes them, with class indices or standardised `targets`."""
-        from pipeline.text_model.onnx_graph import backend_tokenizer, pad_of
+        from pipeline.text_model.encoder import backend_tokenizer, pad_of
         from pipeline.text_model.training import Batches
 
         backend = backend_tokenizer(self.tokenizer, self.config.max_length)
@@ -107,10 +106,11 @@ class TextModel(Model):
             y = ((split.y - mean) / scale).astype(np.float32)
         elif targets:
             y = split.y.astype(np.int64)
-        return Batches(ids, y, *pad_of(self.tokenizer))
+        return Batches(ids, y, **pad_of(self.tokenizer))
 
     def fit(self, data: Splits, run: Run | None) -> None:
         import lightning as L
+        import safetensors.torch
         import torch
 
         from pipeline.common.tracking import process_rank
@@ -123,9 +123,7 @@ class TextModel(Model):
         torch.set_num_threads(threads)  # a fixed count: CPU results depend on it
         train = sample(data.train, config.train_rows, self.seed)
         val = sample(data.val, config.val_rows, self.seed)
-        n_outputs = 1 if self.regression else self.profile.n_classes
-        texts = build_texts(train.columns, self.text_input())
-        self.tokenizer, self.net = build(config, texts, n_outputs)
+        self.tokenizer, self.net = build(config, 1 if self.regression else self.profile.n_classes)
         if self.regression:
             self.net.target_mean.fill_(float(np.mean(train.y)))
             self.net.target_scale.fill_(float(np.std(train.y)) or 1.0)
@@ -134,12 +132,9 @@ class TextModel(Model):
             "training on %d texts, validating on %d, %d threads", len(train), len(val), threads
         )
         module = training.FineTune(self.net, self.regression, config)
-        start: tuple[float, dict[str, Any]] | None = None  # a candidate like every checkpoint
+        start = None
         if config.warm_start and config.resume_from is None:
-            training.warm_start(self.net, train_data, self.regression, config.eval_batch_size)
-            loss = module.evaluate(val_data, config.eval_batch_size)
-            start = (loss, {k: v.clone() for k, v in self.net.state_dict().items()})
-            log.info("warm start: val_loss=%.4f (head fitted on frozen-encoder features)", loss)
+            start = training.warm_start(module, train_data, val_data, config.eval_batch_size)
         resume = training.resume_checkpoint(config, is_rank_zero=process_rank() == 0)
         trainer, checkpoint = training.build_trainer(config, run.run_id if run else None)
         trainer.fit(
@@ -148,10 +143,11 @@ class TextModel(Model):
             val_data.loader(config.eval_batch_size, shuffle=False),
             ckpt_path=resume,
         )
-        log.info(
+        state = {k: v.contiguous() for k, v in self.net.state_dict().items()}
+        log.info(  # the DDP test checks that the ranks agree
             "rank %d/%d trained: %d optimizer steps, %d samples, weights sha256 %s",
             *(trainer.global_rank, trainer.world_size, trainer.global_step, module.samples_seen),
-            weights_sha256(self.net)[:16],
+            hashlib.sha256(safetensors.torch.save(state)).hexdigest()[:16],
         )
         if not trainer.is_global_zero:
             raise SystemExit(0)  # rank 0 alone predicts, writes and tracks
@@ -161,8 +157,8 @@ class TextModel(Model):
             self.net.load_state_dict(start[1])
             best, chosen = start[0], "warm start"
         elif checkpoint.best_model_path:
-            state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
-            module.load_state_dict(state["state_dict"])
+            saved = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
+            module.load_state_dict(saved["state_dict"])
         self.net.eval()
         self.facts = {
             "pooling": self.net.pooling,
@@ -177,25 +173,26 @@ class TextModel(Model):
         from pipeline.text_model.encoder import Served
         from pipeline.text_model.training import run_batches
 
-        self.net.eval()
-        device = next(self.net.parameters()).device
-        served = Served(self.net, self.regression)
-        out = run_batches(served, self.batches(split), self.config.eval_batch_size, device)
+        served = Served(self.net.eval(), self.regression)  # on the CPU after `fit`
+        out = run_batches(served, self.batches(split), self.config.eval_batch_size)
         return out[:, 0] if self.regression else out
 
     def to_onnx(self, out_dir: Path) -> ModelGraph:
-        from pipeline.text_model.encoder import Served
-        from pipeline.text_model.onnx_graph import export_graph, write_tokenizer
+        from pipeline.text_model.encoder import Served, backend_tokenizer, export_graph, pad_of
 
         output = "value" if self.regression else "probabilities"
         served = Served(self.net.cpu().eval(), self.regression)
         export_graph(served, out_dir / MODEL_FILE, output, self.config.opset)
-        return ModelGraph(
-            file=MODEL_FILE,
-            outputs=Outputs(**{output: output}),
-            text_input=self.text_input(),
-            tokenizer=write_tokenizer(self.tokenizer, out_dir, self.config.max_length),
+        tokenizer = out_dir / "tokenizer.json"
+        backend_tokenizer(self.tokenizer, self.config.max_length).save(str(tokenizer))
+        spec = TokenizerSpec(
+            file=tokenizer.name,
+            sha256=hashlib.sha256(tokenizer.read_bytes()).hexdigest(),
+            max_length=self.config.max_length,
+            **pad_of(self.tokenizer),
         )
+        outputs = Outputs(**{output: output})
+        return ModelGraph(MODEL_FILE, outputs, text_input=self.text_input(), tokenizer=spec)
 
     def edge_splits(self, data: Splits) -> dict[str, Split]:
         from pipeline.common.parity import edge_variants
@@ -209,7 +206,7 @@ class TextModel(Model):
         Runs after the runner finished the graph, so the int8 copy includes the calibration."""
         from safetensors.torch import save_file
 
-        from pipeline.text_model.onnx_graph import INT8_FILE, quantize_int8
+        from pipeline.text_model.encoder import INT8_FILE, quantize_int8
 
         native = out_dir / "hf"
         self.net.encoder.save_pretrained(native, safe_serialization=True)
@@ -235,13 +232,3 @@ def sample(split: Split, rows: int | None, seed: int) -> Split:
     if rows is None or len(split) <= rows:
         return split
     return split.take(np.sort(np.random.default_rng(seed).choice(len(split), rows, replace=False)))
-
-
-def weights_sha256(net: Any) -> str:
-    """SHA-256 over the state dict in key order (equal on every DDP rank after training)."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for name, tensor in sorted(net.state_dict().items()):
-        digest.update(name.encode() + tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()

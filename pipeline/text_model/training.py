@@ -30,6 +30,7 @@ MONITOR = "val_loss"
 LAST = "last"  # last.ckpt
 Batch = dict[str, torch.Tensor]
 Forward = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (input_ids, attention_mask)
+Candidate = tuple[float, dict[str, torch.Tensor]]  # validation loss, state dict
 
 
 @dataclass
@@ -58,44 +59,44 @@ class Batches:
 
 
 @torch.no_grad()
-def run_batches(
-    module: Forward, data: Batches, batch_size: int, device: torch.device
-) -> np.ndarray:
+def run_batches(module: Forward, data: Batches, batch_size: int) -> np.ndarray:
     """`module(input_ids, attention_mask)` over all rows (float64, input order), in batches of
     similar length so that short texts do not pay for a long one's padding."""
-    order = np.argsort([len(i) for i in data.ids], kind="stable")
-    parts = []
-    for start in range(0, len(order), batch_size):
-        batch = data.collate(order[start : start + batch_size].tolist())
-        out = module(batch["input_ids"].to(device), batch["attention_mask"].to(device))
-        parts.append(out.cpu().numpy())
-    result = np.empty((len(order), *parts[0].shape[1:]), dtype=np.float64)
-    result[order] = np.concatenate(parts)
+    order = np.argsort([len(i) for i in data.ids], kind="stable").tolist()
+    batches = (data.collate(order[k : k + batch_size]) for k in range(0, len(order), batch_size))
+    out = np.concatenate([module(b["input_ids"], b["attention_mask"]).numpy() for b in batches])
+    result = np.empty_like(out, dtype=np.float64)
+    result[order] = out
     return result
 
 
-def warm_start(net: TextNet, data: Batches, regression: bool, batch_size: int) -> None:
+def warm_start(module: FineTune, train: Batches, val: Batches, batch_size: int) -> Candidate:
     """Fit the head on frozen-encoder features, so fine-tuning does not start by pushing a random
-    head's gradients into the pretrained encoder."""
+    head's gradients into the pretrained encoder: (val loss, weights), a candidate like every
+    checkpoint."""
     from sklearn.linear_model import LogisticRegression, Ridge
 
-    net.eval()
-    features = run_batches(net.pool, data, batch_size, torch.device("cpu"))
-    net.train()
-    if regression:
-        fitted = Ridge(alpha=1.0).fit(features, data.y)
+    net = module.net.eval()
+    features = run_batches(net.pool, train, batch_size)
+    if module.regression:
+        fitted = Ridge(alpha=1.0).fit(features, train.y)
         weight, bias = fitted.coef_.reshape(1, -1), np.atleast_1d(fitted.intercept_)
     else:
-        clf = LogisticRegression(C=1.0, max_iter=2000).fit(features, data.y)
-        if len(clf.classes_) != net.head.out_features:
-            log.info("warm start skipped: the training rows miss a class")
-            return
+        clf = LogisticRegression(C=1.0, max_iter=2000).fit(features, train.y)
         weight, bias = clf.coef_, clf.intercept_
         if len(clf.classes_) == 2:  # one logit w·x + b → two logits ∓(w·x + b)/2, same softmax
             weight, bias = np.vstack([-weight / 2, weight / 2]), np.array([-bias[0], bias[0]]) / 2
     with torch.no_grad():
-        net.head.weight.copy_(torch.from_numpy(weight))
-        net.head.bias.copy_(torch.from_numpy(bias))
+        if len(weight) == net.head.out_features:
+            net.head.weight.copy_(torch.from_numpy(weight))
+            net.head.bias.copy_(torch.from_numpy(bias))
+        else:
+            log.info("warm start skipped: the training rows miss a class")
+        total = sum(float(module.loss(b)) * len(b["y"]) for b in val.loader(batch_size, False))
+    net.train()
+    loss = total / max(len(val), 1)  # as `validation_step` averages it
+    log.info("warm start: val_loss=%.4f (head fitted on frozen-encoder features)", loss)
+    return loss, {k: v.clone() for k, v in net.state_dict().items()}
 
 
 def param_groups(net: TextNet, config: TextModelConfig) -> list[dict[str, Any]]:
@@ -137,14 +138,6 @@ class FineTune(L.LightningModule):
         loss = nn.functional.huber_loss if self.config.loss == "huber" else nn.functional.mse_loss
         return loss(out[:, 0], batch["y"])
 
-    @torch.no_grad()
-    def evaluate(self, data: Batches, batch_size: int) -> float:
-        """The validation loss of the current weights, as `validation_step` averages it."""
-        self.net.eval()
-        total = sum(float(self.loss(b)) * len(b["y"]) for b in data.loader(batch_size, False))
-        self.net.train()
-        return total / max(len(data), 1)
-
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         loss = self.loss(batch)
         self.samples_seen += len(batch["y"])
@@ -167,8 +160,8 @@ class FineTune(L.LightningModule):
 
 
 class Curves(Callback):
-    """`fit/train_loss` (every 10 steps) and `fit/val_loss` to MLflow by step from rank 0, and
-    one log line per validation for non-interactive logs."""
+    """Rank 0: `fit/train_loss` (every 10 steps) and `fit/val_loss` to MLflow by step, and one
+    log line per validation for non-interactive logs."""
 
     def __init__(self, run_id: str | None) -> None:
         self.run_id, self.started = run_id, time.perf_counter()
@@ -186,15 +179,14 @@ class Curves(Callback):
             self._log(trainer, "train_loss")
 
     def on_validation_end(self, trainer: L.Trainer, *args: Any) -> None:
-        if trainer.sanity_checking or not trainer.is_global_zero:
-            return
-        val_loss = self._log(trainer, MONITOR)
-        train_loss = float(trainer.callback_metrics.get("train_loss", float("nan")))
-        log.info(
-            "step %d/%d: train_loss=%.4f val_loss=%.4f, %.0fs",
-            *(trainer.global_step, trainer.estimated_stepping_batches, train_loss, val_loss),
-            time.perf_counter() - self.started,
-        )
+        if trainer.is_global_zero:
+            log.info(
+                "step %d/%d: train_loss=%.4f val_loss=%.4f, %.0fs",
+                *(trainer.global_step, trainer.estimated_stepping_batches),
+                float(trainer.callback_metrics.get("train_loss", float("nan"))),
+                self._log(trainer, MONITOR),
+                time.perf_counter() - self.started,
+            )
 
 
 def build_trainer(config: TextModelConfig, run_id: str | None) -> tuple[L.Trainer, ModelCheckpoint]:
