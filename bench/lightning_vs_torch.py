@@ -48,7 +48,7 @@ def fixed_batches(n: int, seq_len: int, vocab: int, seed: int) -> Batches:
 
 def fresh_net(config: TextModelConfig, seed: int) -> TextNet:
     torch.manual_seed(seed)
-    _, net = build(config, [], 2)
+    _, net = build(config, 2)
     return net
 
 

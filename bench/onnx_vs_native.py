@@ -129,27 +129,12 @@ def bench_text(threads: int, budget: float, work: Path) -> dict[str, Any]:
     import torch
 
     from pipeline.text_model.config import TextModelConfig
-    from pipeline.text_model.encoder import Served, build
-    from pipeline.text_model.onnx_graph import export_graph, quantize_int8
+    from pipeline.text_model.encoder import Served, build, export_graph, quantize_int8
     from serving.runtime import cpu_session
 
     torch.set_num_threads(threads)
     config = TextModelConfig(pretrained="tiny-random") if quick() else TextModelConfig()
-    words = [
-        "the",
-        "parcel",
-        "came",
-        "late",
-        "and",
-        "nobody",
-        "answered",
-        "my",
-        "calls",
-        "about",
-        "the",
-        "refund",
-    ]
-    _, net = build(config, [" ".join(words)] * 10, 2)
+    _, net = build(config, 2)
     served = Served(net.eval(), regression=False)
     fp32, int8 = work / "text.onnx", work / "text.int8.onnx"
     export_graph(served, fp32, "probabilities", config.opset)
