@@ -55,8 +55,7 @@ def edge_variants(data: Splits, changes: Sequence[tuple[str | None, Sequence[Any
 
 
 def edge_splits(data: Splits) -> dict[str, Split]:
-    """Named edge rows built from a few test rows: nulls (each column, then all), unseen
-    categories, extreme numbers, odd texts."""
+    """Test rows with nulls (each column, then all), unseen levels, extreme numbers, odd texts."""
     spec = data.profile.features
     long_text = " ".join(["Long", "text", "wörds", "🙂"] * (LONG_TEXT_WORDS // 4))
     changes: dict[str, list[tuple[str | None, Sequence[Any]]]] = {

@@ -48,8 +48,7 @@ class ModelPaths:
 
 @dataclass(frozen=True)
 class Finisher:
-    """A fitted model's final predictions on a split: calibrated probabilities and labels, or
-    values (and interval) in the target's units."""
+    """A fitted model's final predictions on a split, calibrated or in the target's units."""
 
     model: Model
     calibrator: decision.Calibrator
