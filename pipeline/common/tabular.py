@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 
-from pipeline.common.converters import TOKEN_PATTERN, check_vectorizer, register_converters
+from pipeline.common.converters import TOKEN_PATTERN, register_converters
 from pipeline.common.errors import PipelineError
 from pipeline.common.model import MODEL_FILE, Model, ModelGraph
 from serving.schemas import GraphInput, Outputs
@@ -140,7 +140,6 @@ class SklearnModel(Model):
     def check(self) -> None:
         """Refuse preprocessing the graph cannot reproduce, before any training."""
         from sklearn.base import is_classifier, is_regressor
-        from sklearn.feature_extraction.text import CountVectorizer
 
         where = f"configs/{self.name}"
         cfg = self.features()
@@ -160,8 +159,7 @@ class SklearnModel(Model):
                 where=where,
                 fix="use onehot or ordinal",
             )
-        pipeline = self.pipeline()
-        final = pipeline.steps[-1][1]
+        final = self.estimator()
         if self.profile.is_classification:
             fits = is_classifier(final) and hasattr(final, "predict_proba")
         else:
@@ -172,9 +170,6 @@ class SklearnModel(Model):
                 where=where,
                 fix="name a classifier (with predict_proba) or a regressor to match the task",
             )
-        for _, step, _ in pipeline.steps[0][1].transformers:
-            if isinstance(step, CountVectorizer):
-                check_vectorizer(step, f"{where}: features.tfidf")
 
     def fit(self, data: Splits, run: Run | None) -> None:
         frame = data.train.frame(self.columns())
