@@ -184,7 +184,7 @@ def mlflow_errors(action: str) -> Iterator[None]:
         ) from exc
 
 
-def _open(cfg: TrackingConfig, uri: str, stage: str, tags: dict[str, Any]) -> tuple[Any, str]:
+def _open(cfg: TrackingConfig, uri: str, stage: str, tags: dict[str, Any]) -> Any:
     import mlflow
 
     if uri.startswith(("http://", "https://")):  # fail fast, not after MLflow's minutes of retries
@@ -207,8 +207,7 @@ def _open(cfg: TrackingConfig, uri: str, stage: str, tags: dict[str, Any]) -> tu
             db = Path(uri.removeprefix("sqlite:///")).resolve()
             where = (db.parent / "mlartifacts").as_uri() if uri.startswith("sqlite:///") else None
             experiment_id = str(client.create_experiment(cfg.experiment, artifact_location=where))
-        active = mlflow.start_run(run_name=stage, experiment_id=experiment_id, tags=tags)
-    return active, experiment_id
+        return mlflow.start_run(run_name=stage, experiment_id=experiment_id, tags=tags)
 
 
 @contextmanager
@@ -230,7 +229,7 @@ def start_run(cfg: DictConfig, stage: str, inputs: Sequence[Path]) -> Iterator[R
     if info["git_commit"]:
         tags["mlflow.source.git.commit"] = info["git_commit"]
     try:
-        active, experiment_id = _open(tcfg, uri, stage, tags)
+        active = _open(tcfg, uri, stage, tags)
     except PipelineError as exc:
         if not tcfg.optional:
             raise
@@ -238,7 +237,7 @@ def start_run(cfg: DictConfig, stage: str, inputs: Sequence[Path]) -> Iterator[R
         yield None
         return
     with active:
-        run = Run(active.info.run_id, experiment_id, uri, tcfg.register)
+        run = Run(active.info.run_id, active.info.experiment_id, uri, tcfg.register)
         run.log_params(flatten(to_container(cfg)))
         run.log_text(json.dumps(info, indent=2), "lineage.json")
         log.info("MLflow run %s (%s) in %s", run.run_id, stage, uri)
