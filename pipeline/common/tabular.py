@@ -219,14 +219,8 @@ class SklearnModel(Model):
     def to_onnx(self, out_dir: Path) -> ModelGraph:
         inputs = self.graph_inputs()
         model = self.onnx_model(inputs)
-        # skl2onnx makes input names safe ("a b" → "a_b"); the contract maps them back.
+        # skl2onnx makes input names safe and distinct ("a b" → "a_b"); the contract maps them back.
         named = [i.name for i in model.graph.input]
-        if len(named) != len(inputs):
-            raise PipelineError(
-                f"the graph has {len(named)} inputs for {len(inputs)} columns",
-                where=self.name,
-                fix="give every column a distinct name",
-            )
         inputs = [i.model_copy(update={"name": n}) for i, n in zip(inputs, named, strict=True)]
         (out_dir / MODEL_FILE).write_bytes(model.SerializeToString())
         produced = {o.name for o in model.graph.output}
