@@ -75,13 +75,9 @@ def validate(node: Any, schema: type[T], name: str) -> T:
     return obj
 
 
-def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten(tree: dict[str, Any]) -> dict[str, Any]:
     """Flatten nested config into dotted keys (MLflow params are flat)."""
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(flatten(value, dotted + "."))
-        else:
-            out[dotted] = value
-    return out
+    import pandas as pd
+
+    flat = pd.json_normalize(tree, sep=".").to_dict("records")[0] if tree else {}
+    return {str(k): v for k, v in flat.items()}

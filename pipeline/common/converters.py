@@ -35,18 +35,16 @@ class _Nodes:
         return name
 
     def __call__(self, op: str, *inputs: str, out: str | None = None, **attrs: Any) -> str:
-        return self.multi(op, *inputs, outs=[out] if out else None, **attrs)[0]
-
-    def multi(
-        self, op: str, *inputs: str, outs: list[str] | None = None, **attrs: Any
-    ) -> list[str]:
-        """A node with several outputs (`n_outputs`, or the names in `outs`)."""
+        """Add a node; returns the name of its last output (`n_outputs` of them, default 1)."""
         domain = attrs.pop("domain", "")
-        count = attrs.pop("n_outputs", 1)
-        outs = outs or [self.scope.get_unique_variable_name(op.lower()) for _ in range(count)]
+        names = [
+            self.scope.get_unique_variable_name(op.lower())
+            for _ in range(attrs.pop("n_outputs", 1))
+        ]
+        outs = [*names[:-1], out or names[-1]]
         name = self.scope.get_unique_operator_name(op)
         self.container.add_node(op, list(inputs), outs, op_domain=domain, name=name, **attrs)
-        return outs
+        return outs[-1]
 
 
 def check_vectorizer(vec: Any, where: str) -> None:
@@ -147,8 +145,7 @@ def convert_tfidf(scope: Any, operator: Any, container: Any) -> None:
 
 
 def _drop_stop_words(g: _Nodes, tokens: str, stop: list[str], pad: str) -> str:
-    """Stop words moved to the row's end and padded, as scikit-learn drops them before n-grams:
-    a stable sort on (is stop word, position)."""
+    """Stop words moved to the row's end as padding (scikit-learn drops them before n-grams)."""
     from onnx import TensorProto
 
     is_stop = g(
@@ -162,7 +159,7 @@ def _drop_stop_words(g: _Nodes, tokens: str, stop: list[str], pad: str) -> str:
     width = g("Gather", g("Shape", tokens), g.const([1], np.int64), axis=0)
     position = g("Range", g.const(0, np.int64), g("Squeeze", width), g.const(1, np.int64))
     key = g("Add", g("Mul", is_stop, width), position)
-    _, indices = g.multi("TopK", key, width, n_outputs=2, axis=1, largest=0, sorted=1)
+    indices = g("TopK", key, width, n_outputs=2, axis=1, largest=0, sorted=1)
     moved = g("GatherElements", tokens, indices, axis=1)
     moved_stop = g("Cast", g("GatherElements", is_stop, indices, axis=1), to=TensorProto.BOOL)
     return g("Where", moved_stop, g.const([pad], object), moved)
@@ -239,8 +236,7 @@ def convert_imputer(scope: Any, operator: Any, container: Any) -> None:
         )
     g = _Nodes(scope, container)
     dtype = guess_numpy_type(operator.inputs[0].type)
-    names = [v.full_name for v in operator.inputs]
-    x = names[0] if len(names) == 1 else g("Concat", *names, axis=1)
+    x = g("Concat", *(v.full_name for v in operator.inputs), axis=1)
     stats = g.const(imp.statistics_[None, :], dtype)
     g("Where", g("IsNaN", x), stats, x, out=operator.outputs[0].full_name)
 

@@ -53,8 +53,7 @@ class Split:
         return len(self.ids)
 
     def frame(self, names: list[str]) -> pd.DataFrame:
-        """The named columns for scikit-learn as the graphs receive them: float64, or str with
-        "" for missing."""
+        """The named columns as the graphs receive them: float64, or str with "" for missing."""
         out = {name: self.columns[name] for name in names}
         for name, values in out.items():
             if values.dtype == object:

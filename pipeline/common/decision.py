@@ -82,8 +82,7 @@ def logit(proba: np.ndarray) -> np.ndarray:
 
 
 class Scores(ClassifierMixin, BaseEstimator):
-    """Probabilities as a fitted estimator whose `decision_function` gives their logits, for
-    `CalibratedClassifierCV` to calibrate."""
+    """Probabilities as a fitted classifier whose `decision_function` gives their logits."""
 
     def __init__(self, n_classes: int = 2) -> None:
         self.n_classes = n_classes
@@ -189,49 +188,40 @@ def tune(
 
 
 def choose_threshold(score: np.ndarray, positive: np.ndarray, config: DecisionConfig) -> float:
-    """The threshold (positive when score >= it) best for the objective on these rows, halfway
-    between the chosen score and the next lower one so that no validation row sits on it (float
-    rounding between graph and native model cannot flip such a row)."""
-    from sklearn.metrics import roc_curve
-
+    """The best threshold (positive when score >= it) for the objective, halfway below the chosen
+    score so that float rounding between graph and native model cannot flip a validation row."""
     if positive.all() or not positive.any():
         return 0.5  # no ranking to tune on
-    if config.objective in ("f1", "recall_at_precision"):
-        precision, recall, f1, cuts = f1_curve(positive, score)
-        if config.objective == "f1":
-            gain = f1
-        else:
-            reached = precision >= config.min_precision
-            if not reached.any():
-                log.warning(
-                    "no threshold reaches precision %.3f on val; using the most precise",
-                    config.min_precision,
-                )
-            gain = np.where(reached, recall, precision - 1.0)
-    else:
-        fpr, tpr, cuts = roc_curve(positive, score, drop_intermediate=False)
-        n_pos, n_neg = positive.sum(), (~positive).sum()
-        if config.objective == "accuracy":
-            gain = tpr * n_pos + (1 - fpr) * n_neg
-        else:
-            gain = -(fpr * n_neg * config.cost_fp + (1 - tpr) * n_pos * config.cost_fn)
-    chosen = float(cuts[int(np.argmax(gain))])
-    distinct = np.unique(score)
-    if chosen > distinct[-1]:  # roc_curve's first cut: nothing positive
-        return float(np.nextafter(1.0, 2.0)) if distinct[-1] >= 1.0 else (distinct[-1] + 1) / 2
-    below = distinct[distinct < chosen]
-    return float((below[-1] + chosen) / 2 if len(below) else chosen / 2)
+    at = cut_scores(positive, score)
+    reached = at["precision"] >= config.min_precision
+    if config.objective == "recall_at_precision" and not reached.any():
+        log.warning(
+            "no threshold reaches precision %.3f on val; using the most precise",
+            config.min_precision,
+        )
+    gain = {
+        "f1": at["f1"],
+        "accuracy": at["tp"] + at["tn"],
+        "cost": -(at["fp"] * config.cost_fp + at["fn"] * config.cost_fn),
+        "recall_at_precision": np.where(reached, at["recall"], at["precision"] - 1.0),
+    }[config.objective]
+    i, cuts = int(np.argmax(gain)), at["cut"]  # ties: the highest cut
+    if i == 0:  # nothing positive
+        return float(np.nextafter(1.0, 2.0)) if cuts[1] >= 1.0 else float((cuts[1] + 1) / 2)
+    return float((cuts[i] + (cuts[i + 1] if i + 1 < len(cuts) else 0.0)) / 2)
 
 
-def f1_curve(hit: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Precision, recall and F1 at each cut of scikit-learn's precision-recall curve, and cuts."""
-    from sklearn.metrics import precision_recall_curve
+def cut_scores(hit: np.ndarray, score: np.ndarray) -> dict[str, np.ndarray]:
+    """Confusion counts, precision, recall and F1 at each distinct score as the cut, highest
+    first, after a first cut (inf) that leaves every row negative."""
+    from sklearn.metrics import confusion_matrix_at_thresholds
 
-    precision, recall, cuts = precision_recall_curve(hit, score)
-    precision, recall = precision[:-1], recall[:-1]  # the last point has no threshold
-    total = precision + recall
-    f1 = np.divide(2 * precision * recall, total, out=np.zeros_like(total), where=total > 0)
-    return precision, recall, f1, cuts
+    _, fp, _, tp, cuts = confusion_matrix_at_thresholds(hit, score)
+    tp, fp, n_pos = np.r_[0, tp], np.r_[0, fp], np.count_nonzero(hit)
+    fn, tn = n_pos - tp, len(hit) - n_pos - fp
+    rates = {"precision": tp / np.maximum(tp + fp, 1), "recall": tp / max(n_pos, 1)}
+    f1 = 2 * tp / np.maximum(2 * tp + fp + fn, 1)
+    return dict(cut=np.r_[np.inf, cuts], tp=tp, fp=fp, fn=fn, tn=tn, f1=f1, **rates)
 
 
 def labels(proba: np.ndarray, decision: Decision, profile: Profile) -> np.ndarray:

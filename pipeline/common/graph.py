@@ -40,8 +40,7 @@ class _Builder:
 
 
 def finish(path: Path, outputs: Outputs, profile: Profile, calibrator: Calibrator) -> Outputs:
-    """Rewrite the graph at `path` with calibration or inverse transform appended; returns its
-    final outputs."""
+    """Append the calibration or inverse transform to the graph at `path`; returns its outputs."""
     import onnx
     from onnx import TensorProto, helper
 

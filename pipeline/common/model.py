@@ -1,6 +1,5 @@
 """The one interface every model implements; `pipeline.common.train.train_model` does the rest
-(docs/architecture.md). A stage's `__main__.py` is
-`sys.exit(run_stage("<name>", train_entry(MyModel, "<name>")))`."""
+(docs/architecture.md)."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ import numpy as np
 from sklearn import metrics as skm
 
 from pipeline.common.data import Predictions
-from pipeline.common.decision import f1_curve, positive_index
+from pipeline.common.decision import cut_scores, positive_index
 from serving.schemas import Decision, Profile
 
 TOP_FEATURES = 20
@@ -35,7 +35,7 @@ def write_plots(
     if importance:
         drawers["feature_importance"] = lambda ax: _importance(ax, importance)
     for kind, draw in drawers.items():
-        fig = Figure(figsize=(6, 7 if kind == "feature_importance" else 5))
+        fig = Figure(figsize=(6, 7 if kind == "feature_importance" else 5), layout="constrained")
         ax = fig.subplots()
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "Glyph")  # words in scripts the font lacks
@@ -43,8 +43,6 @@ def write_plots(
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(loc="best", fontsize="small")
             fig.suptitle(title, fontsize="small")
-            left = 0.4 if kind == "feature_importance" else 0.14
-            fig.subplots_adjust(left=left, right=0.96, bottom=0.14, top=0.88)
             # no version, no date: the same predictions give the same bytes
             fig.savefig(Path(out_dir) / f"{kind}.png", dpi=100, metadata={"Software": None})
 
@@ -107,9 +105,9 @@ def classification(
 
 
 def _threshold(ax: Any, score: np.ndarray, hit: np.ndarray, decision: Decision) -> None:
-    precision, recall, f1, cuts = f1_curve(hit, score)
-    for values, name in ((precision, "precision"), (recall, "recall"), (f1, "F1")):
-        ax.plot(cuts, values, label=name)
+    at = cut_scores(hit, score)
+    for key, name in (("precision", "precision"), ("recall", "recall"), ("f1", "F1")):
+        ax.plot(at["cut"][1:], at[key][1:], label=name)
     chosen = f"chosen {decision.threshold:.3f} ({decision.objective})"
     ax.axvline(decision.threshold, color="black", linestyle="--", linewidth=0.8, label=chosen)
     ax.set(xlabel="threshold on P(positive)", ylabel="score", title="threshold", ylim=(0, 1.02))

@@ -5,7 +5,7 @@ category, an empty text), missing numbers as NaN, in training and in the graph a
 from __future__ import annotations
 
 import io
-import json
+import re
 import zipfile
 from abc import abstractmethod
 from dataclasses import asdict, dataclass, field
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 
-from pipeline.common.converters import TOKEN_PATTERN, check_vectorizer, register_converters
+from pipeline.common.converters import TOKEN_PATTERN, register_converters
 from pipeline.common.errors import PipelineError
 from pipeline.common.model import MODEL_FILE, Model, ModelGraph
 from serving.schemas import GraphInput, Outputs
@@ -88,8 +88,14 @@ class SklearnModel(Model):
         from sklearn.compose import ColumnTransformer
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.impute import SimpleImputer
+        from sklearn.model_selection import KFold, StratifiedKFold
         from sklearn.pipeline import Pipeline
-        from sklearn.preprocessing import StandardScaler
+        from sklearn.preprocessing import (
+            OneHotEncoder,
+            OrdinalEncoder,
+            StandardScaler,
+            TargetEncoder,
+        )
 
         spec, cfg = self.profile.features, self.features()
         parts: list[tuple[str, Any, Any]] = []
@@ -102,7 +108,19 @@ class SklearnModel(Model):
             }[cfg.numeric]
             parts.append(("numeric", numeric, spec.model_numeric))
         if spec.categorical:
-            parts.append(("categorical", self.encoder(), spec.categorical))
+            rare = cfg.min_frequency
+            folds = StratifiedKFold if self.profile.is_classification else KFold
+            encoder = {
+                "onehot": OneHotEncoder(handle_unknown="ignore", min_frequency=rare),
+                "ordinal": OrdinalEncoder(
+                    handle_unknown="use_encoded_value",
+                    unknown_value=-1,
+                    min_frequency=rare,
+                    dtype=np.float64,
+                ),
+                "target": TargetEncoder(cv=folds(n_splits=5, shuffle=True, random_state=self.seed)),
+            }[cfg.categorical]
+            parts.append(("categorical", encoder, spec.categorical))
         if spec.folded_text:  # already lower case, words joined by one space
             args = {**asdict(cfg.tfidf), "ngram_range": tuple(cfg.tfidf.ngram_range)}
             tfidf = TfidfVectorizer(
@@ -110,24 +128,6 @@ class SklearnModel(Model):
             )
             parts.append(("text", tfidf, spec.folded_text))  # a column name: 1-D input
         return ColumnTransformer(parts, sparse_threshold=0.0 if dense else 0.3)
-
-    def encoder(self) -> Any:
-        """The categorical encoder of `features.categorical`."""
-        from sklearn.model_selection import KFold, StratifiedKFold
-        from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, TargetEncoder
-
-        cfg = self.features()
-        if cfg.categorical == "onehot":
-            return OneHotEncoder(handle_unknown="ignore", min_frequency=cfg.min_frequency)
-        if cfg.categorical == "ordinal":
-            return OrdinalEncoder(
-                handle_unknown="use_encoded_value",
-                unknown_value=-1,
-                min_frequency=cfg.min_frequency,
-                dtype=np.float64,
-            )
-        folds = StratifiedKFold if self.profile.is_classification else KFold
-        return TargetEncoder(cv=folds(n_splits=5, shuffle=True, random_state=self.seed))
 
     def pipeline(self) -> Pipeline:
         from sklearn.pipeline import Pipeline
@@ -140,7 +140,6 @@ class SklearnModel(Model):
     def check(self) -> None:
         """Refuse preprocessing the graph cannot reproduce, before any training."""
         from sklearn.base import is_classifier, is_regressor
-        from sklearn.feature_extraction.text import CountVectorizer
 
         where = f"configs/{self.name}"
         cfg = self.features()
@@ -160,8 +159,7 @@ class SklearnModel(Model):
                 where=where,
                 fix="use onehot or ordinal",
             )
-        pipeline = self.pipeline()
-        final = pipeline.steps[-1][1]
+        final = self.estimator()
         if self.profile.is_classification:
             fits = is_classifier(final) and hasattr(final, "predict_proba")
         else:
@@ -172,9 +170,6 @@ class SklearnModel(Model):
                 where=where,
                 fix="name a classifier (with predict_proba) or a regressor to match the task",
             )
-        for _, step, _ in pipeline.steps[0][1].transformers:
-            if isinstance(step, CountVectorizer):
-                check_vectorizer(step, f"{where}: features.tfidf")
 
     def fit(self, data: Splits, run: Run | None) -> None:
         frame = data.train.frame(self.columns())
@@ -224,14 +219,8 @@ class SklearnModel(Model):
     def to_onnx(self, out_dir: Path) -> ModelGraph:
         inputs = self.graph_inputs()
         model = self.onnx_model(inputs)
-        # skl2onnx makes input names safe ("a b" → "a_b"); the contract maps them back.
+        # skl2onnx makes input names safe and distinct ("a b" → "a_b"); the contract maps them back.
         named = [i.name for i in model.graph.input]
-        if len(named) != len(inputs):
-            raise PipelineError(
-                f"the graph has {len(named)} inputs for {len(inputs)} columns",
-                where=self.name,
-                fix="give every column a distinct name",
-            )
         inputs = [i.model_copy(update={"name": n}) for i, n in zip(inputs, named, strict=True)]
         (out_dir / MODEL_FILE).write_bytes(model.SerializeToString())
         produced = {o.name for o in model.graph.output}
@@ -249,14 +238,16 @@ class SklearnModel(Model):
         run.log_sklearn_model(self.pipeline_, self.example_, self.requirements)
 
     def importance(self) -> dict[str, float]:
-        """feature_importances_, else |coef_| averaged over classes, by transformed feature."""
+        """The top transformed features by feature_importances_, else mean |coef_| over classes."""
         final = self.pipeline_.steps[-1][1]
         values = getattr(final, "feature_importances_", None)
         if values is None and hasattr(final, "coef_"):
             values = np.abs(np.atleast_2d(final.coef_)).mean(axis=0)
         if values is None:
             return {}
-        return top_features(self.pipeline_[:-1].get_feature_names_out(), values)
+        names = map(str, self.pipeline_[:-1].get_feature_names_out())
+        ranked = sorted(zip(names, map(float, values), strict=True), key=lambda kv: -kv[1])
+        return dict(ranked[:IMPORTANCE_TOP])
 
 
 def plain_vocabularies(pipeline: Pipeline) -> Pipeline:
@@ -267,12 +258,6 @@ def plain_vocabularies(pipeline: Pipeline) -> Pipeline:
         if isinstance(step, CountVectorizer):
             step.vocabulary_ = {word: int(k) for word, k in step.vocabulary_.items()}
     return pipeline
-
-
-def top_features(names: Any, values: Any) -> dict[str, float]:
-    """Feature → importance, largest first, the top IMPORTANCE_TOP."""
-    ranked = sorted(zip(map(str, names), map(float, values), strict=True), key=lambda kv: -kv[1])
-    return dict(ranked[:IMPORTANCE_TOP])
 
 
 def instantiate(spec: dict[str, Any], seed: int, where: str) -> Any:
@@ -296,40 +281,23 @@ def instantiate(spec: dict[str, Any], seed: int, where: str) -> Any:
 
 
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
-
-
-def _renumber(node: Any, ids: dict[int, int]) -> Any:
-    """skops' memory-address ids (and array file names) renumbered in first-seen order."""
-    if isinstance(node, list):
-        return [_renumber(item, ids) for item in node]
-    if not isinstance(node, dict):
-        return node
-    out = {}
-    for key, value in node.items():
-        if key == "_stop_words_id" and isinstance(value, dict):
-            # vectorizers cache id(stop_words), a memory address: drop it for stable bytes
-            value = {**value, "content": "null"}
-        if key == "__id__" and isinstance(value, int):
-            value = ids.setdefault(value, len(ids))
-        elif key == "file" and isinstance(value, str) and value.removesuffix(".npy").isdigit():
-            value = f"{ids.setdefault(int(value.removesuffix('.npy')), len(ids))}.npy"
-        out[key] = _renumber(value, ids)
-    return out
+# skops names objects and array files by memory address; vectorizers cache id(stop_words).
+_ADDRESS = re.compile(r'("__id__": |"file": ")(\d+)')
+_STOP_WORDS_ID = re.compile(r'("_stop_words_id": \{[^}]*"content": )"\d+"')
 
 
 def dump_model(model: Any, path: Path) -> None:
-    """`skops.io.dump` with reproducible bytes (stable ids, fixed zip timestamps, no pickle)."""
+    """`skops.io.dump` with reproducible bytes (addresses numbered in order, fixed timestamps)."""
     import skops.io
 
-    ids: dict[int, int] = {}
     with zipfile.ZipFile(io.BytesIO(skops.io.dumps(model))) as source:
-        schema = _renumber(json.loads(source.read("schema.json")), ids)
-        entries = {"schema.json": json.dumps(schema, indent=2).encode("utf-8")}
-        for name in source.namelist():
-            stem = name.removesuffix(".npy")
-            if name != "schema.json":
-                new = f"{ids[int(stem)]}.npy" if stem.isdigit() and int(stem) in ids else name
-                entries[new] = source.read(name)
+        files = {name: source.read(name) for name in source.namelist()}
+    ids: dict[str, str] = {}
+    schema = _STOP_WORDS_ID.sub(r'\1"null"', files.pop("schema.json").decode("utf-8"))
+    schema = _ADDRESS.sub(lambda m: m[1] + ids.setdefault(m[2], str(len(ids))), schema)
+    stem = {f"{old}.npy": f"{new}.npy" for old, new in ids.items()}
+    files = {stem.get(name, name): data for name, data in files.items()}
+    files["schema.json"] = schema.encode("utf-8")
     with open(path, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED) as target:
-        for name in sorted(entries):
-            target.writestr(zipfile.ZipInfo(name, date_time=_ZIP_EPOCH), entries[name])
+        for name in sorted(files):
+            target.writestr(zipfile.ZipInfo(name, date_time=_ZIP_EPOCH), files[name])

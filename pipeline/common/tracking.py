@@ -28,7 +28,6 @@ _MAX_PARAM_CHARS = 6000  # MLflow rejects longer param values
 # a user's column names reach the keys (`data.bounds.Weight (kg)`), so anything else becomes "_".
 _PARAM_KEY_UNSAFE = re.compile(r"[^\w.\- ]")
 _RANK_VARS = ("RANK", "LOCAL_RANK", "SLURM_PROCID")  # first one set wins
-_HEALTH_TIMEOUT_S = 5.0
 _SKLEARN_REQUIREMENTS = ("scikit-learn", "skops", "numpy", "scipy", "pandas")
 
 
@@ -60,10 +59,8 @@ def tracking_uri(cfg: TrackingConfig, cwd: Path | None = None) -> str:
     return f"sqlite:///{Path(root) / uri.removeprefix('sqlite:///')}"
 
 
-def process_rank(rank: int | None = None) -> int:
-    """This process's global rank: the explicit argument, else RANK / LOCAL_RANK / SLURM_PROCID."""
-    if rank is not None:
-        return rank
+def process_rank() -> int:
+    """This process's global rank: RANK, else LOCAL_RANK, else SLURM_PROCID, else 0."""
     return next((int(os.environ[v]) for v in _RANK_VARS if os.environ.get(v)), 0)
 
 
@@ -106,8 +103,7 @@ class Run:
     def log_sklearn_model(
         self, model: Any, input_example: Any, requirements: Sequence[str] = ()
     ) -> None:
-        """Log a fitted estimator as `native` (skops, unregistered); `requirements` names extra
-        packages (e.g. "lightgbm"), pinned to the installed versions."""
+        """Log a fitted estimator as `native` (skops, unregistered), pinning `requirements`."""
         import mlflow.sklearn
         import skops.io
         from mlflow.models import infer_signature
@@ -188,12 +184,12 @@ def mlflow_errors(action: str) -> Iterator[None]:
         ) from exc
 
 
-def _open(cfg: TrackingConfig, uri: str, stage: str, tags: dict[str, Any]) -> tuple[Any, str]:
+def _open(cfg: TrackingConfig, uri: str, stage: str, tags: dict[str, Any]) -> Any:
     import mlflow
 
     if uri.startswith(("http://", "https://")):  # fail fast, not after MLflow's minutes of retries
         try:
-            urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=_HEALTH_TIMEOUT_S).close()
+            urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=5.0).close()
         except OSError as exc:
             raise PipelineError(
                 f"MLflow tracking server unreachable ({exc})",
@@ -211,18 +207,15 @@ def _open(cfg: TrackingConfig, uri: str, stage: str, tags: dict[str, Any]) -> tu
             db = Path(uri.removeprefix("sqlite:///")).resolve()
             where = (db.parent / "mlartifacts").as_uri() if uri.startswith("sqlite:///") else None
             experiment_id = str(client.create_experiment(cfg.experiment, artifact_location=where))
-        active = mlflow.start_run(run_name=stage, experiment_id=experiment_id, tags=tags)
-    return active, experiment_id
+        return mlflow.start_run(run_name=stage, experiment_id=experiment_id, tags=tags)
 
 
 @contextmanager
-def start_run(
-    cfg: DictConfig, stage: str, inputs: Sequence[Path], rank: int | None = None
-) -> Iterator[Run | None]:
+def start_run(cfg: DictConfig, stage: str, inputs: Sequence[Path]) -> Iterator[Run | None]:
     """The stage's MLflow run with config params and lineage tags; None on a non-zero DDP rank,
     with `tracking.enabled=false`, or with `tracking.optional` and no reachable store."""
     tcfg = validate(cfg.get("tracking", {}), TrackingConfig, "tracking")
-    if process_rank(rank) != 0 or not tcfg.enabled:
+    if process_rank() != 0 or not tcfg.enabled:
         yield None
         return
     uri = tracking_uri(tcfg)
@@ -236,7 +229,7 @@ def start_run(
     if info["git_commit"]:
         tags["mlflow.source.git.commit"] = info["git_commit"]
     try:
-        active, experiment_id = _open(tcfg, uri, stage, tags)
+        active = _open(tcfg, uri, stage, tags)
     except PipelineError as exc:
         if not tcfg.optional:
             raise
@@ -244,7 +237,7 @@ def start_run(
         yield None
         return
     with active:
-        run = Run(active.info.run_id, experiment_id, uri, tcfg.register)
+        run = Run(active.info.run_id, active.info.experiment_id, uri, tcfg.register)
         run.log_params(flatten(to_container(cfg)))
         run.log_text(json.dumps(info, indent=2), "lineage.json")
         log.info("MLflow run %s (%s) in %s", run.run_id, stage, uri)

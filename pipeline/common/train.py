@@ -48,8 +48,7 @@ class ModelPaths:
 
 @dataclass(frozen=True)
 class Finisher:
-    """A fitted model's final predictions on a split: calibrated probabilities and labels, or
-    values (and interval) in the target's units."""
+    """A fitted model's final predictions on a split, calibrated or in the target's units."""
 
     model: Model
     calibrator: decision.Calibrator
@@ -152,8 +151,6 @@ def train_model(
             write_text(out / CARD_FILE, dump(card))
             if run is not None:
                 run.log_text(dump(card), CARD_FILE)
-                if entry.tokenizer is not None:  # beside the card: export re-scores the incumbent
-                    run.log_artifacts(out / entry.tokenizer.file)
         write_json(paths.metrics_file, scores)
     return scores
 
@@ -173,6 +170,8 @@ def log_run(
     if model.params():
         run.log_params({f"learned.{k}": v for k, v in model.params().items()})
     run.log_artifacts(plot_dir, "plots")
+    if entry.tokenizer is not None:  # beside the card: export re-scores the incumbent
+        run.log_artifacts(out / entry.tokenizer.file)
     model.log_model(run, out)
     return run.log_onnx(out / entry.file, entry)
 

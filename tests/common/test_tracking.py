@@ -91,8 +91,10 @@ def test_disabled_tracking_and_other_ranks_open_no_run(
     with start_run(OmegaConf.create({"tracking": {"enabled": False}}), "off", []) as run:
         assert run is None
     cfg = OmegaConf.create({"seed": 1, "tracking": store})
-    with start_run(cfg, "rank", [], rank=1) as run:
+    monkeypatch.setenv("RANK", "1")
+    with start_run(cfg, "rank", []) as run:
         assert run is None
+    monkeypatch.delenv("RANK")
     monkeypatch.setenv("LOCAL_RANK", "2")
     with start_run(cfg, "rank", []) as run:
         assert run is None
