@@ -75,9 +75,12 @@ def validate(node: Any, schema: type[T], name: str) -> T:
     return obj
 
 
-def flatten(tree: dict[str, Any]) -> dict[str, Any]:
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """Flatten nested config into dotted keys (MLflow params are flat)."""
-    import pandas as pd
-
-    flat = pd.json_normalize(tree, sep=".").to_dict("records")[0] if tree else {}
-    return {str(k): v for k, v in flat.items()}
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
