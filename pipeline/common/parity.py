@@ -97,14 +97,14 @@ def compare(
     if profile.is_classification:
         assert want.proba is not None and decision is not None
         graph = got["probabilities"]
-        diff = _gap(graph, want.proba, scale=False)
+        diff = gap(graph, want.proba, scale=False)
         differ = labels(graph, decision, profile) != labels(want.proba, decision, profile)
         mismatches = int((differ & ~_ties(want.proba, decision, profile, tolerance)).sum())
     else:
         assert want.values is not None
-        diff = _gap(got["value"], want.values, scale=True)
+        diff = gap(got["value"], want.values, scale=True)
         if want.interval is not None:
-            diff = max(diff, _gap(got["interval"], want.interval, scale=True))
+            diff = max(diff, gap(got["interval"], want.interval, scale=True))
     return ParityCheck(
         model=model,
         name=name,
@@ -116,7 +116,7 @@ def compare(
     )
 
 
-def _gap(got: np.ndarray, want: np.ndarray, scale: bool) -> float:
+def gap(got: np.ndarray, want: np.ndarray, scale: bool) -> float:
     """Largest |got - want| (relative to max(1, |want|) when `scale`); equal infinities and
     NaN on both sides count as agreement, NaN on one side as infinitely far."""
     got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
@@ -139,13 +139,13 @@ def _ties(proba: np.ndarray, decision: Decision, profile: Profile, tol: float) -
     return np.asarray(top2[:, 1] - top2[:, 0] <= tol)
 
 
-def summary_line(report: ParityReport) -> str:
-    """The worst failing check in one line (the report has one)."""
+def summary_line(report: ParityReport, what: str = "ONNX parity") -> str:
+    """The worst failing check in one line (the report has one), and which others failed."""
     failed = [c for c in report.checks if not c.passed]
     worst = max(failed, key=lambda c: (c.label_mismatches, c.max_abs_diff / c.tolerance))
-    others = [c.name for c in failed if c is not worst]
+    others = sorted({f"{c.model}/{c.name}" for c in failed} - {f"{worst.model}/{worst.name}"})
     return (
-        f"ONNX parity failed on {worst.name}: max |Δ| {worst.max_abs_diff:.3g} (tolerance "
-        f"{worst.tolerance:g}), {worst.label_mismatches} label(s) differ over {worst.rows} rows"
-        + (f"; also failing: {', '.join(others)}" if others else "")
+        f"{what} failed for {worst.model} on {worst.name}: max |Δ| {worst.max_abs_diff:.3g} "
+        f"(tolerance {worst.tolerance:g}), {worst.label_mismatches} label(s) differ over "
+        f"{worst.rows} rows" + (f"; also failing: {', '.join(others)}" if others else "")
     )

@@ -15,6 +15,7 @@ from pipeline.common.errors import PipelineError
 from pipeline.common.io import atomic_dir, write_json, write_text
 from pipeline.common.lineage import file_md5, git_state, input_hash
 from pipeline.common.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS
+from pipeline.common.parity import summary_line
 from pipeline.common.paths import CARD_FILE, PARAMS_FILE
 from pipeline.export import gate, parity
 from pipeline.export.records import caller_records, edge_records, input_schema, read_split
@@ -161,7 +162,7 @@ def export(config: ExportConfig, names: list[str], root: Path, tracking: DictCon
         report = serving_parity(models, cards, root, profile, schema)
         if not report.passed:
             raise PipelineError(
-                parity.summary_line(report),
+                summary_line(report, "serving parity"),
                 where=str(trained_dir),
                 fix="the exported graph does not answer as its stage predicted; re-run that stage",
             )

@@ -13,10 +13,10 @@ import pandas as pd
 
 from pipeline.common.data import Predictions, Split
 from pipeline.common.errors import PipelineError
-from pipeline.common.parity import compare
+from pipeline.common.parity import compare, gap
 from serving.features import prepare_records
 from serving.runtime import LoadedModel
-from serving.schemas import ParityCheck, ParityReport, Profile
+from serving.schemas import ParityCheck, Profile
 
 
 def columns(model: LoadedModel, profile: Profile) -> list[str]:
@@ -70,15 +70,6 @@ def reference_check(
     return compare(model.name, "test split", got, native, model.entry.decision, profile, tol)
 
 
-def _max_diff(got: np.ndarray, expected: np.ndarray, relative: bool) -> float:
-    """Largest |got - expected|, relative to max(1, |expected|) when `relative`; a NaN counts as
-    infinite (an edge record must get a finite answer)."""
-    if got.shape != expected.shape or not (np.isfinite(got).all() and np.isfinite(expected).all()):
-        return float("inf")
-    scale = np.maximum(1.0, np.abs(expected)) if relative else 1.0
-    return float(np.max(np.abs(got - expected) / scale, initial=0.0))
-
-
 def edge_check(
     model: LoadedModel,
     name: str,
@@ -90,7 +81,8 @@ def edge_check(
     finite, probabilities in [0, 1] summing to 1; `max_abs_diff` is the worst deviation."""
     batch = output_of(model, records, profile)
     alone = np.concatenate([output_of(model, [r], profile) for r in records])
-    worst = _max_diff(batch, alone, relative=not profile.is_classification)
+    finite = np.isfinite(batch).all() and np.isfinite(alone).all()  # NaN here is a failure
+    worst = gap(batch, alone, scale=not profile.is_classification) if finite else float("inf")
     if profile.is_classification and np.isfinite(worst):
         outside = float(np.maximum(-batch, batch - 1.0).max(initial=0.0))
         worst = max(worst, outside, float(np.abs(batch.sum(axis=1) - 1.0).max(initial=0.0)))
@@ -101,17 +93,4 @@ def edge_check(
         max_abs_diff=worst,
         tolerance=tol,
         passed=worst <= tol,
-    )
-
-
-def summary_line(report: ParityReport) -> str:
-    """The worst failing check in one line, and which others failed."""
-    failed = [c for c in report.checks if not c.passed]
-    worst = max(failed, key=lambda c: (c.label_mismatches, c.max_abs_diff / c.tolerance))
-    others = sorted({f"{c.model}/{c.name}" for c in failed} - {f"{worst.model}/{worst.name}"})
-    return (
-        f"serving parity failed for {worst.model} on {worst.name}: max |Δ| "
-        f"{worst.max_abs_diff:.3g} (tolerance {worst.tolerance:g}), {worst.label_mismatches} "
-        f"label(s) differ over {worst.rows} rows"
-        + (f"; also failing: {', '.join(others)}" if others else "")
     )
