@@ -182,4 +182,4 @@ def test_own_csv_runs_end_to_end_and_serves_raw_values(tmp_path: Path, name: str
     score_file(project, source, scored)
     assert pl.read_parquet(scored).height == len(rows)
     page = (project / "reports" / "report.html").read_text()
-    assert ("RMSE" in page) is (name == "costs")
+    assert ("<th>rmse</th>" in page) is (name == "costs")  # the test-metrics table
