@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import duckdb
@@ -35,7 +35,7 @@ class Plan:
     labels: list[str]  # classes in label-index order; [] for regression
     id: str  # the id column of the splits
     boolean: list[str]  # numeric columns holding booleans (typed, or true/false/yes/no words)
-    rejected: dict[str, int] = field(default_factory=dict)  # reason → rows
+    rejected: dict[str, int]  # reason → rows
 
 
 def _one(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[Any, ...]:
