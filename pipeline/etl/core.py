@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import shutil
 from pathlib import Path
-from typing import Any
 
 import duckdb
 from omegaconf import DictConfig
@@ -65,7 +64,16 @@ def run_etl(
         shutil.rmtree(work, ignore_errors=True)
     if nulled:
         log.info("%d impossible numbers (outside `bounds`, or infinite) set to null", nulled)
-    write_json(metrics_path, _metrics(profile, nulled))
+    write_json(
+        metrics_path,
+        {  # row counts only, so that `dvc metrics diff` shows changes in the data
+            "rows_in": profile.rows_in,
+            **{f"rows_{s}": n for s, n in profile.rows.items() if s != "rejected"},
+            "rejected": profile.rows["rejected"],
+            "duplicates": profile.rejected_reasons.get("duplicate row", 0),
+            "values_nulled": nulled,
+        },
+    )
     return profile
 
 
@@ -117,17 +125,6 @@ def _profile(
         split=SplitSettings(**vars(data.split)),
         seed=seed,
     )
-
-
-def _metrics(profile: Profile, nulled: int) -> dict[str, Any]:
-    """metrics/etl.json: row counts only, so `dvc metrics diff` shows changes in the data."""
-    return {
-        "rows_in": profile.rows_in,
-        **{f"rows_{s}": n for s, n in profile.rows.items() if s != "rejected"},
-        "rejected": profile.rows["rejected"],
-        "duplicates": profile.rejected_reasons.get("duplicate row", 0),
-        "values_nulled": nulled,
-    }
 
 
 def main(cfg: DictConfig) -> str:

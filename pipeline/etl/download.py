@@ -35,12 +35,6 @@ def download(url: str, directory: Path, max_bytes: int, timeout_s: float) -> Pat
     def fail(message: str, fix: str) -> PipelineError:
         return PipelineError(message, where=shown, fix=fix)
 
-    def too_big(size: int) -> PipelineError:
-        return fail(
-            f"the download is larger than etl.max_download_bytes ({size:,} > {max_bytes:,} bytes)",
-            "raise etl.max_download_bytes, or download the file and set `path` to it",
-        )
-
     fix = "check the URL and the network, or download the file and set `path` to it"
     name = re.sub(r"[^A-Za-z0-9._-]", "_", urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1])
     target = directory / (name or "download")
@@ -51,12 +45,14 @@ def download(url: str, directory: Path, max_bytes: int, timeout_s: float) -> Pat
         with urllib.request.urlopen(url, timeout=timeout_s) as response, open(target, "wb") as out:
             length = response.headers.get("Content-Length")
             expected = int(length) if length and length.isdigit() else None
-            if expected is not None and expected > max_bytes:
-                raise too_big(expected)
             while chunk := response.read1(1 << 20):
                 size += len(chunk)
-                if size > max_bytes:
-                    raise too_big(size)
+                if (larger := max(size, expected or 0)) > max_bytes:  # at the first chunk if sized
+                    raise fail(
+                        f"the download is larger than etl.max_download_bytes ({larger:,} > "
+                        f"{max_bytes:,} bytes)",
+                        "raise etl.max_download_bytes, or download the file and set `path` to it",
+                    )
                 if time.monotonic() > deadline:
                     raise fail(
                         f"the download took longer than {timeout_s:g} s ({size:,} bytes so far)",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import duckdb
@@ -35,7 +35,7 @@ class Plan:
     labels: list[str]  # classes in label-index order; [] for regression
     id: str  # the id column of the splits
     boolean: list[str]  # numeric columns holding booleans (typed, or true/false/yes/no words)
-    rejected: dict[str, int] = field(default_factory=dict)  # reason → rows
+    rejected: dict[str, int]  # reason → rows
 
 
 def _one(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[Any, ...]:
@@ -135,8 +135,7 @@ def _parse(raw: pa.ChunkedArray, fmt: pa.ChunkedArray, tz: pa.ChunkedArray) -> p
 def _judge(
     con: duckdb.DuckDBPyConnection, data: DataConfig, task: str, parsed: dict[str, str], seed: int
 ) -> None:
-    """View `judged`: per row its id, target, datetimes, split key and the first failed check
-    (target, id, numbers, datetimes, time column), or `duplicate row` for a repeated kept row."""
+    """View `judged`: per row its id, target, datetimes, split key and first failed check."""
     q = sql_ident
     checks = [*_target_checks(data, task), ("s.__why IS NOT NULL", "s.__why", "s.__value")]
     joins, dts = [], []
@@ -299,8 +298,7 @@ def _verdict(
         f"CASE WHEN {KEPT} THEN {split} END::TINYINT AS __split, "
         f"CASE WHEN {KEPT} THEN {label} END AS __label{dts} FROM judged ORDER BY __pos"
     )
-    for name in ("VIEW judged", "TABLE repeats", "TABLE checked"):
-        con.execute(f"DROP {name}")
+    con.execute("DROP VIEW judged; DROP TABLE repeats; DROP TABLE checked")
 
 
 def _split_sql(cuts: Sequence[float]) -> str:

@@ -191,16 +191,8 @@ def _read_header(path: Path, data: DataConfig) -> list[str]:
             where=str(path),
             fix="the file is truncated or not what its name says; re-export or re-download it",
         ) from None
-    try:
-        text = codecs.getincrementaldecoder(data.encoding)().decode(raw, len(raw) < SAMPLE_BYTES)
-    except UnicodeDecodeError as exc:
-        before = raw[: exc.start]
-        line = before.count(b"\n" if b"\n" in before else b"\r") + 1
-        raise PipelineError(
-            f"line {line}: bytes that are not valid {data.encoding}",
-            where=str(path),
-            fix=_encoding_fix(data),
-        ) from None
+    # A bad byte after the header fails when DuckDB reads its column, naming the line.
+    text = raw.decode(data.encoding, "replace").lstrip("\ufeff")
     if data.encoding == "latin-1" and not raw.isascii():
         try:  # every accented letter of UTF-8 text read as latin-1 would come out garbled
             codecs.getincrementaldecoder("utf-8")().decode(raw, final=False)
@@ -212,7 +204,6 @@ def _read_header(path: Path, data: DataConfig) -> list[str]:
             )
         except UnicodeDecodeError:
             pass  # not UTF-8: latin-1 is plausible
-    text = text.lstrip("\ufeff")
     if len(raw) == SAMPLE_BYTES and not re.search(r"[\r\n]", text):
         raise PipelineError(
             f"line 1 (the header) is longer than {SAMPLE_BYTES:,} bytes",
@@ -227,6 +218,12 @@ def _read_header(path: Path, data: DataConfig) -> list[str]:
         raise PipelineError(
             f"line 1: {exc}", where=str(path), fix="check the header line"
         ) from None
+    if any("\ufffd" in f for f in fields):
+        raise PipelineError(
+            f"line 1: bytes that are not valid {data.encoding}",
+            where=str(path),
+            fix=_encoding_fix(data),
+        )
     if not any(f.strip() for f in fields):
         raise PipelineError(
             "no header row", where=str(path), fix="the first line must name the columns"
