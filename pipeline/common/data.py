@@ -102,7 +102,7 @@ class Splits:
 
 @dataclass(frozen=True)
 class SplitRows:
-    """One processed split as callers send it (export's records and gate read it)."""
+    """One processed split as stored, before `prepare_columns`: what callers send."""
 
     ids: np.ndarray
     y: np.ndarray  # class index, or target value in its own units
