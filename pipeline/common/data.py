@@ -100,39 +100,47 @@ class Splits:
         return cls(profile, splits["train"], splits["val"], splits["test"])
 
 
-def raw_columns(frame: pl.DataFrame, profile: Profile) -> dict[str, Any]:
-    """The raw input columns of a processed split as NumPy arrays (object arrays for strings)."""
-    spec = profile.features
-    out: dict[str, Any] = {}
-    for name in spec.raw_inputs:
-        series = frame[name]
-        if name in spec.numeric:
-            out[name] = series.cast(pl.Float64).to_numpy()
-        elif name in spec.datetime:
-            out[name] = series.cast(pl.Datetime("us")).to_numpy()
-        else:
-            out[name] = np.array(series.to_list(), dtype=object)
-    return out
+@dataclass(frozen=True)
+class SplitRows:
+    """One processed split as stored, before `prepare_columns`: what callers send."""
+
+    ids: np.ndarray
+    y: np.ndarray  # class index, or target value in its own units
+    raw: dict[str, Any]  # raw input columns as NumPy arrays (object arrays for strings)
 
 
-def read_split(processed_dir: Path, split: str, profile: Profile) -> Split:
-    """One processed split, prepared for the models."""
+def read_rows(processed_dir: Path, split: str, profile: Profile) -> SplitRows:
+    """A processed split's ids, targets and raw input columns."""
     path = split_path(split, processed_dir)
     if not path.is_file():
         raise PipelineError(
             f"split '{split}' not found", where=str(path), fix="run the ETL first: dvc repro etl"
         )
     frame = pl.read_parquet(path)
-    missing = [c for c in [profile.id, LABEL, *profile.features.raw_inputs] if c not in frame]
+    spec = profile.features
+    missing = [c for c in [profile.id, LABEL, *spec.raw_inputs] if c not in frame]
     if missing:
         raise PipelineError(
             f"columns {missing} missing", where=str(path), fix="re-run the ETL: dvc repro etl"
         )
-    columns = prepare_columns(raw_columns(frame, profile), profile.features)
-    y = frame[LABEL].cast(pl.Int64 if profile.is_classification else pl.Float64).to_numpy()
+    raw: dict[str, Any] = {}
+    for name in spec.raw_inputs:
+        if name in spec.numeric:
+            raw[name] = frame[name].cast(pl.Float64).to_numpy()
+        elif name in spec.datetime:
+            raw[name] = frame[name].cast(pl.Datetime("us")).to_numpy()
+        else:
+            raw[name] = np.array(frame[name].to_list(), dtype=object)
+    return SplitRows(frame[profile.id].to_numpy(), frame[LABEL].to_numpy(), raw)
+
+
+def read_split(processed_dir: Path, split: str, profile: Profile) -> Split:
+    """One processed split, prepared for the models."""
+    rows = read_rows(processed_dir, split, profile)
+    y = rows.y.astype(np.int64 if profile.is_classification else np.float64)
     if profile.target_transform == "log1p":  # regression only (the ETL refuses it otherwise)
         y = np.log1p(y)
-    return Split(split, columns, y, frame[profile.id].to_numpy())
+    return Split(split, prepare_columns(rows.raw, profile.features), y, rows.ids)
 
 
 @dataclass(frozen=True)
@@ -158,3 +166,26 @@ class Predictions:
         if self.interval is not None:
             out["lower"], out["upper"] = self.interval[:, 0], self.interval[:, 1]
         return pd.DataFrame(out)
+
+    @classmethod
+    def read(cls, path: Path, profile: Profile, stage: str) -> Predictions:
+        """A model stage's predictions file (`frame`) read back, or a one-line PipelineError."""
+        scores = [f"proba_{k}" for k in range(profile.n_classes)]
+        outputs = ["label", *scores] if profile.is_classification else ["value"]
+        needed = [profile.id, "y_true", *outputs]
+        frame = pd.read_parquet(path) if path.is_file() else None
+        if frame is None or any(c not in frame for c in needed):
+            raise PipelineError(
+                f"missing, or without columns {needed}",
+                where=str(path),
+                fix=f"re-run the model stage: dvc repro {stage}",
+            )
+        y, ids = frame["y_true"].to_numpy(), frame[profile.id].to_numpy()
+        split = Split(path.stem.removeprefix("predictions_"), {}, y, ids)
+        if not profile.is_classification:
+            bounds = frame[["lower", "upper"]].to_numpy(np.float64) if "lower" in frame else None
+            values = frame["value"].to_numpy(np.float64)
+            return cls(split, y.astype(np.float64), values=values, interval=bounds)
+        proba = frame[scores].to_numpy(np.float64)
+        labels = frame["label"].map({label: k for k, label in enumerate(profile.labels)})
+        return cls(split, y.astype(np.int64), proba, labels.to_numpy(np.int64))

@@ -9,21 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from pipeline.common.data import Predictions, Split
+from pipeline.common.data import Predictions
 from pipeline.common.errors import PipelineError
 from pipeline.common.parity import compare, gap
 from serving.features import prepare_records
 from serving.runtime import LoadedModel
 from serving.schemas import ParityCheck, Profile
-
-
-def columns(model: LoadedModel, profile: Profile) -> list[str]:
-    """The prediction-file columns the graph's outputs correspond to, in `output_of` order."""
-    if profile.is_classification:
-        return [f"proba_{k}" for k in range(profile.n_classes)]
-    return ["value", *(["lower", "upper"] if model.entry.outputs.interval else [])]
 
 
 def output_of(
@@ -38,36 +30,29 @@ def output_of(
 
 def read_reference(
     path: Path, model: LoadedModel, profile: Profile, ids: np.ndarray
-) -> pd.DataFrame:
-    """The stage's test predictions in the order of `ids` (missing rows become NaN: a failure)."""
-    needed = [profile.id, *columns(model, profile)]
-    frame = pd.read_parquet(path) if path.is_file() else None
-    if frame is None or any(c not in frame for c in needed):
+) -> Predictions:
+    """The stage's test predictions, checked to be the rows `ids` with the graph's outputs."""
+    reference = Predictions.read(path, profile, model.name)
+    bounds = model.entry.outputs.interval is not None
+    if not np.array_equal(reference.split.ids, ids) or (reference.interval is not None) != bounds:
         raise PipelineError(
-            f"missing, or without columns {needed}",
+            "its rows or outputs do not match the test split and the exported graph",
             where=str(path),
             fix=f"re-run the model stage: dvc repro {model.name}",
         )
-    return frame.set_index(profile.id).reindex(ids)
+    return reference
 
 
 def reference_check(
     model: LoadedModel,
     records: Sequence[Mapping[str, Any]],
-    reference: pd.DataFrame,
+    reference: Predictions,
     profile: Profile,
     tol: float,
 ) -> ParityCheck:
     """The test split's records against the stage's `predictions_test.parquet`."""
     got = model.run(prepare_records(records, profile.features))
-    want = reference[columns(model, profile)].to_numpy(np.float64)
-    split = Split("test", {}, np.zeros(len(want)), reference.index.to_numpy())  # y: unused
-    if profile.is_classification:
-        native = Predictions(split, split.y, proba=want)
-    else:
-        interval = want[:, 1:] if want.shape[1] > 1 else None
-        native = Predictions(split, split.y, values=want[:, 0], interval=interval)
-    return compare(model.name, "test split", got, native, model.entry.decision, profile, tol)
+    return compare(model.name, "test split", got, reference, model.entry.decision, profile, tol)
 
 
 def edge_check(

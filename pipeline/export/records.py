@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import polars as pl
 
-from pipeline.common.data import LABEL, raw_columns, split_path
-from pipeline.common.errors import PipelineError
+from pipeline.common.data import SplitRows
+from pipeline.common.data import read_rows as read_split  # noqa: F401 - export.core's name
 from pipeline.common.parity import EDGE_TEXTS, UNSEEN
 from serving.schemas import FieldSchema, Profile
 
@@ -42,31 +39,6 @@ def input_schema(
             field |= {"type": "text", "max_length": text_max_length}
         fields.append(FieldSchema.model_validate(field))
     return fields
-
-
-@dataclass(frozen=True)
-class SplitRows:
-    """One processed split as callers and models see it."""
-
-    ids: np.ndarray
-    y: np.ndarray  # class index, or target value in its own units
-    raw: dict[str, Any]  # raw input columns (NumPy arrays) as the split holds them
-
-
-def read_split(processed_dir: Path, split: str, profile: Profile) -> SplitRows:
-    """A processed split's ids, targets and raw input columns."""
-    path = split_path(split, processed_dir)
-    if not path.is_file():
-        raise PipelineError("split not found", where=str(path), fix="run the ETL: dvc repro etl")
-    frame = pl.read_parquet(path)
-    missing = [c for c in (profile.id, LABEL, *profile.features.raw_inputs) if c not in frame]
-    if missing:
-        raise PipelineError(
-            f"columns {missing} missing", where=str(path), fix="re-run the ETL: dvc repro etl"
-        )
-    return SplitRows(
-        frame[profile.id].to_numpy(), frame[LABEL].to_numpy(), raw_columns(frame, profile)
-    )
 
 
 def caller_records(rows: SplitRows, profile: Profile) -> list[dict[str, Any]]:

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
-import pandas as pd
 
 from pipeline.common.data import PROCESSED_DIR, PROFILE_FILE, Predictions, read_stage_file
 from pipeline.common.errors import PipelineError
@@ -88,10 +87,7 @@ def load(root: Path, names: list[str]) -> ReportData:
                 fix=f"re-run the model stage: dvc repro {name}",
             )
         if card is not None and card.entry is not None and profile is not None:
-            path = folder / "predictions_test.parquet"
-            if not path.is_file():
-                raise PipelineError("not found", where=str(path), fix=f"re-run dvc repro {name}")
-            test = truth.read_predictions(pd.read_parquet(path), profile)
+            test = Predictions.read(folder / "predictions_test.parquet", profile, name)
         models.append(ModelResult(name, card, test, _plots(root / "plots" / name)))
     export = root / "models" / "export"
     return ReportData(

@@ -7,10 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from pipeline.common import metrics
-from pipeline.common.data import Predictions, Split
+from pipeline.common.data import Predictions
 from pipeline.common.decision import positive_index
 from serving.schemas import Profile
 
@@ -18,17 +17,6 @@ Statistic = Callable[[np.ndarray], float]  # row indices → metric value
 # A model's standing on the headline metric (`standings`).
 BEST, ONLY, TIED, BELOW = "best", "only model", "within noise of the best", "below the best"
 NO_INTERVAL = "not ranked (no interval)"
-
-
-def read_predictions(frame: pd.DataFrame, profile: Profile) -> Predictions:
-    """A model stage's `predictions_test.parquet` (`Predictions.frame`) read back."""
-    split = Split("test", {}, frame["y_true"].to_numpy(), frame[profile.id].to_numpy())
-    if not profile.is_classification:
-        y, values = split.y.astype(np.float64), frame["value"].to_numpy(np.float64)
-        return Predictions(split, y, values=values)
-    proba = frame[[f"proba_{k}" for k in range(profile.n_classes)]].to_numpy(np.float64)
-    labels = frame["label"].map({label: k for k, label in enumerate(profile.labels)})
-    return Predictions(split, split.y.astype(np.int64), proba, labels.to_numpy(np.int64))
 
 
 def base_rate(test: Predictions, profile: Profile) -> tuple[Predictions, str]:

@@ -203,9 +203,9 @@ def split_columns(
     root: Path, profile: Profile, split: str
 ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """Prepared columns, target and ids of a split (what a model stage trains on)."""
-    from pipeline.export.records import read_split
+    from pipeline.common.data import read_rows
 
-    rows = read_split(root / "data" / "processed", split, profile)
+    rows = read_rows(root / "data" / "processed", split, profile)
     return prepare_columns(rows.raw, profile.features), rows.y, rows.ids
 
 

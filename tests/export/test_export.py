@@ -12,11 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipeline.common.data import Predictions, Split, read_rows
 from pipeline.common.errors import PipelineError
 from pipeline.common.stage import run_stage
 from pipeline.export import parity
 from pipeline.export.core import ExportConfig, export, main
-from pipeline.export.records import caller_records, edge_records, input_schema, read_split
+from pipeline.export.records import caller_records, edge_records, input_schema
 from serving.features import prepare_columns, prepare_records
 from serving.runtime import load_model
 from serving.schemas import Contract, ModelEntry, Outputs, ParityReport, Profile, read_file
@@ -88,7 +89,7 @@ def test_input_schema_describes_what_callers_send(project: Factory) -> None:
 def test_records_are_what_a_caller_sends_and_prepare_like_the_splits(built: Factory) -> None:
     root = built("binary")
     profile = read_file(root / "data/processed/profile.json", Profile)
-    rows = read_split(root / "data/processed", "test", profile)
+    rows = read_rows(root / "data/processed", "test", profile)
     records = caller_records(rows, profile)
     json.dumps(records)  # plain JSON values only
     assert {type(r["is_member"]) for r in records} == {bool}
@@ -116,7 +117,7 @@ def test_other_tasks_export_with_parity(project: Factory, task: str) -> None:
     assert "edge: extreme numbers" in names
     out = root / "models/export"
     profile = read_file(root / "data/processed/profile.json", Profile)
-    rows = read_split(root / "data/processed", "test", profile)
+    rows = read_rows(root / "data/processed", "test", profile)
     for name, entry in contract.models.items():
         got = load_model(out, entry).run(prepare_columns(rows.raw, profile.features))
         reference = pd.read_parquet(root / f"models/trained/{name}/predictions_test.parquet")
@@ -243,16 +244,16 @@ class Quantiles:
 def test_regression_intervals_are_checked_too(built: Factory) -> None:
     root = built("regression")
     profile = read_file(root / "data/processed/profile.json", Profile)
-    rows = read_split(root / "data/processed", "test", profile)
+    rows = read_rows(root / "data/processed", "test", profile)
     records = caller_records(rows, profile)
     amount = np.nan_to_num(rows.raw["amount"])
-    frame = pd.DataFrame(
-        {"value": amount, "lower": amount - 1, "upper": amount + 1}, index=rows.ids
-    )
+    split = Split("test", {}, rows.y, rows.ids)
+    bounds = np.column_stack([amount - 1, amount + 1])
+    native = Predictions(split, rows.y, values=amount, interval=bounds)
     model = Quantiles()
-    assert parity.reference_check(model, records, frame, profile, 1e-9).passed  # type: ignore[arg-type]
-    frame.iloc[5, 2] += 1e-3 * max(1.0, abs(frame.iloc[5, 2]))  # one upper bound moves
-    check = parity.reference_check(model, records, frame, profile, 1e-5)  # type: ignore[arg-type]
+    assert parity.reference_check(model, records, native, profile, 1e-9).passed  # type: ignore[arg-type]
+    bounds[5, 1] += 1e-3 * max(1.0, abs(bounds[5, 1]))  # one upper bound moves
+    check = parity.reference_check(model, records, native, profile, 1e-5)  # type: ignore[arg-type]
     assert not check.passed and check.max_abs_diff == pytest.approx(1e-3, rel=0.01)
     edges = edge_records(records, input_schema(profile, 200, 5000), profile)
     assert all(parity.edge_check(model, n, r, profile, 1e-9).passed for n, r in edges.items())  # type: ignore[arg-type]

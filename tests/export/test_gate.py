@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.common.data import read_rows
 from pipeline.export import gate
-from pipeline.export.records import read_split
 from serving.schemas import (
     GraphInput,
     Incumbent,
@@ -44,7 +44,7 @@ def settings(built: Factory) -> dict[str, gate.Gate]:
     """policy → gate settings on the binary fixture (metric roc_auc)."""
     root = built("binary")
     profile = read_file(root / "data/processed/profile.json", Profile)
-    val = read_split(root / "data/processed", "val", profile)
+    val = read_rows(root / "data/processed", "val", profile)
     return {p: gate.Gate(p, 0.0, "roc_auc", profile, val) for p in ("always", "if_better", "never")}  # type: ignore[arg-type]
 
 
