@@ -271,8 +271,7 @@ def main(argv: list[str] | None = None) -> int:
             raise BatchError(
                 f"--model {name!r}: the contract's models are {sorted(contract.models)}"
             )
-        # Only that model, all cores for ONNX Runtime, the API's default string limit; the
-        # warm-up on one row in `load_scorers` keeps ONNX Runtime's arena small (bench/RESULTS.md).
+        # Only that model, all cores for ONNX Runtime, the API's default string limit.
         only = contract.model_copy(update={"models": {name: contract.models[name]}})
         cores = os.cpu_count() or 1
         limit = Settings.model_fields["max_string_length"].default

@@ -12,7 +12,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,13 +56,6 @@ class TritonOptions:
     kind: str = "KIND_CPU"  # KIND_GPU on a GPU node
     service_name: str = "ml-pipeline-template"
     storage_uri: str = "s3://YOUR-BUCKET/ml-pipeline-template/model_repository"
-
-
-def read_io(onnx: bytes, where: str) -> tuple[list[Tensor], list[Tensor]]:
-    """Inputs and outputs of an ONNX graph as ONNX Runtime sees them."""
-    session = cpu_session(onnx)
-    inputs = [_tensor(arg, where) for arg in session.get_inputs()]
-    return inputs, [_tensor(arg, where) for arg in session.get_outputs()]
 
 
 def _tensor(arg: Any, where: str) -> Tensor:
@@ -146,7 +139,6 @@ def build_repository(
     # Each graph must match the contract's SHA-256 and lie in `models_dir`; the output is built
     # beside `out_dir` and swapped in whole, so a failed run leaves the previous one.
     options = options or TritonOptions()
-    out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
@@ -156,7 +148,10 @@ def build_repository(
             model_dir = staging / REPOSITORY_DIR / name
             (model_dir / VERSION).mkdir(parents=True)
             (model_dir / VERSION / "model.onnx").write_bytes(onnx)
-            text = config_pbtxt(name, *read_io(onnx, str(models_dir / entry.file)), options)
+            session, where = cpu_session(onnx), str(models_dir / entry.file)
+            inputs = [_tensor(arg, where) for arg in session.get_inputs()]
+            outputs = [_tensor(arg, where) for arg in session.get_outputs()]
+            text = config_pbtxt(name, inputs, outputs, options)
             (model_dir / "config.pbtxt").write_text(text, encoding="utf-8")
         (staging / KSERVE_FILE).write_text(inference_service_yaml(options), encoding="utf-8")
         shutil.copyfile(models_dir / CONTRACT_FILE, staging / CONTRACT_FILE)
@@ -179,27 +174,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--models", type=Path, default=Path("models/export"))
     parser.add_argument("--out", type=Path, default=Path("build/triton"))
-    parser.add_argument("--max-batch-size", type=int, default=TritonOptions.max_batch_size)
-    parser.add_argument("--max-queue-delay-us", type=int, default=TritonOptions.max_queue_delay_us)
-    parser.add_argument("--instances", type=int, default=TritonOptions.instance_count)
-    parser.add_argument("--gpu", action="store_true", help="run instances on GPUs (KIND_GPU)")
-    parser.add_argument("--storage-uri", default=TritonOptions.storage_uri)
-    parser.add_argument("--service-name", default=TritonOptions.service_name)
-    args = parser.parse_args(argv)
-    options = TritonOptions(
-        max_batch_size=args.max_batch_size,
-        max_queue_delay_us=args.max_queue_delay_us,
-        instance_count=args.instances,
-        kind="KIND_GPU" if args.gpu else "KIND_CPU",
-        service_name=args.service_name,
-        storage_uri=args.storage_uri,
+    parser.set_defaults(**asdict(TritonOptions()))  # each option's dest is the field it sets
+    parser.add_argument("--max-batch-size", type=int)
+    parser.add_argument("--max-queue-delay-us", type=int)
+    parser.add_argument("--instances", type=int, dest="instance_count")
+    parser.add_argument(
+        "--gpu", dest="kind", action="store_const", const="KIND_GPU", help="run instances on GPUs"
     )
+    parser.add_argument("--storage-uri")
+    parser.add_argument("--service-name")
+    args = vars(parser.parse_args(argv))
+    models, out = args.pop("models"), args.pop("out")
     try:
-        written = build_repository(args.models, args.out, options)
+        written = build_repository(models, out, TritonOptions(**args))
     except TritonExportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"{len(written)} model(s) → {args.out / REPOSITORY_DIR}: {', '.join(written)}")
+    print(f"{len(written)} model(s) → {out / REPOSITORY_DIR}: {', '.join(written)}")
     return 0
 
 

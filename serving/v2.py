@@ -81,28 +81,24 @@ def model_metadata(scorer: Scorer) -> ModelMetadata:
     """The tensors `infer` takes and answers with, for one model."""
     datatype = {"number": "FP64", "boolean": "BOOL"}
     inputs = [
-        TensorMetadata(name=f.name, datatype=datatype.get(f.type, "BYTES"), shape=[-1, 1])
-        for f in scorer.contract.input_schema
+        (f.name, datatype.get(f.type, "BYTES"), [-1, 1]) for f in scorer.contract.input_schema
     ]
+    parameters: Parameters = {}
     if scorer.labels:
-        outputs = [
-            TensorMetadata(name="label", datatype="BYTES", shape=[-1]),
-            TensorMetadata(name="probabilities", datatype="FP64", shape=[-1, len(scorer.labels)]),
-        ]
-        parameters: Parameters = {"labels": ",".join(scorer.labels)}
+        outputs = [("label", "BYTES", [-1]), ("probabilities", "FP64", [-1, len(scorer.labels)])]
+        parameters["labels"] = ",".join(scorer.labels)
     else:
-        outputs = [TensorMetadata(name="value", datatype="FP64", shape=[-1])]
+        outputs = [("value", "FP64", [-1])]
         if scorer.entry.outputs.interval:
-            outputs.append(TensorMetadata(name="interval", datatype="FP64", shape=[-1, 2]))
-        parameters = {}
+            outputs.append(("interval", "FP64", [-1, 2]))
     if scorer.threshold is not None:
         parameters["threshold"] = scorer.threshold
     return ModelMetadata(
         name=scorer.name,
         versions=[scorer.version],
         platform="onnxruntime",
-        inputs=inputs,
-        outputs=outputs,
+        inputs=[TensorMetadata(name=n, datatype=d, shape=s) for n, d, s in inputs],
+        outputs=[TensorMetadata(name=n, datatype=d, shape=s) for n, d, s in outputs],
         parameters=parameters or None,
     )
 
