@@ -200,8 +200,7 @@ class TextModel(Model):
         return {**super().edge_splits(data), "edge:text_lengths": mixed}
 
     def save(self, out_dir: Path) -> None:
-        """`hf/`: encoder and tokenizer (`save_pretrained`), head and head.json; never pickle.
-        Runs after the runner finished the graph, so the int8 copy includes the calibration."""
+        """`hf/` (save_pretrained, head, head.json; no pickle); the final graph's int8 copy."""
         from safetensors.torch import save_file
 
         from pipeline.text_model.encoder import INT8_FILE, quantize_int8

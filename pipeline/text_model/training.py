@@ -28,7 +28,6 @@ from serving.runtime import pad
 
 log = logging.getLogger(__name__)
 MONITOR = "val_loss"
-LAST = "last"  # last.ckpt
 Batch = dict[str, torch.Tensor]
 Candidate = tuple[float, dict[str, torch.Tensor]]  # validation loss, state dict
 
@@ -190,7 +189,7 @@ def build_trainer(
     checkpoint to resume from; a fresh run clears stale checkpoints (rank 0 only)."""
     resume = config.resume_from
     if resume == "last":
-        resume = str(Path(config.checkpoint_dir, f"{LAST}.ckpt"))
+        resume = str(Path(config.checkpoint_dir, "last.ckpt"))
     if resume is None and process_rank() == 0:
         shutil.rmtree(config.checkpoint_dir, ignore_errors=True)
     elif resume is not None and not Path(resume).is_file():
@@ -211,7 +210,7 @@ def build_trainer(
     # last.ckpt, what `resume_from: last` continues from, at every validation. Not `save_last`
     # above: Lightning writes it only with a new best, so resuming would repeat steps.
     last = ModelCheckpoint(
-        dirpath=config.checkpoint_dir, filename=LAST, enable_version_counter=False
+        dirpath=config.checkpoint_dir, filename="last", enable_version_counter=False
     )
     stop = EarlyStopping(monitor=MONITOR, patience=config.early_stopping_patience)
     try:
