@@ -129,20 +129,8 @@ def serving_parity(
     return ParityReport(checks=checks, passed=all(c.passed for c in checks))
 
 
-def lineage(root: Path, names: list[str]) -> Lineage:
-    """Git state and DVC-style md5s of the processed data, params.yaml and each model's folder."""
-    params = root / PARAMS_FILE
-    return Lineage(
-        **git_state(root),
-        data={PROCESSED_DIR.as_posix(): input_hash(root / PROCESSED_DIR)},
-        params=file_md5(params) if params.is_file() else None,
-        models={n: input_hash(root / TRAINED_DIR / n) for n in names},
-    )
-
-
 def export(config: ExportConfig, names: list[str], root: Path, tracking: DictConfig) -> Contract:
-    """Run the stage below the project `root`; `tracking` is a config holding the `tracking`
-    group (no store: no incumbent). Returns the contract written."""
+    """Run the stage below `root` (`tracking`: a config with the `tracking` group); the contract."""
     processed, trained_dir = root / PROCESSED_DIR, root / TRAINED_DIR
     profile = load_profile(processed)
     metric = champion_metric(config, profile)
@@ -156,6 +144,7 @@ def export(config: ExportConfig, names: list[str], root: Path, tracking: DictCon
             fix="check the data and the models list",
         )
     schema = input_schema(profile, config.category_max_length, config.text_max_length)
+    params = root / PARAMS_FILE
     with atomic_dir(root / OUT_DIR) as out:
         models = {n: copy_model(n, trained_dir / n, out, e) for n, e in trained.items()}
         entries = {n: m.entry for n, m in models.items()}
@@ -184,7 +173,12 @@ def export(config: ExportConfig, names: list[str], root: Path, tracking: DictCon
                 champion_metric=f"val.{metric}",
                 promotion=promotion,
                 skipped=skipped,
-                lineage=lineage(root, list(entries)),
+                lineage=Lineage(  # git state and DVC-style md5s of this export's inputs
+                    **git_state(root),
+                    data={PROCESSED_DIR.as_posix(): input_hash(processed)},
+                    params=file_md5(params) if params.is_file() else None,
+                    models={n: input_hash(trained_dir / n) for n in entries},
+                ),
             )
             write_text(out / "parity.json", dump(report))
             write_text(out / CONTRACT_FILE, dump(contract))

@@ -150,8 +150,7 @@ def score_incumbent(
             if why is not None:
                 return None, why
             assert card.entry is not None
-            model = load_model(folder, card.entry)
-            found = gate.score(model)
+            found = gate.score(load_model(folder, card.entry))
         except Exception as exc:  # a download, file or graph that does not work is "incomparable"
             log.warning("incumbent %s v%s not scored: %s", version.name, version.version, exc)
             return None, f"it could not be loaded and run ({str(exc).splitlines()[0]})"

@@ -1,6 +1,5 @@
-"""The MLflow side of the champion gate: find the alias, fetch a registered model, move the
-alias, tag the `export` run. Model stages register their graph under the model's name and log
-their card (and tokenizer) at their run's root (`pipeline.common.train`)."""
+"""The MLflow side of the champion gate: find the alias, fetch a registered model (`common.train`
+logs its card and tokenizer at the run's root), move the alias, tag the `export` run."""
 
 from __future__ import annotations
 

@@ -193,10 +193,10 @@ def generate(cfg: GenerateConfig, seed: int, out_dir: Path = OUTPUT_DIR) -> int:
     return rows
 
 
-def demo_selected(data_path: str, out_dir: Path = OUTPUT_DIR) -> bool:
+def demo_selected(data_path: str) -> bool:
     """Whether the data config reads from the generator's output (a file or glob inside it)."""
     path = Path(os.path.abspath(data_path))
-    return "://" not in data_path and path.is_relative_to(out_dir.absolute())
+    return "://" not in data_path and path.is_relative_to(OUTPUT_DIR.absolute())
 
 
 def main(cfg: DictConfig) -> str:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pipeline.common.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS, improvement
 from pipeline.report.html import cell, esc, fmt, image, note, pairs, table
 from pipeline.report.inputs import BASE, ModelResult, ReportData
@@ -86,26 +84,23 @@ def models_section(data: ReportData) -> str:
     labels_from = ["labels from"] if classification else []
     interval = f"test {a.metric if a else names[0]} 95% interval"
     headers = ["model", *labels_from, *names, interval, "standing"]
-    rows: list[list[Any]] = []
-    if a is not None:
-        base = [cell(BASE), *([cell("majority class")] if classification else [])]
-        rows.append(
-            [*base, *(a.base.get(m) for m in names), interval_text(a.intervals.get(BASE)), "–"]
-        )
-    rows += [model_row(m, data, names, len(headers)) for m in data.models]
-    parts = [table(headers, rows, "truth", "base" if a else "")]
-    if a is not None:
-        parts.append(note(f"Base rate: {a.base_what}. Red cells are worse than the base rate."))
-        if classification:
-            parts.append(majority(data))
-        parts.append(
+    rows = [model_row(m, data, names, len(headers)) for m in data.models]
+    if a is None:
+        return table(headers, rows, "truth")
+    base = [BASE, *(["majority class"] if classification else []), *(a.base.get(m) for m in names)]
+    base += [interval_text(a.intervals.get(BASE)), "–"]
+    return "".join(
+        [
+            table(headers, [[cell(v, "base") for v in base], *rows], "truth"),
+            note(f"Base rate: {a.base_what}. Red cells are worse than the base rate."),
+            majority(data) if classification else "",
             note(
                 "Intervals: 95% percentile bootstrap over resampled test rows (seeded, the same "
                 "resamples for every model). Models whose interval overlaps the best one's are "
                 "within noise of it and are not ranked."
-            )
-        )
-    return "".join(parts)
+            ),
+        ]
+    )
 
 
 def model_row(

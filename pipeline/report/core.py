@@ -1,6 +1,5 @@
-"""Report: one self-contained HTML page from the files the other stages wrote (`cfg.models` in
-order; it names no model). A missing input is said on the page; one that does not match its
-definition fails the stage in one line and leaves the previous page."""
+"""Report: one self-contained HTML page from the files the other stages wrote for `cfg.models`.
+A missing input is said on the page; an invalid one fails the stage and keeps the previous page."""
 
 from __future__ import annotations
 

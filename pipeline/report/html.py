@@ -15,7 +15,7 @@ max-width:1200px;padding:0 24px 48px;color:#1f2328}
 h1{margin:24px 0 4px}h2{margin-top:36px;border-bottom:1px solid #d0d7de;padding-bottom:4px}
 table{border-collapse:collapse;margin:8px 0 16px}th,td{border:1px solid #d0d7de;
 padding:4px 10px;text-align:right}th{background:#f6f8fa;text-align:left}
-td.text{text-align:left}tr.base td{background:#f6f8fa;font-style:italic}
+td.text{text-align:left}td.base{background:#f6f8fa;font-style:italic}
 td.worse{color:#cf222e}.badge{background:#0969da;color:#fff;border-radius:10px;padding:1px 8px;
 font-size:12px;margin-left:6px}.muted{color:#656d76}.gate{border-left:4px solid #0969da;
 padding:4px 12px;background:#f6f8fa}
@@ -62,17 +62,13 @@ def cell(value: Any, cls: str = "") -> str:
     return f'<td class="{classes}">{esc(fmt(value))}</td>'
 
 
-def table(
-    headers: Sequence[str], rows: Iterable[Sequence[Any]], table_id: str, first_row: str = ""
-) -> str:
-    """A table; each row is a list of `cell` strings (or plain values, escaped here); the first
-    row gets the class `first_row`."""
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], table_id: str) -> str:
+    """A table of `cell` strings or plain values (escaped here)."""
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
     body = []
-    for i, row in enumerate(rows):
-        cls = f' class="{first_row}"' if i == 0 and first_row else ""
+    for row in rows:
         cells = "".join(c if isinstance(c, str) and c.startswith("<td") else cell(c) for c in row)
-        body.append(f"<tr{cls}>{cells}</tr>")
+        body.append(f"<tr>{cells}</tr>")
     thead = f"<thead><tr>{head}</tr></thead>" if headers else ""
     return f'<table id="{esc(table_id)}">{thead}<tbody>{"".join(body)}</tbody></table>'
 

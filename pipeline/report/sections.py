@@ -46,16 +46,15 @@ def data_section(profile: Profile | None) -> str:
         "target": profile.target,
         "rows read": profile.rows_in,
         "split": f"{split.method} {split.train:g}/{split.val:g}/{split.test:g}",
+        "labels": ", ".join(profile.labels) if profile.is_classification else None,
+        "positive class": profile.positive,
+        "target transform": None
+        if profile.target_transform == "none"
+        else profile.target_transform,
     }
-    if profile.is_classification:
-        facts["labels"] = ", ".join(profile.labels)
-    if profile.positive:
-        facts["positive class"] = profile.positive
-    if profile.target_transform != "none":
-        facts["target transform"] = profile.target_transform
     rows = [[s, profile.rows[s]] for s in in_order(profile.rows)]
     parts = [
-        pairs(facts, "data-facts"),
+        pairs({k: v for k, v in facts.items() if v is not None}, "data-facts"),
         "<h3>Rows</h3>",
         table(["split", "rows"], rows, "rows-table"),
     ]
@@ -125,8 +124,7 @@ def export_section(data: ReportData) -> str:
     headers = ["model", "kind", "file", "sha256", "version", "registered model"]
     parts = [table(headers, models, "export-table")]
     if contract.skipped:
-        skipped = list(contract.skipped.items())
-        parts.append(table(["model", "skipped because"], skipped, "skipped-table"))
+        parts.append(table(["model", "skipped because"], contract.skipped.items(), "skipped-table"))
     schema = []
     for f in contract.input_schema:
         seen = None if f.categories is None else len(f.categories)
@@ -168,10 +166,9 @@ def lineage_section(data: ReportData) -> str:
         for m in data.trained
         if m.card and m.card.entry and (ref := m.card.entry.mlflow)
     ]
+    headers = ["model", "run", "experiment", "registered model", "version"]
     parts.append("<h3>MLflow runs</h3>")
     parts.append(
-        table(["model", "run", "experiment", "registered model", "version"], runs, "mlflow-runs")
-        if runs
-        else note("no model was tracked in MLflow")
+        table(headers, runs, "mlflow-runs") if runs else note("no model was tracked in MLflow")
     )
     return "".join(parts)

@@ -113,7 +113,6 @@ class TextModel(Model):
         import safetensors.torch
         import torch
 
-        from pipeline.common.tracking import process_rank
         from pipeline.text_model import training
         from pipeline.text_model.encoder import build
 
@@ -135,8 +134,7 @@ class TextModel(Model):
         start = None
         if config.warm_start and config.resume_from is None:
             start = training.warm_start(module, train_data, val_data, config.eval_batch_size)
-        resume = training.resume_checkpoint(config, is_rank_zero=process_rank() == 0)
-        trainer, checkpoint = training.build_trainer(config, run.run_id if run else None)
+        trainer, checkpoint, resume = training.build_trainer(config, run.run_id if run else None)
         trainer.fit(
             module,
             train_data.loader(config.batch_size, shuffle=True),
@@ -202,8 +200,7 @@ class TextModel(Model):
         return {**super().edge_splits(data), "edge:text_lengths": mixed}
 
     def save(self, out_dir: Path) -> None:
-        """`hf/`: encoder and tokenizer (`save_pretrained`), head and head.json; never pickle.
-        Runs after the runner finished the graph, so the int8 copy includes the calibration."""
+        """`hf/` (save_pretrained, head, head.json; no pickle); the final graph's int8 copy."""
         from safetensors.torch import save_file
 
         from pipeline.text_model.encoder import INT8_FILE, quantize_int8

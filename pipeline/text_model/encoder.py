@@ -1,7 +1,5 @@
-"""The network (a pretrained encoder, the pooling it was trained with, dropout, a linear head),
-its ONNX graph (`input_ids`, `attention_mask` [batch, sequence] → `probabilities` or `value`) and
-the `tokenizer.json` the server runs outside the graph. Weights are only read from safetensors
-files and no repository code is executed."""
+"""The network (pretrained encoder, pooling, dropout, linear head), its ONNX graph and the
+tokenizer the server runs outside it. Weights load from safetensors; no repository code runs."""
 
 from __future__ import annotations
 
@@ -46,8 +44,7 @@ def source_of(pretrained: str) -> str:
 
 
 def resolve_pooling(pooling: str, source: str | None, revision: str | None = None) -> str:
-    """`auto`: the pooling of a sentence-transformers checkpoint (`modules.json` and its pooling
-    config), else [CLS] (how BERT-style classifiers read)."""
+    """`auto`: a sentence-transformers checkpoint's own pooling, else [CLS] (BERT classifiers')."""
     if pooling != "auto" or source is None:
         return "cls" if pooling == "auto" else pooling
     from transformers.utils import cached_file
@@ -117,8 +114,7 @@ class Served(nn.Module):
 
 
 def build(config: TextModelConfig, n_outputs: int) -> tuple[Any, TextNet]:
-    """(fast tokenizer, network with a fresh head) from a packaged model, a local directory or
-    the hub; `tiny-random`: a random BERT of shape `tiny` with the packaged MiniLM's tokenizer."""
+    """(fast tokenizer, network with a fresh head); tiny-random: random BERT, MiniLM tokenizer."""
     from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel
     from transformers.utils import logging as hf_logging
 
@@ -159,8 +155,7 @@ def build(config: TextModelConfig, n_outputs: int) -> tuple[Any, TextNet]:
 
 
 def backend_tokenizer(tokenizer: Any, max_length: int) -> Tokenizer:
-    """The `tokenizers` object behind a fast tokenizer, truncating to `max_length`, unpadded
-    (each batch is padded to its own longest text). Training encodes with it too."""
+    """The fast tokenizer's `tokenizers` object, truncating, unpadded (as serving and training)."""
     backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
     backend.enable_truncation(max_length=max_length)
     backend.no_padding()
@@ -183,17 +178,17 @@ def export_graph(module: torch.nn.Module, target: Path, output: str, opset: int)
     with torch.no_grad(), warnings.catch_warnings():
         # Both inputs share the Dims on purpose, which the exporter notes once per axis.
         warnings.filterwarnings("ignore", message=r".*shares the same shape constraints.*")
-        program = torch.onnx.export(  # the dynamo exporter, optimized: torch 2.13's defaults
+        torch.onnx.export(  # the dynamo exporter, optimized: torch 2.13's defaults
             module.eval(),
             (example, example.clone()),
+            str(target),
             input_names=list(INPUTS),
             output_names=[output],
             dynamic_shapes={name: axes for name in INPUTS},
             opset_version=opset,
+            external_data=False,
             verbose=False,
         )
-    assert program is not None
-    program.save(str(target), external_data=False)
 
 
 def quantize_int8(source: Path, target: Path) -> None:

@@ -21,15 +21,14 @@ from torch.utils.data import DataLoader
 
 from pipeline.common.errors import PipelineError
 from pipeline.common.logs import progress_enabled
+from pipeline.common.tracking import process_rank
 from pipeline.text_model.config import TextModelConfig
 from pipeline.text_model.encoder import TextNet
 from serving.runtime import pad
 
 log = logging.getLogger(__name__)
 MONITOR = "val_loss"
-LAST = "last"  # last.ckpt
 Batch = dict[str, torch.Tensor]
-Forward = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (input_ids, attention_mask)
 Candidate = tuple[float, dict[str, torch.Tensor]]  # validation loss, state dict
 
 
@@ -59,21 +58,17 @@ class Batches:
 
 
 @torch.no_grad()
-def run_batches(module: Forward, data: Batches, batch_size: int) -> np.ndarray:
-    """`module(input_ids, attention_mask)` over all rows (float64, input order), in batches of
-    similar length so that short texts do not pay for a long one's padding."""
+def run_batches(module: Callable[..., torch.Tensor], data: Batches, batch_size: int) -> np.ndarray:
+    """`module(input_ids, attention_mask)` on all rows (float64, input order), batched by length."""
     order = np.argsort([len(i) for i in data.ids], kind="stable").tolist()
     batches = (data.collate(order[k : k + batch_size]) for k in range(0, len(order), batch_size))
     out = np.concatenate([module(b["input_ids"], b["attention_mask"]).numpy() for b in batches])
-    result = np.empty_like(out, dtype=np.float64)
-    result[order] = out
-    return result
+    return out[np.argsort(order)].astype(np.float64)
 
 
 def warm_start(module: FineTune, train: Batches, val: Batches, batch_size: int) -> Candidate:
-    """Fit the head on frozen-encoder features, so fine-tuning does not start by pushing a random
-    head's gradients into the pretrained encoder: (val loss, weights), a candidate like every
-    checkpoint."""
+    """Fit the head on frozen-encoder features, so that a random head's gradients do not reach the
+    pretrained encoder; (val loss, weights), a candidate like every checkpoint."""
     from sklearn.linear_model import LogisticRegression, Ridge
 
     net = module.net.eval()
@@ -121,8 +116,7 @@ class FineTune(L.LightningModule):
     def __init__(self, net: TextNet, regression: bool, config: TextModelConfig) -> None:
         super().__init__()
         self.net, self.regression, self.config = net, regression, config
-        # A frozen token embedding matrix (a third of MiniLM's weights) saves its gradient and
-        # AdamW update: 25% more texts per second on a CPU, and small data cannot move it far.
+        # A third of MiniLM's weights, which small data cannot move far: no gradient, no update.
         net.encoder.get_input_embeddings().weight.requires_grad_(config.train_embeddings)
         self.samples_seen = 0  # per rank; the DDP test checks that every rank trained
 
@@ -160,8 +154,7 @@ class FineTune(L.LightningModule):
 
 
 class Curves(Callback):
-    """Rank 0: `fit/train_loss` (every 10 steps) and `fit/val_loss` to MLflow by step, and one
-    log line per validation for non-interactive logs."""
+    """Rank 0: `fit/train_loss` (every 10 steps) and `fit/val_loss` to MLflow; a log line each."""
 
     def __init__(self, run_id: str | None) -> None:
         self.run_id, self.started = run_id, time.perf_counter()
@@ -189,8 +182,22 @@ class Curves(Callback):
             )
 
 
-def build_trainer(config: TextModelConfig, run_id: str | None) -> tuple[L.Trainer, ModelCheckpoint]:
-    """A Trainer with early stopping and best/last checkpoints on the validation loss."""
+def build_trainer(
+    config: TextModelConfig, run_id: str | None
+) -> tuple[L.Trainer, ModelCheckpoint, str | None]:
+    """A Trainer with early stopping and best/last checkpoints on the validation loss, and the
+    checkpoint to resume from; a fresh run clears stale checkpoints (rank 0 only)."""
+    resume = config.resume_from
+    if resume == "last":
+        resume = str(Path(config.checkpoint_dir, "last.ckpt"))
+    if resume is None and process_rank() == 0:
+        shutil.rmtree(config.checkpoint_dir, ignore_errors=True)
+    elif resume is not None and not Path(resume).is_file():
+        raise PipelineError(
+            "checkpoint to resume from not found",
+            where=resume,
+            fix="train once without text_model.resume_from, or give an existing .ckpt path",
+        )
     hardware = asdict(config.trainer)  # lightning.Trainer arguments
     precision = hardware.pop("precision")
     gpu = hardware["accelerator"] in ("gpu", "cuda", "auto") and torch.cuda.is_available()
@@ -203,7 +210,7 @@ def build_trainer(config: TextModelConfig, run_id: str | None) -> tuple[L.Traine
     # last.ckpt, what `resume_from: last` continues from, at every validation. Not `save_last`
     # above: Lightning writes it only with a new best, so resuming would repeat steps.
     last = ModelCheckpoint(
-        dirpath=config.checkpoint_dir, filename=LAST, enable_version_counter=False
+        dirpath=config.checkpoint_dir, filename="last", enable_version_counter=False
     )
     stop = EarlyStopping(monitor=MONITOR, patience=config.early_stopping_patience)
     try:
@@ -231,21 +238,4 @@ def build_trainer(config: TextModelConfig, run_id: str | None) -> tuple[L.Traine
             where="configs/trainer",
             fix="trainer=cpu on a machine without GPUs; see docs/text_model.md for gpu and ddp",
         ) from None
-    return trainer, checkpoint
-
-
-def resume_checkpoint(config: TextModelConfig, is_rank_zero: bool) -> str | None:
-    """The checkpoint to resume from; a fresh run clears stale checkpoints (rank 0 only)."""
-    directory = Path(config.checkpoint_dir)
-    if config.resume_from is None:
-        if is_rank_zero:
-            shutil.rmtree(directory, ignore_errors=True)
-        return None
-    path = directory / f"{LAST}.ckpt" if config.resume_from == "last" else Path(config.resume_from)
-    if not path.is_file():
-        raise PipelineError(
-            "checkpoint to resume from not found",
-            where=str(path),
-            fix="train once without text_model.resume_from, or give an existing .ckpt path",
-        )
-    return str(path)
+    return trainer, checkpoint, resume
