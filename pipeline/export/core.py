@@ -10,7 +10,7 @@ from typing import cast
 from omegaconf import DictConfig
 
 from pipeline.common.config import validate
-from pipeline.common.data import PROCESSED_DIR, load_profile, read_stage_file
+from pipeline.common.data import PROCESSED_DIR, load_profile, read_rows, read_stage_file
 from pipeline.common.errors import PipelineError
 from pipeline.common.io import atomic_dir, write_json, write_text
 from pipeline.common.lineage import file_md5, git_state, input_hash
@@ -18,7 +18,7 @@ from pipeline.common.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS
 from pipeline.common.parity import summary_line
 from pipeline.common.paths import CARD_FILE, PARAMS_FILE
 from pipeline.export import gate, parity
-from pipeline.export.records import caller_records, edge_records, input_schema, read_split
+from pipeline.export.records import caller_records, edge_records, input_schema
 from pipeline.export.registry import open_registry
 from serving.runtime import LoadedModel, ModelFileError, load_model, verified_bytes
 from serving.schemas import (
@@ -112,7 +112,7 @@ def serving_parity(
     schema: list[FieldSchema],
 ) -> ParityReport:
     """Every model on the test split's records and on the edge records."""
-    test = read_split(root / PROCESSED_DIR, "test", profile)
+    test = read_rows(root / PROCESSED_DIR, "test", profile)
     records = caller_records(test, profile)
     edges = edge_records(records, schema, profile)
     checks = []
@@ -156,7 +156,7 @@ def export(config: ExportConfig, names: list[str], root: Path, tracking: DictCon
                 fix="the exported graph does not answer as its stage predicted; re-run that stage",
             )
         candidate = gate.pick_candidate(entries, metric)
-        val = read_split(processed, "val", profile)
+        val = read_rows(processed, "val", profile)
         policy = cast(gate.Policy, config.promote)
         settings = gate.Gate(policy, config.min_improvement, metric, profile, val)
         with open_registry(tracking, [processed, *(trained_dir / n for n in entries)]) as registry:

@@ -12,11 +12,11 @@ from typing import Any, Literal, get_args
 import numpy as np
 
 from pipeline.common import decision, metrics
+from pipeline.common.data import SplitRows
 from pipeline.common.errors import PipelineError
 from pipeline.common.metrics import improvement
 from pipeline.common.paths import CARD_FILE
 from pipeline.common.tracking import mlflow_errors
-from pipeline.export.records import SplitRows
 from pipeline.export.registry import Registry
 from serving.features import prepare_columns
 from serving.runtime import LoadedModel, load_model

@@ -9,7 +9,6 @@ from typing import Any
 import numpy as np
 
 from pipeline.common.data import SplitRows
-from pipeline.common.data import read_rows as read_split  # noqa: F401 - export.core's name
 from pipeline.common.parity import EDGE_TEXTS, UNSEEN
 from serving.schemas import FieldSchema, Profile
 
