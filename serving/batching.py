@@ -192,23 +192,21 @@ class Batcher:
         """Outputs or the error of each chunk; never raises."""
         try:
             typed, rejected = self.scorer.check(_merge(chunks))
-            results: list[Outputs | Exception | None] = [None] * len(chunks)
             sizes = [stop - start for _, start, stop in chunks]
             offsets = list(itertools.accumulate(sizes, initial=0))
-            for rejection in rejected:
+            results: dict[int, Outputs | Exception] = {}  # chunk → its outputs or error
+            for rejection in rejected:  # a request's first rejected row, counted within it
                 k = bisect.bisect_right(offsets, rejection.row) - 1
-                if results[k] is None:
-                    row = chunks[k][1] + rejection.row - offsets[k]  # within its request
-                    results[k] = Rejected(Rejection(row, rejection.field, rejection.message))
-            good = [k for k, result in enumerate(results) if result is None]
+                row = chunks[k][1] + rejection.row - offsets[k]
+                results.setdefault(k, Rejected(Rejection(row, rejection.field, rejection.message)))
+            good = [k for k in range(len(chunks)) if k not in results]
             if good:
                 if len(good) < len(chunks):
                     rows = np.concatenate([np.arange(offsets[k], offsets[k + 1]) for k in good])
                     typed = keep_rows(typed, rows)
                 outputs = self._outputs(typed, [sizes[k] for k in good])
-                for k, result in zip(good, outputs, strict=True):
-                    results[k] = result
-            return [r if r is not None else RuntimeError("unscored") for r in results]
+                results.update(zip(good, outputs, strict=True))
+            return [results[k] for k in range(len(chunks))]
         except Exception as exc:  # a bug here must not stop the batcher
             log.exception("batch of %s failed", self.scorer.name)
             return [exc] * len(chunks)
@@ -232,15 +230,15 @@ class Batcher:
 
 def _merge(chunks: list[Chunk]) -> dict[str, Sequence[Any] | np.ndarray]:
     """The chunks' raw columns, concatenated (no copy for a batch of one whole request)."""
-    if len(chunks) == 1 and chunks[0][1] == 0 and chunks[0][2] == chunks[0][0].size:
+    if len(chunks) == 1 and chunks[0][2] - chunks[0][1] == chunks[0][0].size:
         return dict(chunks[0][0].columns)
-    whole = all(start == 0 and stop == job.size for job, start, stop in chunks)
     merged: dict[str, Sequence[Any] | np.ndarray] = {}
     for name in chunks[0][0].columns:
-        if whole:  # the usual batch of small requests: no slices to copy
-            parts = [job.columns[name] for job, _, _ in chunks]
-        else:
-            parts = [job.columns[name][start:stop] for job, start, stop in chunks]
+        # A whole request, the usual case, is not sliced: a slice would be one more copy.
+        parts = [
+            job.columns[name] if stop - start == job.size else job.columns[name][start:stop]
+            for job, start, stop in chunks
+        ]
         if all(isinstance(p, np.ndarray) for p in parts):
             merged[name] = np.concatenate(parts)
         else:
