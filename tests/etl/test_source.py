@@ -55,6 +55,26 @@ def test_other_containers_read_alike(reference: pl.DataFrame, tmp_path: Path) ->
         assert _rows(out).equals(reference), name
 
 
+def test_parquet_parts_keep_row_positions(reference: pl.DataFrame, tmp_path: Path) -> None:
+    """Rows spread over Parquet files of uneven sizes (one empty) keep their place in the input:
+    the same rows and splits as from the one CSV, rejected rows numbered across the files."""
+    csv = write_csv(tmp_path / "jobs.csv", jobs())
+    run_etl(data_config(csv), etl_config(tmp_path), 7, tmp_path / "c", tmp_path / "m.json")
+    records = [{k: (v if v != "" else None) for k, v in r.items()} for r in jobs()]
+    frame = pl.DataFrame(records, infer_schema_length=None)
+    (tmp_path / "parts").mkdir()
+    for i, (start, stop) in enumerate([(0, 7), (7, 7), (7, 290), (290, len(frame))]):
+        frame[start:stop].write_parquet(tmp_path / "parts" / f"part-{i}.parquet")
+    data = data_config(tmp_path / "parts" / "*.parquet")
+    run_etl(data, etl_config(tmp_path), 7, tmp_path / "p", tmp_path / "m.json")
+    assert _rows(tmp_path / "p").equals(reference)
+    csv_rejected, parquet_rejected = (
+        pl.read_parquet(tmp_path / d / "rejected.parquet").select("row", "reason", "id")
+        for d in ("c", "p")
+    )
+    assert csv_rejected.height > 0 and parquet_rejected.equals(csv_rejected)
+
+
 def test_cr_only_export_with_spreadsheet_errors_and_odd_characters(tmp_path: Path) -> None:
     """Like a published review file: CR line endings, `#NAME?` cells, mis-encoded letters."""
     reviews = ["Wow... Loved this place", "Crust is not good", "My fiancǸ loved it!!"]
