@@ -49,7 +49,7 @@ def write_splits(
     cols += [f"s.{q(data.text)}"] if data.text else []
     cols += ["s.__pos", "s.__target", "v.__pos AS __vpos", "v.__why", "v.__value", "v.__split"]
     # POSITIONAL JOIN: both sides are in input order, so this streams without a sort.
-    sql = f"SELECT {', '.join(cols)}, v.__label FROM staged s POSITIONAL JOIN verdict v"
+    sql = f"SELECT {', '.join(cols)}, v.__label FROM staged_rows s POSITIONAL JOIN verdict v"
     writers: dict[str, pq.ParquetWriter] = {}
     nulled = 0
     with ExitStack() as stack:

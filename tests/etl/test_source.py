@@ -55,13 +55,19 @@ def test_other_containers_read_alike(reference: pl.DataFrame, tmp_path: Path) ->
         assert _rows(out).equals(reference), name
 
 
-def test_parquet_parts_keep_row_positions(reference: pl.DataFrame, tmp_path: Path) -> None:
+@pytest.mark.parametrize("extra", [None, "file_row_number"])
+def test_parquet_parts_keep_row_positions(
+    extra: str | None, reference: pl.DataFrame, tmp_path: Path
+) -> None:
     """Rows spread over Parquet files of uneven sizes (one empty) keep their place in the input:
-    the same rows and splits as from the one CSV, rejected rows numbered across the files."""
+    the same rows and splits as from the one CSV, rejected rows numbered across the files; also
+    when a column has the name of DuckDB's row number within a file."""
     csv = write_csv(tmp_path / "jobs.csv", jobs())
     run_etl(data_config(csv), etl_config(tmp_path), 7, tmp_path / "c", tmp_path / "m.json")
     records = [{k: (v if v != "" else None) for k, v in r.items()} for r in jobs()]
     frame = pl.DataFrame(records, infer_schema_length=None)
+    if extra:
+        frame = frame.with_columns(pl.lit(-1).alias(extra))
     (tmp_path / "parts").mkdir()
     for i, (start, stop) in enumerate([(0, 7), (7, 7), (7, 290), (290, len(frame))]):
         frame[start:stop].write_parquet(tmp_path / "parts" / f"part-{i}.parquet")
